@@ -1,0 +1,43 @@
+#pragma once
+// model.generate() with HF semantics: greedy, beam search and sampling, built from logits
+// processors (processors.h), warpers, a strategy and stopping criteria.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "lmforge/generate/generation_config.h"
+#include "lmforge/generate/language_model.h"
+
+namespace lmforge {
+
+struct GenerationOutput {
+  // batch * num_return_sequences rows, grouped by prompt, prompt included as HF returns them:
+  // prompts left-padded with pad_token_id to the longest, finished rows padded with pad_token_id.
+  std::vector<std::vector<int32_t>> sequences;
+  std::vector<float> sequences_scores;  // beam search only, HF's scores
+  int prompt_length = 0;                // padded prompt length (columns before the first new token)
+};
+
+struct GenerationCallbacks {
+  // Called once per generated step per row with the raw (unprocessed) next-token logits.
+  std::function<void(int step, int row, const float* logits, int vocab)> on_step_logits;
+  // Called after each step with the token just chosen for every row (greedy/sampling only; rows that
+  // already finished get pad). Used for streaming.
+  std::function<void(const std::vector<int32_t>& tokens)> on_tokens;
+  // Needed only for stop_strings: turns a row's generated ids into text.
+  std::function<std::string(const std::vector<int32_t>& ids)> decode;
+};
+
+// Generates for a batch of unpadded prompts. Validates `cfg` (and the prompts against the model's
+// context: lmforge::Error when prompt or max length exceed max_positions()).
+GenerationOutput generate(const LanguageModel& lm, const std::vector<std::vector<int32_t>>& prompts,
+                          const GenerationConfig& cfg, const GenerationCallbacks& callbacks = {});
+
+// The probability distribution HF would sample the first new token of `prompt` from: softmax of the
+// logits after every processor and warper implied by cfg (with do_sample semantics). Filtered
+// entries are exactly 0.
+std::vector<float> next_token_distribution(const LanguageModel& lm, const std::vector<int32_t>& prompt,
+                                           const GenerationConfig& cfg);
+
+}  // namespace lmforge

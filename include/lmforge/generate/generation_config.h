@@ -1,0 +1,54 @@
+#pragma once
+// HF GenerationConfig: the arguments of model.generate(), with HF's names and defaults.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace lmforge {
+
+enum class EarlyStopping { False, True, Never };
+
+struct GenerationConfig {
+  // Length. HF: max_new_tokens wins over max_length when both are set.
+  std::optional<int> max_length;      // HF default 20 (prompt included) when neither is set
+  std::optional<int> max_new_tokens;
+  int min_length = 0;                 // prompt included
+  std::optional<int> min_new_tokens;
+
+  // Strategy
+  bool do_sample = false;
+  int num_beams = 1;
+  int num_return_sequences = 1;
+  float length_penalty = 1.0f;
+  EarlyStopping early_stopping = EarlyStopping::False;
+
+  // Processors / warpers
+  float temperature = 1.0f;
+  int top_k = 50;       // HF default; 0 disables
+  float top_p = 1.0f;
+  float repetition_penalty = 1.0f;
+  int no_repeat_ngram_size = 0;
+
+  // Special tokens
+  std::vector<int32_t> eos_token_id;  // any of them ends a sequence
+  std::optional<int32_t> pad_token_id;
+  std::optional<int32_t> bos_token_id;
+
+  // Stop strings: generation of a row ends once its decoded text (new tokens) contains one.
+  std::vector<std::string> stop_strings;
+
+  std::optional<uint64_t> seed;  // sampling RNG seed
+
+  // Throws lmforge::Error naming the flag (HF name, e.g. "--top_p") for impossible values:
+  // temperature <= 0 with do_sample, top_p outside (0, 1], top_k < 0, num_beams < 1,
+  // num_return_sequences > num_beams (beam search) or < 1, repetition_penalty <= 0, ...
+  void validate() const;
+};
+
+// Applies the keys of a generation_config.json (HF format) over `cfg`. Unknown keys are ignored
+// (HF writes many we do not use); wrong types throw lmforge::Error naming the file and key.
+void apply_generation_config_file(const std::filesystem::path& file, GenerationConfig& cfg);
+
+}  // namespace lmforge
