@@ -11,6 +11,7 @@
 namespace lmforge {
 
 struct ModelWeights;  // model/weights.h
+struct Rope;          // GPT-J rotary tables
 
 class Model : public LanguageModel {
  public:
@@ -32,6 +33,7 @@ class Model : public LanguageModel {
   Model(ModelConfig cfg, std::unique_ptr<ModelWeights> w);
   ModelConfig config_;
   std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<Rope> rope_;
 };
 
 }  // namespace lmforge

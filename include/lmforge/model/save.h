@@ -1,0 +1,24 @@
+#pragma once
+// Writing models back out as HF checkpoint folders (config.json + model.safetensors +
+// generation_config.json) that HF's from_pretrained and lmforge both load.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "lmforge/model/config.h"
+#include "lmforge/model/weights.h"
+
+namespace lmforge {
+
+// config.json text as HF writes it for this architecture.
+std::string model_config_json(const ModelConfig& c);
+
+// HF's initialisation: N(0, 0.02) matrices (GPT-2's residual projections scaled by
+// 1/sqrt(2 n_layer)), zero biases, unit layer-norm gains. Deterministic for a seed.
+void init_random_weights(const ModelConfig& c, ModelWeights& w, uint64_t seed);
+
+// Writes config.json, generation_config.json and model.safetensors (fp32, HF names and layouts,
+// a tied head left out as HF does) into `dir`, each file atomically.
+void save_pretrained(const std::filesystem::path& dir, const ModelConfig& c, const ModelWeights& w);
+
+}  // namespace lmforge

@@ -1,0 +1,105 @@
+#include "cli/common.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "lmforge/error.h"
+#include "lmforge/kernels/kernels.h"
+
+namespace lmforge::cli {
+
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
+  std::vector<int32_t> ids;
+  std::string cleaned = text;
+  for (char& ch : cleaned)
+    if (ch == ',' || ch == '[' || ch == ']') ch = ' ';
+  std::istringstream in(cleaned);
+  std::string tok;
+  while (in >> tok) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != tok.size() || v < 0 || v > INT32_MAX)
+      throw Error(flag + ": '" + tok + "' is not a token id (expected non-negative integers)");
+    ids.push_back(static_cast<int32_t>(v));
+  }
+  if (ids.empty()) throw Error(flag + ": no token ids given");
+  return ids;
+}
+
+std::optional<Tokenizer> load_tokenizer_if_present(const std::filesystem::path& dir) {
+  const bool has = std::filesystem::exists(dir / "tokenizer.json") ||
+                   (std::filesystem::exists(dir / "vocab.json") && std::filesystem::exists(dir / "merges.txt"));
+  if (!has) return std::nullopt;
+  return Tokenizer::from_dir(dir);
+}
+
+void write_file_atomic(const std::filesystem::path& path, const std::string& bytes) {
+  const std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error("cannot write '" + path.string() + "'");
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) {
+      std::filesystem::remove(tmp);
+      throw Error("cannot write '" + path.string() + "' (disk full?)");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::filesystem::remove(tmp);
+    throw Error("cannot write '" + path.string() + "': " + ec.message());
+  }
+}
+
+void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data) {
+  std::string dims;
+  int64_t n = 1;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    dims += (i ? ", " : "") + std::to_string(shape[i]);
+    n *= shape[i];
+  }
+  if (shape.size() == 1) dims += ",";  // numpy writes (3,) for one dimension
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  // Total header (magic 6 + version 2 + length 2 + text + '\n') padded to a multiple of 64.
+  size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+  bytes.push_back(static_cast<char>(header.size() & 0xff));
+  bytes.push_back(static_cast<char>(header.size() >> 8));
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n) * sizeof(float));
+  write_file_atomic(path, bytes);
+}
+
+CLI::Option* add_bool_option(CLI::App& app, const std::string& name, std::optional<bool>& target,
+                             const std::string& help) {
+  return app
+      .add_option_function<std::string>(
+          name,
+          [&target, name](const std::string& v) {
+            if (v.empty() || v == "true" || v == "True" || v == "1") target = true;
+            else if (v == "false" || v == "False" || v == "0") target = false;
+            else throw CLI::ValidationError(name, "expected true or false, got '" + v + "'");
+          },
+          help)
+      ->expected(0, 1);
+}
+
+void apply_threads(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  kernels::set_num_threads(threads);
+}
+
+}  // namespace lmforge::cli

@@ -1,0 +1,35 @@
+#pragma once
+// Helpers shared by the subcommands: option parsing conventions and file output.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "lmforge/tokenizer/tokenizer.h"
+
+namespace lmforge::cli {
+
+// "15496 995" or "15496,995" -> ids. Throws lmforge::Error naming `flag` on anything else.
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag);
+
+// The folder's tokenizer when it has one (vocab.json + merges.txt or tokenizer.json), else nullopt.
+std::optional<Tokenizer> load_tokenizer_if_present(const std::filesystem::path& dir);
+
+// Writes `bytes` to `path` through a temp file and rename, so a reader never sees half a file.
+void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
+
+// A float32 .npy file (numpy.save layout) of the given shape, written atomically.
+void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape, const float* data);
+
+// A boolean option in HF style: `--name` alone means true, `--name true|false` sets it.
+CLI::Option* add_bool_option(CLI::App& app, const std::string& name, std::optional<bool>& target,
+                             const std::string& help);
+
+// Applies OMP/OpenBLAS thread count (0 = all cores).
+void apply_threads(int threads);
+
+}  // namespace lmforge::cli

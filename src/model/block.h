@@ -1,0 +1,37 @@
+#pragma once
+// The transformer block shared by GPT-2 and GPT-J. The architectures differ only in flags:
+//   GPT-2: x += attn(ln_1(x)); x += mlp(ln_2(x)); learned positions (wpe) added at the embedding.
+//   GPT-J: h = ln_1(x); x += attn(h) + mlp(h); rotary positions applied to q and k inside attn.
+#include <cstdint>
+#include <vector>
+
+#include "lmforge/model/config.h"
+#include "lmforge/model/weights.h"
+#include "model/kv_cache.h"
+
+namespace lmforge {
+
+// GPT-J rotary embedding tables, HF's create_sinusoidal_positions in fp32.
+struct Rope {
+  int dim = 0;             // rotary_dim: the first `dim` features of each head rotate
+  std::vector<float> sin;  // [n_positions, dim/2]
+  std::vector<float> cos;
+  Rope() = default;
+  Rope(int rotary_dim, int n_positions);
+  // Rotates one head vector in HF's interleaved (rotate-every-two) layout.
+  void apply(float* head, int position) const;
+};
+
+// Work buffers reused across layers and steps.
+struct BlockScratch {
+  std::vector<float> h, qkv, attn, proj, mlp, mlp_out;
+  void reserve(int M, const ModelConfig& c);
+};
+
+// One block over M = rows * n new tokens. x: [rows*n, E] (row-major by row, then token), updated
+// in place. `past` positions of each row are already in `cache`; the new keys/values are written at
+// past .. past+n-1. cache.mask() must already hold the mask of the new tokens.
+void block_forward(const ModelConfig& c, int layer, const BlockWeights& w, const Rope* rope, float* x, int rows,
+                   int n, const int32_t* positions, int past, KVCache& cache, BlockScratch& s);
+
+}  // namespace lmforge

@@ -1,0 +1,136 @@
+// Model loading and the decoding session (embedding → blocks → ln_f → lm_head over a KV cache).
+#include "lmforge/model/model.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "lmforge/error.h"
+#include "lmforge/io/checkpoint.h"
+#include "lmforge/kernels/kernels.h"
+#include "lmforge/model/weights.h"
+#include "model/block.h"
+#include "model/kv_cache.h"
+
+namespace lmforge {
+namespace {
+
+class DecoderSession : public LanguageModelSession {
+ public:
+  DecoderSession(const Model& m, const Rope* rope, int rows, int capacity)
+      : LanguageModelSession(rows), m_(m), rope_(rope),
+        cache_(m.config().n_layer, rows, capacity, m.config().n_embd) {}
+
+  void forward(int n, const int32_t* tokens, const int32_t* positions, const uint8_t* mask, float* logits,
+               bool all_positions) override {
+    const ModelConfig& c = m_.config();
+    if (n <= 0) throw Error("forward: no tokens to run");
+    if (length_ + n > cache_.capacity())
+      throw Error("sequence of " + std::to_string(length_ + n) + " tokens exceeds the context of " +
+                  std::to_string(cache_.capacity()) + " (n_positions " + std::to_string(c.n_positions) + ")");
+    check_inputs(n, tokens, positions);
+    for (int r = 0; r < rows_; ++r) std::memcpy(cache_.mask(r) + length_, mask + r * n, n);
+
+    const int M = rows_ * n, E = c.n_embd;
+    x_.resize(static_cast<size_t>(M) * E);
+    embed(M, tokens, positions);
+    for (int l = 0; l < c.n_layer; ++l)
+      block_forward(c, l, m_.weights().blocks[l], rope_, x_.data(), rows_, n, positions, length_, cache_, scratch_);
+    length_ += n;
+    head(n, logits, all_positions);
+  }
+
+  void reorder(const std::vector<int>& src) override {
+    if (static_cast<int>(src.size()) != rows_) throw Error("reorder: wrong number of rows");
+    cache_.reorder(src, length_);
+  }
+
+ private:
+  void check_inputs(int n, const int32_t* tokens, const int32_t* positions) const {
+    const ModelConfig& c = m_.config();
+    for (int i = 0; i < rows_ * n; ++i) {
+      if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
+        throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary [0, " +
+                    std::to_string(c.vocab_size) + ")");
+      if (positions[i] < 0 || positions[i] >= c.n_positions)
+        throw Error("position " + std::to_string(positions[i]) + " is beyond the context (n_positions " +
+                    std::to_string(c.n_positions) + ")");
+    }
+  }
+
+  void embed(int M, const int32_t* tokens, const int32_t* positions) {
+    const ModelWeights& w = m_.weights();
+    const int E = m_.config().n_embd;
+    for (int i = 0; i < M; ++i) {
+      float* xi = x_.data() + static_cast<size_t>(i) * E;
+      std::memcpy(xi, w.wte + static_cast<size_t>(tokens[i]) * E, E * sizeof(float));
+      if (w.wpe) {
+        const float* p = w.wpe + static_cast<size_t>(positions[i]) * E;
+        for (int e = 0; e < E; ++e) xi[e] += p[e];
+      }
+    }
+  }
+
+  // ln_f and lm_head over the last token of each row, or every token.
+  void head(int n, float* logits, bool all_positions) {
+    const ModelConfig& c = m_.config();
+    const ModelWeights& w = m_.weights();
+    const int E = c.n_embd;
+    const int M = all_positions ? rows_ * n : rows_;
+    h_.resize(static_cast<size_t>(M) * E);
+    for (int i = 0; i < M; ++i) {
+      const int src = all_positions ? i : i * n + (n - 1);
+      kernels::layer_norm(x_.data() + static_cast<size_t>(src) * E, 1, E, w.ln_f.w, w.ln_f.b, c.layer_norm_epsilon,
+                          h_.data() + static_cast<size_t>(i) * E);
+    }
+    kernels::matmul_wt(h_.data(), M, E, w.lm_head.w, c.vocab_size, w.lm_head.b, logits);
+  }
+
+  const Model& m_;
+  const Rope* rope_;
+  KVCache cache_;
+  BlockScratch scratch_;
+  std::vector<float> x_, h_;
+};
+
+}  // namespace
+
+Model::Model(ModelConfig cfg, std::unique_ptr<ModelWeights> w) : config_(std::move(cfg)), weights_(std::move(w)) {
+  if (config_.arch == Arch::GPTJ) {
+    const int rot = config_.rotary_dim > 0 ? config_.rotary_dim : config_.head_dim();
+    rope_ = std::make_unique<Rope>(rot, config_.n_positions);
+  }
+}
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir) {
+  if (!std::filesystem::is_directory(dir)) throw Error("model folder '" + dir.string() + "' does not exist");
+  ModelConfig cfg = load_model_config(dir / "config.json");
+  const Checkpoint ckpt = Checkpoint::open(dir);
+  auto w = std::make_unique<ModelWeights>(allocate_weights(cfg));
+  load_weights(ckpt, cfg, *w);
+  return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(w)));
+}
+
+std::unique_ptr<LanguageModelSession> Model::start(int rows, int capacity) const {
+  if (rows <= 0) throw Error("a session needs at least one row");
+  if (capacity > config_.n_positions)
+    throw Error("sequence length " + std::to_string(capacity) + " exceeds the model's context (n_positions " +
+                std::to_string(config_.n_positions) + ")");
+  return std::make_unique<DecoderSession>(*this, rope_.get(), rows, std::max(capacity, 1));
+}
+
+std::vector<float> Model::logits(const std::vector<int32_t>& ids) const {
+  const int T = static_cast<int>(ids.size());
+  if (T == 0) throw Error("logits: empty input");
+  auto session = start(1, T);
+  std::vector<int32_t> positions(T);
+  for (int i = 0; i < T; ++i) positions[i] = i;
+  std::vector<uint8_t> mask(T, 1);
+  std::vector<float> out(static_cast<size_t>(T) * config_.vocab_size);
+  session->forward(T, ids.data(), positions.data(), mask.data(), out.data(), true);
+  return out;
+}
+
+}  // namespace lmforge
