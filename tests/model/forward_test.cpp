@@ -39,6 +39,30 @@ TEST_P(ForwardParity, LogitsMatchHF) {
   EXPECT_GT(checked, 0);
 }
 
+// The same folder with only its pytorch_model.bin file(s): the restricted pickle loader path.
+TEST_P(ForwardParity, LogitsFromTorchBinMatchHF) {
+  namespace fs = std::filesystem;
+  const fs::path src = model_dir(GetParam());
+  const fs::path dir = fs::temp_directory_path() / ("lmforge-bin-only-" + GetParam());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(src)) {
+    const std::string name = e.path().filename().string();
+    if (name == "config.json" || name.starts_with("pytorch_model")) fs::copy_file(e.path(), dir / name);
+  }
+  auto model = Model::load(dir);
+  const int V = model->vocab_size();
+  const auto c = model_cases(GetParam(), "logits").front();
+  const auto positions = c.at("args").at("positions").get<std::vector<int>>();
+  const auto expected = read_npy(c.at("output").at("npy").get<std::string>());
+  const auto logits = model->logits(c.at("input_ids").get<std::vector<int32_t>>());
+  const float tol = 1e-4f * c.at("output").at("max_abs_logit").get<float>();
+  for (size_t p = 0; p < positions.size(); ++p)
+    for (int v = 0; v < V; ++v)
+      ASSERT_NEAR(logits[static_cast<size_t>(positions[p]) * V + v], expected.data[p * V + v], tol) << c.at("id");
+  fs::remove_all(dir);
+}
+
 // The padded first step of a greedy batch: HF's mask and position ids, last-position logits.
 TEST_P(ForwardParity, LeftPaddedBatchMatchesHF) {
   auto model = Model::load(model_dir(GetParam()));
