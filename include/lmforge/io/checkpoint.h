@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "lmforge/error.h"
 #include "lmforge/io/tensor.h"
 
 namespace lmforge {

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "lmforge/error.h"
+
 namespace lmforge {
 
 enum class DType { F32, F16, BF16, F64, I8, U8, I16, I32, I64, BOOL };

@@ -17,9 +17,13 @@ class Tokenizer {
   static Tokenizer from_dir(const std::filesystem::path& dir);
   static Tokenizer from_files(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt);
 
+  // HF's tokenizer.encode(text): added/special tokens written in the text (e.g. <|endoftext|>) are
+  // matched whole; no BOS/EOS is added unless tokenizer_config.json sets add_bos_token. `text` must
+  // be valid UTF-8 (throws lmforge::Error otherwise). encode/decode are safe to call concurrently.
   std::vector<int32_t> encode(std::string_view text) const;
   // skip_special_tokens drops added/special tokens (e.g. <|endoftext|>). Invalid UTF-8 produced by
-  // partial byte tokens becomes U+FFFD, as HF's errors="replace".
+  // partial byte tokens becomes U+FFFD, as HF's errors="replace". clean_up_tokenization_spaces
+  // overrides the folder default. Throws lmforge::Error on an id outside the vocabulary.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false,
                      std::optional<bool> clean_up_tokenization_spaces = std::nullopt) const;
   // The token's vocabulary string (byte-to-unicode form, e.g. "Ġworld"). Throws on out-of-range id.

@@ -1,0 +1,126 @@
+#pragma once
+// HF logits processors and warpers as small composable classes (a sampler chain). Each one edits the
+// next-token scores of one row given that row's full input_ids (left padding and prompt included,
+// exactly what HF passes them). generate() builds the chain in HF's order:
+//   processors (_get_logits_processor): repetition penalty -> no-repeat n-gram -> min length ->
+//                                       min new tokens
+//   warpers (_get_logits_warper, do_sample only): temperature -> top-k -> top-p
+// Filtered entries are set to -inf (HF's filter_value).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "generate/plan.h"
+
+namespace lmforge::gen {
+
+class LogitsProcessor {
+ public:
+  virtual ~LogitsProcessor() = default;
+  virtual void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const = 0;
+  virtual std::string name() const = 0;
+};
+
+// Divides positive / multiplies negative scores of every token present in `ids` (once per token,
+// however often it occurs), so a penalty > 1 always makes repeats less likely.
+class RepetitionPenaltyProcessor : public LogitsProcessor {
+ public:
+  explicit RepetitionPenaltyProcessor(float penalty) : penalty_(penalty) {}
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "repetition_penalty"; }
+
+ private:
+  float penalty_;
+};
+
+// Bans every token that would complete an n-gram already present in `ids`.
+class NoRepeatNGramProcessor : public LogitsProcessor {
+ public:
+  explicit NoRepeatNGramProcessor(int n) : n_(n) {}
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "no_repeat_ngram"; }
+
+ private:
+  int n_;
+};
+
+// Bans the eos tokens while the row (padding included) is shorter than min_length.
+class MinLengthProcessor : public LogitsProcessor {
+ public:
+  MinLengthProcessor(int min_length, std::vector<int32_t> eos) : min_length_(min_length), eos_(std::move(eos)) {}
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "min_length"; }
+
+ private:
+  int min_length_;
+  std::vector<int32_t> eos_;
+};
+
+// Bans the eos tokens while fewer than min_new_tokens tokens follow the (padded) prompt.
+class MinNewTokensProcessor : public LogitsProcessor {
+ public:
+  MinNewTokensProcessor(int prompt_length, int min_new_tokens, std::vector<int32_t> eos)
+      : prompt_length_(prompt_length), min_new_tokens_(min_new_tokens), eos_(std::move(eos)) {}
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "min_new_tokens"; }
+
+ private:
+  int prompt_length_, min_new_tokens_;
+  std::vector<int32_t> eos_;
+};
+
+class TemperatureWarper : public LogitsProcessor {
+ public:
+  explicit TemperatureWarper(float t) : t_(t) {}
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "temperature"; }
+
+ private:
+  float t_;
+};
+
+// Keeps the entries >= the k-th largest (ties at the boundary survive, as in HF).
+class TopKWarper : public LogitsProcessor {
+ public:
+  TopKWarper(int k, int min_tokens_to_keep) : k_(std::max(k, min_tokens_to_keep)) {}
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "top_k"; }
+
+ private:
+  int k_;
+};
+
+// Nucleus filtering the HF way: sort ascending, cumulative softmax, drop entries whose cumulative
+// probability is <= 1 - top_p, but never the min_tokens_to_keep most likely.
+class TopPWarper : public LogitsProcessor {
+ public:
+  TopPWarper(double top_p, int min_tokens_to_keep);
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "top_p"; }
+
+ private:
+  float threshold_;  // float32(1 - top_p): torch compares the float cumsum with the scalar in float32
+  int min_keep_;
+};
+
+class ProcessorChain {
+ public:
+  void add(std::unique_ptr<LogitsProcessor> p) { chain_.push_back(std::move(p)); }
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const {
+    for (const auto& p : chain_) p->apply(ids, scores, vocab);
+  }
+  bool empty() const { return chain_.empty(); }
+  std::vector<std::string> names() const;
+
+ private:
+  std::vector<std::unique_ptr<LogitsProcessor>> chain_;
+};
+
+// HF _get_logits_processor for the settings we support, in HF's order.
+ProcessorChain build_logits_processors(const GenerationPlan& plan);
+// HF _get_logits_warper: temperature, top-k, top-p (callers use it only when sampling). Beam
+// sampling keeps at least one non-eos token (min_tokens_to_keep = #eos + 1).
+ProcessorChain build_logits_warpers(const GenerationPlan& plan);
+
+}  // namespace lmforge::gen
