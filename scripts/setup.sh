@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libopenblas-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
+packages=(build-essential cmake pkg-config libopenblas-dev libopenblas-openmp-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
           libzip-dev libyaml-cpp-dev libxxhash-dev libgtest-dev libbenchmark-dev npm)
 missing=()
 for p in "${packages[@]}"; do
