@@ -17,8 +17,11 @@ enum class Kind : uint8_t { None, Bool, Int, Float, Str, Tuple, List, Dict, Glob
 // The allow-list: the only callables a pickle may name. Each is interpreted here, never called.
 enum class Callable : uint8_t { RebuildTensorV2, RebuildParameter, OrderedDict, StorageType };
 
+struct Value;
+
+// The arguments of _rebuild_tensor_v2 that define the view.
 struct TensorInfo {
-  const struct Value* storage;
+  const Value* storage;
   uint64_t offset;
   std::vector<int64_t> sizes, strides;
 };

@@ -4,6 +4,7 @@
 #include <zip.h>
 
 #include <cstring>
+#include <new>
 #include <optional>
 #include <unordered_map>
 
@@ -103,7 +104,12 @@ std::vector<std::byte> read_small_entry(zip_t* z, zip_uint64_t idx, uint64_t max
                                         const std::string& label) {
   const uint64_t size = entry_size(z, idx, where, label);
   if (size > max) fail(where, label + " is " + std::to_string(size) + " bytes, too large");
-  std::vector<std::byte> buf(size);
+  std::vector<std::byte> buf;
+  try {
+    buf.resize(size);
+  } catch (const std::bad_alloc&) {
+    fail(where, label + ": cannot allocate " + std::to_string(size) + " bytes");
+  }
   read_entry(z, idx, buf.data(), size, where, label);
   return buf;
 }
@@ -199,6 +205,11 @@ TensorView make_view(const io::PickledTensor& t, const Storage& s, const std::st
     v.data = s.buf->data() + t.offset * es;
     return v;
   }
+  // A gathered copy is never larger than the storage it reads (stride-0 "expanded" views could
+  // otherwise ask for terabytes from a few bytes of file); state dicts never hold such views.
+  if (numel > s.numel)
+    fail(where, tag + ": non-contiguous view has more elements (" + std::to_string(numel) + ") than its storage (" +
+                    std::to_string(s.numel) + ")");
   auto copy = io::AlignedBuffer::allocate(nbytes, where);
   copy_strided(s.buf->data(), copy->data(), es, t, numel);
   v.data = copy->data();

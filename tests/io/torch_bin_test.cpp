@@ -169,6 +169,8 @@ TEST(TorchBin, StorageProblems) {
   EXPECT_TRUE(RejectsBin(huge, {{"0", float_bytes({1, 2, 3, 4})}}, {"too large"}));
   const auto huge_view = state_dict_pickle({{"w", "FloatStorage", "0", 4, 0, {1LL << 40, 1LL << 40}, {1, 1}}});
   EXPECT_TRUE(RejectsBin(huge_view, {{"0", float_bytes({1, 2, 3, 4})}}, {"tensor 'w'", "too large"}));
+  const auto expanded = state_dict_pickle({{"w", "FloatStorage", "0", 4, 0, {1 << 20, 1 << 20}, {0, 0}}});
+  EXPECT_TRUE(RejectsBin(expanded, {{"0", float_bytes({1, 2, 3, 4})}}, {"tensor 'w'", "more elements"}));
   const auto neg = state_dict_pickle({{"w", "FloatStorage", "0", 4, 0, {-4}, {1}}});
   EXPECT_TRUE(RejectsBin(neg, {{"0", float_bytes({1, 2, 3, 4})}}, {"negative tensor size"}));
   // One key declared with two storage types.
