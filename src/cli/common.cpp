@@ -42,6 +42,16 @@ std::optional<Tokenizer> load_tokenizer_if_present(const std::filesystem::path& 
   return Tokenizer::from_dir(dir);
 }
 
+std::optional<Tokenizer> load_tokenizer_for_model(const std::filesystem::path& dir, int model_vocab_size) {
+  auto tok = load_tokenizer_if_present(dir);
+  if (tok && tok->vocab_size() > model_vocab_size) {
+    const char* file = std::filesystem::exists(dir / "tokenizer.json") ? "tokenizer.json" : "vocab.json";
+    throw Error((dir / file).string() + ": the tokenizer has " + std::to_string(tok->vocab_size()) +
+                " tokens but config.json says vocab_size " + std::to_string(model_vocab_size));
+  }
+  return tok;
+}
+
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes) {
   const std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(getpid());
   {

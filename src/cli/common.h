@@ -19,6 +19,10 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag)
 // The folder's tokenizer when it has one (vocab.json + merges.txt or tokenizer.json), else nullopt.
 std::optional<Tokenizer> load_tokenizer_if_present(const std::filesystem::path& dir);
 
+// The folder's tokenizer, checked against the model: a tokenizer with more tokens than the model's
+// vocab_size would produce ids the embedding does not have (a smaller one is fine: GPT-J pads its vocab).
+std::optional<Tokenizer> load_tokenizer_for_model(const std::filesystem::path& dir, int model_vocab_size);
+
 // Writes `bytes` to `path` through a temp file and rename, so a reader never sees half a file.
 void write_file_atomic(const std::filesystem::path& path, const std::string& bytes);
 

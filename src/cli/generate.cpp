@@ -229,7 +229,7 @@ void print_choices_table(const std::optional<Tokenizer>& tok, const Prompt& prom
 int run() {
   apply_threads(args.threads);
   auto model = Model::load(args.model);
-  auto tok = load_tokenizer_if_present(args.model);
+  auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
   GenerationConfig g = build_config(*model);
   const auto prompts = collect_prompts(tok, g);
   std::vector<std::vector<int32_t>> batch;
@@ -243,7 +243,7 @@ int run() {
 
   GenerationCallbacks cb;
   std::unique_ptr<Streamer> streamer;
-  if (tok) cb.decode = [&](const std::vector<int32_t>& ids) { return tok->decode(ids, false, args.clean_up_tokenization_spaces); };
+  if (tok) cb.decode = [&](const std::vector<int32_t>& ids) { return tok->decode(ids, false, false); };  // HF matches stop strings on raw token text
   if (stream) {
     streamer = std::make_unique<Streamer>(*tok, skip_special, args.clean_up_tokenization_spaces);
     std::cout << tok->decode(batch[0], skip_special, args.clean_up_tokenization_spaces) << std::flush;

@@ -30,7 +30,7 @@ int run() {
   if (!args.prompt_ids.empty()) {
     ids = parse_ids(args.prompt_ids, "--prompt_ids");
   } else {
-    auto tok = load_tokenizer_if_present(args.model);
+    auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
     if (!tok) throw Error("--prompt: the model folder '" + args.model + "' has no tokenizer; use --prompt_ids");
     ids = tok->encode(args.prompt);
     if (ids.empty()) throw Error("--prompt: the prompt is empty");

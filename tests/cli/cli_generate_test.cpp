@@ -137,6 +137,20 @@ TEST(CliInit, WritesALoadableFolder) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(CliGenerate, TokenizerLargerThanModelVocabIsAnError) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "lmforge-vocab-mismatch";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(model_dir("gpt2-switches") / f, dir / f);
+  for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(model_dir("gpt2-tiny") / f, dir / f);
+  auto r = run_cli("generate --model " + dir.string() + " --prompt hello --max_new_tokens 2");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("vocab.json"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("vocab_size 1000"), std::string::npos) << r.err;
+  fs::remove_all(dir);
+}
+
 // Every bad input: one line on stderr naming the flag or file, non-zero exit, no crash.
 struct BadInput {
   std::string args;

@@ -211,6 +211,18 @@ TEST(StopStrings, StoppedRowsArePaddedWhenThereIsAnEos) {
   EXPECT_EQ(out.sequences[1], (Ids{5, 6, 7, 8, 9, 0}));
 }
 
+TEST(StopStrings, WithoutEosStoppedRowsKeepRealTokens) {
+  // HF pads only when an eos criterion exists: row 1 stops one step before row 0 and still gets a token.
+  FakeLM lm(11, 64, scripted_logits(11, [](const Ids& s) { return (s.back() + 1) % 10; }));
+  GenerationConfig c = greedy(8);
+  c.stop_strings = {"d"};
+  GenerationCallbacks cb;
+  cb.decode = letters;
+  const auto out = generate(lm, {{0}, {1}}, c, cb);
+  EXPECT_EQ(out.sequences[0], (Ids{0, 1, 2, 3}));
+  EXPECT_EQ(out.sequences[1], (Ids{1, 2, 3, 4}));
+}
+
 TEST(StopStrings, NeedADecoder) {
   FakeLM lm(11, 64, hashed_logits(11));
   GenerationConfig c = greedy(5);

@@ -25,7 +25,9 @@ struct GenerationCallbacks {
   // Called after each step with the token just chosen for every row (greedy/sampling only; rows that
   // already finished get pad). Used for streaming.
   std::function<void(const std::vector<int32_t>& tokens)> on_tokens;
-  // Needed only for stop_strings: turns a row's generated ids into text.
+  // Needed only for stop_strings: turns token ids into text. It is given the last few tokens of a row
+  // (prompt and generated tokens, never left padding), like HF's StopStringCriteria which also looks
+  // across the prompt boundary.
   std::function<std::string(const std::vector<int32_t>& ids)> decode;
 };
 

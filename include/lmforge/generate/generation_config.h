@@ -36,7 +36,8 @@ struct GenerationConfig {
   std::optional<int32_t> pad_token_id;
   std::optional<int32_t> bos_token_id;
 
-  // Stop strings: generation of a row ends once its decoded text (new tokens) contains one.
+  // Stop strings (HF StopStringCriteria): a row ends when its newest token completes one of them; the
+  // match may begin in earlier tokens (even the prompt) and the token may run past the string's end.
   std::vector<std::string> stop_strings;
 
   std::optional<uint64_t> seed;  // sampling RNG seed
