@@ -55,17 +55,20 @@ int run() {
   if (c.vocab_size <= 50256) c.bos_token_id = c.eos_token_id = c.vocab_size - 1;
   // Round-trip through the parser so every shape check of config.json applies here too.
   c = parse_model_config(model_config_json(c), "--preset/--n_* options");
-  ModelWeights w = allocate_weights(c);
-  init_random_weights(c, w, args.seed);
-  save_pretrained(args.save_path, c, w);
-  if (!args.tokenizer.empty()) {
+  // Check the tokenizer files before writing anything, so a bad flag leaves no half-made folder.
+  std::vector<std::filesystem::path> tokenizer_files;
+  if (!args.tokenizer.empty())
     for (const char* f : {"vocab.json", "merges.txt"}) {
       const auto src = std::filesystem::path(args.tokenizer) / f;
       if (!std::filesystem::exists(src)) throw Error("--tokenizer: '" + src.string() + "' does not exist");
-      std::filesystem::copy_file(src, std::filesystem::path(args.save_path) / f,
-                                 std::filesystem::copy_options::overwrite_existing);
+      tokenizer_files.push_back(src);
     }
-  }
+  ModelWeights w = allocate_weights(c);
+  init_random_weights(c, w, args.seed);
+  save_pretrained(args.save_path, c, w);
+  for (const auto& src : tokenizer_files)
+    std::filesystem::copy_file(src, std::filesystem::path(args.save_path) / src.filename(),
+                               std::filesystem::copy_options::overwrite_existing);
   std::cerr << "lmforge: wrote " << args.save_path << " (" << w.num_parameters() << " parameters)\n";
   return 0;
 }

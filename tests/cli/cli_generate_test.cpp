@@ -181,7 +181,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{"generate --model $M --prompt_ids '1 2' --do_sample --top_k -3", "--top_k"},
         BadInput{"generate --model $M --prompt_ids '1 2' --num_beams 2 --num_return_sequences 3", "--num_return_sequences"},
         BadInput{"generate --model $M --prompt_ids '1 2 3 4 5' --max_length 3", "--max_length"},
-        BadInput{"generate --model $M --prompt_ids '1 2' --max_new_tokens 500", "n_positions"},
+        BadInput{"generate --model $M --prompt_ids '1 2' --max_new_tokens 500", "--max_new_tokens"},
         BadInput{"generate --model $M --prompt_ids 'x y'", "--prompt_ids"},
         BadInput{"generate --model $M --prompt_ids '1 99999999'", "vocabulary"},
         BadInput{"generate --model $M --prompt_ids '1' --early_stopping sometimes", "--early_stopping"},
