@@ -64,8 +64,10 @@ int32_t parse_id(const json& v, const fs::path& file, const std::string& what) {
   } else {
     throw Error(file.string() + ": " + what + " must be an integer token id");
   }
-  if (id < 0 || id > std::numeric_limits<int32_t>::max())
-    throw Error(file.string() + ": " + what + " " + std::to_string(id) + " is out of range");
+  // Ids index dense tables, so an absurd id would mean an absurd allocation; real vocabularies
+  // stay far below this bound.
+  constexpr int64_t kMaxId = int64_t{1} << 26;
+  if (id < 0 || id >= kMaxId) throw Error(file.string() + ": " + what + " " + std::to_string(id) + " is out of range");
   return static_cast<int32_t>(id);
 }
 
@@ -88,15 +90,17 @@ AddedTokenSpec parse_added_token(const json& v, const fs::path& file, const std:
   return t;
 }
 
-// vocab.json / tokenizer.json model.vocab: {"token": id, ...} with every id used once.
+// vocab.json / tokenizer.json model.vocab: {"token": id, ...} with every id used once. `what` is
+// the JSON path of the map ("" for the top level of vocab.json).
 std::unordered_map<std::string, int32_t> parse_vocab(const json& j, const fs::path& file, const std::string& what) {
-  if (!j.is_object()) throw Error(file.string() + ": " + what + " must be a JSON object of token: id");
+  if (!j.is_object())
+    throw Error(file.string() + ": " + (what.empty() ? "the top level" : what) + " must be a JSON object of token: id");
   std::unordered_map<std::string, int32_t> vocab;
   vocab.reserve(j.size());
   std::unordered_map<int32_t, std::string> owner;
   owner.reserve(j.size());
   for (const auto& [token, value] : j.items()) {
-    const int32_t id = parse_id(value, file, what + " id of \"" + token + "\"");
+    const int32_t id = parse_id(value, file, (what.empty() ? "" : what + ": ") + "id of \"" + token + "\"");
     auto [it, fresh] = owner.emplace(id, token);
     if (!fresh)
       throw Error(file.string() + ": duplicate id " + std::to_string(id) + " (\"" + it->second + "\" and \"" + token +
@@ -295,7 +299,7 @@ void load_optional_configs(const fs::path& dir, TokenizerSpec& spec) {
 TokenizerSpec load_vocab_merges(const fs::path& vocab_json, const fs::path& merges_txt) {
   TokenizerSpec spec;
   set_gpt2_default_roles(spec);
-  spec.vocab = parse_vocab(read_json(vocab_json), vocab_json, "the top level");
+  spec.vocab = parse_vocab(read_json(vocab_json), vocab_json, "");
   parse_merges_txt(merges_txt, spec);
   return spec;
 }

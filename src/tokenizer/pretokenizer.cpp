@@ -6,20 +6,27 @@
 #include <string>
 
 #include "lmforge/error.h"
+#include "tokenizer/unicode_supplement.h"
 
 namespace lmforge::tokenizer {
 
 namespace {
 
 // Python's `regex` module (which HF uses) gives \s the Unicode White_Space property. PCRE2's \s
-// under UCP is "Z categories plus \t\n\v\f\r", which misses U+0085 (NEL), so the set is spelled
-// out and used in place of every \s / \S of GPT-2's pattern.
-#define LMF_WS "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
-// GPT-2's pattern: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-constexpr const char* kPattern =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^" LMF_WS "\\p{L}\\p{N}]+"
-    "|[" LMF_WS "]+(?![^" LMF_WS "])|[" LMF_WS "]+";
-#undef LMF_WS
+// under UCP differs at the edges (10.42 counts U+180E, which Unicode no longer calls a space), so
+// the set is spelled out and used in place of every \s / \S of GPT-2's pattern.
+constexpr const char* kSpace =
+    "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+
+// GPT-2's pattern 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ with
+// the explicit space set and the letter / number classes widened to current Unicode.
+std::string gpt2_pattern() {
+  const std::string letter = std::string("\\p{L}") + kExtraLetters;
+  const std::string number = std::string("\\p{N}") + kExtraNumbers;
+  const std::string space = kSpace;
+  return "'s|'t|'re|'ve|'m|'ll|'d| ?[" + letter + "]+| ?[" + number + "]+| ?[^" + space + letter + number + "]+" +
+         "|[" + space + "]+(?![^" + space + "])|[" + space + "]+";
+}
 
 std::string pcre2_message(int code) {
   PCRE2_UCHAR buf[256];
@@ -37,7 +44,8 @@ struct PreTokenizer::Code {
 PreTokenizer::PreTokenizer() : code_(std::make_unique<Code>()) {
   int err = 0;
   PCRE2_SIZE err_offset = 0;
-  code_->re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kPattern), PCRE2_ZERO_TERMINATED,
+  const std::string pattern = gpt2_pattern();
+  code_->re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), PCRE2_ZERO_TERMINATED,
                             PCRE2_UTF | PCRE2_UCP, &err, &err_offset, nullptr);
   if (!code_->re)
     throw Error("tokenizer: cannot compile the pre-tokenizer regex: " + pcre2_message(err));

@@ -74,6 +74,15 @@ TEST(PreTokenizer, WhitespaceIsUnicodeWhiteSpace) {
   EXPECT_EQ(split("x \x1cy"), (std::vector<std::string>{"x", " \x1c", "y"}));
   EXPECT_EQ(split("a  \u00a0b"), (std::vector<std::string>{"a", "  ", "\u00a0", "b"}));
   EXPECT_EQ(split("x \u3000 y\u2028"), (std::vector<std::string>{"x", " \u3000", " y", "\u2028"}));
+  // U+180E stopped being a space in Unicode 6.3; PCRE2's own \s still counts it.
+  EXPECT_EQ(split("a \u180eb"), (std::vector<std::string>{"a", " \u180e", "b"}));
+}
+
+// Letters / digits newer than PCRE2's Unicode tables (Kawi, Unicode 15) are still letters / digits,
+// as in the `regex` package; otherwise the apostrophe would be swallowed into a symbol run.
+TEST(PreTokenizer, LettersFromRecentUnicodeVersions) {
+  EXPECT_EQ(split("\U00011F2A's \U00011F50\U00011F51x"),
+            (std::vector<std::string>{"\U00011F2A", "'s", " \U00011F50\U00011F51", "x"}));
 }
 
 TEST(PreTokenizer, ContractionsAndTrailingWhitespace) {

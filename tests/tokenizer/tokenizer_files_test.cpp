@@ -217,6 +217,14 @@ TEST_F(BrokenFolder, VocabIdNotAnInteger) {
   expect_load_error({"vocab.json", "\"a\""});
 }
 
+TEST_F(BrokenFolder, NegativeOrHugeVocabId) {
+  write("merges.txt", "#version: 0.2\n");
+  write("vocab.json", R"({"a": -1})");
+  expect_load_error({"vocab.json", "\"a\"", "out of range"});
+  write("vocab.json", R"({"a": 3000000000})");
+  expect_load_error({"vocab.json", "\"a\"", "out of range"});
+}
+
 TEST_F(BrokenFolder, DuplicateIdsInVocab) {
   write("vocab.json", R"({"a": 0, "b": 0})");
   write("merges.txt", "#version: 0.2\n");
