@@ -1,0 +1,114 @@
+#pragma once
+// Fine-tuning settings, read from YAML (yaml-cpp) and/or set from CLI flags. Every YAML key is
+// spelled like the `lmforge finetune` flag that sets it (`lr:` <-> `--lr`).
+//
+// Also accepted, for the reference kit's configs/config_base.yml and HF habits:
+//   model: {pretrained_model: NAME_OR_DIR, path: DIR, format: default}
+//       `path` (when not null/empty) wins over `pretrained_model`; both name a local HF folder.
+//       `format` must be `default` (ONNX models cannot be fine-tuned).
+//   version: <anything>                      ignored
+//   generation: {prompt_file, min_length, max_length_buffer}   kept in TrainConfig::generation
+//   learning_rate -> lr, num_train_epochs -> num_epochs, output_dir -> save_path, bf16 -> bfloat16
+// A null value (`key:` with nothing after it) leaves the default.
+//
+// Errors (lmforge::Error, one line): "<file>:<line>: unknown key 'lerning_rate' (did you mean
+// 'learning_rate'?)", "<file>:<line>: key 'lr' must be a number, got 'fast'", YAML syntax errors
+// with their position, and validate()'s range checks naming the key.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lmforge/train/data.h"
+
+namespace lmforge {
+
+enum class InitMode { Pretrained, Random };
+
+struct GenerationSection {  // the reference kit's `generation:` block (used for post-training samples)
+  std::string prompt_file;
+  int min_length = 0;
+  int max_length_buffer = 20;
+};
+
+struct TrainConfig {
+  // Where things are.
+  std::string model;      // HF folder to start from (init: pretrained), or whose config.json sizes a random model
+  std::string data_path;  // the CSV
+  std::string save_path;  // output folder: final model, checkpoint-<step>/, metrics
+  std::string tokenizer;  // tokenizer folder; empty = the model folder
+  std::string resume_from_checkpoint;  // "" = fresh run; a checkpoint folder, or "latest" (newest in save_path)
+
+  // Data (see data.h).
+  std::string text_column = "headline_text";
+  std::string prefix = "|HEADLINE| ";
+  std::string suffix = ".";
+  int64_t max_rows = 5000;  // <= 0: all rows
+  SampleMode sample = SampleMode::First;
+  double validation_fraction = 0.2;
+  bool packing = false;
+  int block_size = 0;  // packing row length; 0 = min(n_positions, 1024)
+
+  // Optimisation (HF Trainer defaults unless the reference kit says otherwise).
+  int num_epochs = 3;
+  int64_t max_steps = -1;  // > 0: stop after this many optimizer steps (overrides num_epochs)
+  double lr = 5e-5;
+  int per_device_train_batch_size = 8;
+  int gradient_accumulation_steps = 1;
+  int64_t warmup_steps = 0;
+  double weight_decay = 0.0;
+  double max_grad_norm = 1.0;  // 0: no clipping
+  uint64_t seed = 42;
+  bool bfloat16 = false;
+
+  // Bookkeeping. Steps are optimizer steps.
+  int64_t logging_steps = 10;  // 0: never (only at the end)
+  int64_t eval_steps = 0;      // 0: at the end of every epoch
+  int64_t save_steps = 500;    // 0: only at the end
+  int save_total_limit = 0;    // 0: keep every checkpoint
+
+  // Model construction.
+  InitMode init = InitMode::Pretrained;
+  std::optional<int> n_layer, n_embd, n_head, n_positions;  // init: random overrides
+
+  GenerationSection generation;
+  std::string pretrained_model;  // model.pretrained_model as written (informational)
+};
+
+// Every top-level key set_config_value/YAML accept (canonical names first, then aliases).
+const std::vector<std::string>& train_config_keys();
+
+// Reads a YAML file onto `cfg` (keys it does not name keep their values). Throws lmforge::Error
+// naming the file (and line) for a missing file, bad YAML, an unknown key or a wrong type.
+void load_train_config(const std::filesystem::path& file, TrainConfig& cfg);
+TrainConfig load_train_config(const std::filesystem::path& file);
+// The same on YAML text; `where` names it in messages.
+void parse_train_config(const std::string& yaml_text, const std::string& where, TrainConfig& cfg);
+
+// Sets one key from its textual value, parsed as YAML would parse it (so "5e-5", "true", "8").
+// `where` names the source in messages (e.g. "--lr"). Throws like the YAML readers.
+void set_config_value(TrainConfig& cfg, const std::string& key, const std::string& value, const std::string& where);
+
+// Range and consistency checks; `require_paths`: data_path and save_path must be set, and model
+// unless init is random. Throws lmforge::Error naming the key.
+void validate(const TrainConfig& cfg, bool require_paths = true);
+
+// The canonical YAML for `cfg` (every key, canonical names); parse_train_config reads it back
+// to an equal config.
+std::string to_yaml(const TrainConfig& cfg);
+
+// The candidate with the smallest (case-insensitive) edit distance to `word`; "" when empty.
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+size_t edit_distance(std::string_view a, std::string_view b);
+
+// Settings for the data pipeline and loader from the config and the model's n_positions.
+DataOptions data_options(const TrainConfig& cfg, int n_positions);
+// Throws lmforge::Error when block_size exceeds n_positions.
+LoaderOptions loader_options(const TrainConfig& cfg, int n_positions, int32_t pad_id);
+
+const char* to_string(SampleMode m);
+const char* to_string(InitMode m);
+
+}  // namespace lmforge

@@ -1,0 +1,322 @@
+// TrainConfig: YAML keys = flag names, the reference kit's config_base.yml, unknown-key
+// suggestions, type errors, validation, and flag-style overrides.
+#include <gtest/gtest.h>
+
+#include "io/io_test_util.h"
+#include "lmforge/train/train_config.h"
+
+namespace lmforge {
+namespace {
+
+using test::TempDir;
+using test::ThrowsError;
+using test::write_file;
+
+TrainConfig parse(const std::string& yaml, const std::string& where = "cfg.yml") {
+  TrainConfig c;
+  parse_train_config(yaml, where, c);
+  return c;
+}
+
+TEST(TrainConfig, DefaultsAreTheIssuesAndReferenceKits) {
+  const TrainConfig c;
+  EXPECT_EQ(c.text_column, "headline_text");
+  EXPECT_EQ(c.prefix, "|HEADLINE| ");
+  EXPECT_EQ(c.suffix, ".");
+  EXPECT_EQ(c.max_rows, 5000);
+  EXPECT_EQ(c.sample, SampleMode::First);
+  EXPECT_DOUBLE_EQ(c.validation_fraction, 0.2);
+  EXPECT_EQ(c.num_epochs, 3);
+  EXPECT_DOUBLE_EQ(c.lr, 5e-5);
+  EXPECT_EQ(c.per_device_train_batch_size, 8);
+  EXPECT_EQ(c.gradient_accumulation_steps, 1);
+  EXPECT_EQ(c.warmup_steps, 0);
+  EXPECT_DOUBLE_EQ(c.weight_decay, 0.0);
+  EXPECT_DOUBLE_EQ(c.max_grad_norm, 1.0);
+  EXPECT_EQ(c.seed, 42u);
+  EXPECT_FALSE(c.bfloat16);
+  EXPECT_FALSE(c.packing);
+  EXPECT_EQ(c.init, InitMode::Pretrained);
+  EXPECT_EQ(c.max_steps, -1);
+  EXPECT_NO_THROW(validate(c, /*require_paths=*/false));
+  // An empty document changes nothing.
+  const TrainConfig e = parse("");
+  EXPECT_EQ(to_yaml(e), to_yaml(c));
+}
+
+TEST(TrainConfig, EveryKeyByItsFlagName) {
+  const TrainConfig c = parse(R"(
+model: models/gpt2-medium
+data_path: data/abcnews-date-text.csv
+save_path: out/ft
+tokenizer: tok/
+resume_from_checkpoint: latest
+text_column: title
+prefix: "<h> "
+suffix: ""
+max_rows: 1000
+sample: random
+validation_fraction: 0.1
+packing: true
+block_size: 128
+num_epochs: 2
+max_steps: 300
+lr: 1e-4
+per_device_train_batch_size: 4
+gradient_accumulation_steps: 2
+warmup_steps: 10
+weight_decay: 0.01
+max_grad_norm: 0.5
+seed: 7
+bfloat16: yes
+logging_steps: 5
+eval_steps: 50
+save_steps: 100
+save_total_limit: 2
+init: random
+n_layer: 2
+n_embd: 64
+n_head: 4
+n_positions: 256
+)");
+  EXPECT_EQ(c.model, "models/gpt2-medium");
+  EXPECT_EQ(c.data_path, "data/abcnews-date-text.csv");
+  EXPECT_EQ(c.save_path, "out/ft");
+  EXPECT_EQ(c.tokenizer, "tok/");
+  EXPECT_EQ(c.resume_from_checkpoint, "latest");
+  EXPECT_EQ(c.text_column, "title");
+  EXPECT_EQ(c.prefix, "<h> ");
+  EXPECT_EQ(c.suffix, "");
+  EXPECT_EQ(c.max_rows, 1000);
+  EXPECT_EQ(c.sample, SampleMode::Random);
+  EXPECT_DOUBLE_EQ(c.validation_fraction, 0.1);
+  EXPECT_TRUE(c.packing);
+  EXPECT_EQ(c.block_size, 128);
+  EXPECT_EQ(c.num_epochs, 2);
+  EXPECT_EQ(c.max_steps, 300);
+  EXPECT_DOUBLE_EQ(c.lr, 1e-4);
+  EXPECT_EQ(c.per_device_train_batch_size, 4);
+  EXPECT_EQ(c.gradient_accumulation_steps, 2);
+  EXPECT_EQ(c.warmup_steps, 10);
+  EXPECT_DOUBLE_EQ(c.weight_decay, 0.01);
+  EXPECT_DOUBLE_EQ(c.max_grad_norm, 0.5);
+  EXPECT_EQ(c.seed, 7u);
+  EXPECT_TRUE(c.bfloat16);
+  EXPECT_EQ(c.logging_steps, 5);
+  EXPECT_EQ(c.eval_steps, 50);
+  EXPECT_EQ(c.save_steps, 100);
+  EXPECT_EQ(c.save_total_limit, 2);
+  EXPECT_EQ(c.init, InitMode::Random);
+  EXPECT_EQ(c.n_layer, 2);
+  EXPECT_EQ(c.n_embd, 64);
+  EXPECT_EQ(c.n_head, 4);
+  EXPECT_EQ(c.n_positions, 256);
+  EXPECT_NO_THROW(validate(c));
+}
+
+// configs/config_base.yml of the reference kit, as shipped.
+const char* kConfigBase = R"(# config_base.yaml
+version: 1.0
+
+# model config
+model:
+  format: default # default, onnx
+  pretrained_model: gpt2-medium
+  path: # path to saved model
+
+# generation config
+generation:
+  prompt_file: prompt.csv # file of seed texts, [optional]
+  min_length: 0 # minimum length of sentence to generate
+  max_length_buffer: 20 # max_length = min_length + max_length_buffer
+)";
+
+TEST(TrainConfig, ReferenceKitConfigBase) {
+  TempDir dir;
+  write_file(dir / "config_base.yml", kConfigBase);
+  const TrainConfig c = load_train_config(dir / "config_base.yml");
+  EXPECT_EQ(c.model, "gpt2-medium");  // path is null: the pretrained model names the folder
+  EXPECT_EQ(c.pretrained_model, "gpt2-medium");
+  EXPECT_EQ(c.generation.prompt_file, "prompt.csv");
+  EXPECT_EQ(c.generation.min_length, 0);
+  EXPECT_EQ(c.generation.max_length_buffer, 20);
+  EXPECT_EQ(c.num_epochs, 3);  // untouched defaults
+  EXPECT_DOUBLE_EQ(c.lr, 5e-5);
+
+  // A filled-in path wins; format onnx cannot be trained.
+  const TrainConfig p = parse("model:\n  format: default\n  pretrained_model: gpt2-medium\n  path: saved/gpt2-ft\n");
+  EXPECT_EQ(p.model, "saved/gpt2-ft");
+  EXPECT_TRUE(ThrowsError([] { parse("model:\n  format: onnx\n  path: saved/x-onnx\n", "config_finetuned_intel.yml"); },
+                          {"config_finetuned_intel.yml:2", "model.format", "onnx"}));
+  // Flags given after the YAML override it.
+  TrainConfig o = c;
+  set_config_value(o, "model", "local/gpt2", "--model");
+  EXPECT_EQ(o.model, "local/gpt2");
+}
+
+TEST(TrainConfig, HfAliases) {
+  const TrainConfig c = parse("learning_rate: 3e-5\nnum_train_epochs: 5\noutput_dir: o\nbf16: true\n");
+  EXPECT_DOUBLE_EQ(c.lr, 3e-5);
+  EXPECT_EQ(c.num_epochs, 5);
+  EXPECT_EQ(c.save_path, "o");
+  EXPECT_TRUE(c.bfloat16);
+  EXPECT_TRUE(ThrowsError([] { parse("lr: 1e-4\nlearning_rate: 2e-4\n"); }, {"cfg.yml:2", "learning_rate", "'lr'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("lr: 1e-4\nseed: 1\nlr: 2e-4\n"); }, {"cfg.yml:3", "duplicate key 'lr'"}));
+}
+
+TEST(TrainConfig, UnknownKeyNamesTheClosestValidOne) {
+  EXPECT_TRUE(ThrowsError([] { parse("num_epochs: 3\nnum_epoch: 3\n", "my.yml"); },
+                          {"my.yml:2", "unknown key 'num_epoch'", "did you mean 'num_epochs'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("learnig_rate: 1e-4\n"); }, {"unknown key 'learnig_rate'", "'learning_rate'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("per_device_batch_size: 4\n"); }, {"'per_device_train_batch_size'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("modle: x\n"); }, {"unknown key 'modle'", "'model'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("Seed: 1\n"); }, {"unknown key 'Seed'", "'seed'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("model:\n  pth: x\n"); }, {"cfg.yml:2", "unknown key 'model.pth'", "'model.path'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("generation:\n  min_lenght: 3\n"); },
+                          {"unknown key 'generation.min_lenght'", "'generation.min_length'"}));
+}
+
+TEST(TrainConfig, WrongTypesNameFileAndKey) {
+  EXPECT_TRUE(ThrowsError([] { parse("lr: fast\n", "t.yml"); }, {"t.yml:1", "'lr'", "number", "'fast'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("seed: 1\nnum_epochs: 2.5\n", "t.yml"); }, {"t.yml:2", "'num_epochs'", "integer"}));
+  EXPECT_TRUE(ThrowsError([] { parse("packing: maybe\n", "t.yml"); }, {"t.yml", "'packing'", "true or false"}));
+  EXPECT_TRUE(ThrowsError([] { parse("seed: -1\n", "t.yml"); }, {"t.yml", "'seed'", "non-negative integer"}));
+  EXPECT_TRUE(ThrowsError([] { parse("max_rows: [1, 2]\n", "t.yml"); }, {"t.yml", "'max_rows'", "a list"}));
+  EXPECT_TRUE(ThrowsError([] { parse("prefix: {a: 1}\n", "t.yml"); }, {"t.yml", "'prefix'", "a map"}));
+  EXPECT_TRUE(ThrowsError([] { parse("sample: shuffled\n", "t.yml"); }, {"t.yml", "'sample'", "'first' or 'random'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("init: warm\n", "t.yml"); }, {"t.yml", "'init'", "'pretrained' or 'random'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("lr: .nan\n", "t.yml"); }, {"t.yml", "'lr'", "finite"}));
+  EXPECT_TRUE(ThrowsError([] { parse("n_layer: 99999999999\n", "t.yml"); }, {"t.yml", "'n_layer'", "out of range"}));
+  EXPECT_TRUE(ThrowsError([] { parse("generation: 3\n", "t.yml"); }, {"t.yml", "'generation'", "a map"}));
+  EXPECT_TRUE(ThrowsError([] { parse("- lr\n- 3\n", "t.yml"); }, {"t.yml", "top level"}));
+  EXPECT_TRUE(ThrowsError([] { parse("lr: [1,\n", "t.yml"); }, {"t.yml", "invalid YAML"}));
+}
+
+TEST(TrainConfig, NullLeavesTheDefault) {
+  const TrainConfig c = parse("lr:\nseed: ~\nprefix: null\n");
+  EXPECT_DOUBLE_EQ(c.lr, 5e-5);
+  EXPECT_EQ(c.seed, 42u);
+  EXPECT_EQ(c.prefix, "|HEADLINE| ");
+}
+
+TEST(TrainConfig, MissingFile) {
+  TempDir dir;
+  EXPECT_TRUE(ThrowsError([&] { load_train_config(dir / "none.yml"); }, {"none.yml", "no such file"}));
+}
+
+TEST(TrainConfig, SetFromFlagText) {
+  TrainConfig c;
+  set_config_value(c, "lr", "2e-5", "--lr");
+  set_config_value(c, "packing", "true", "--packing");
+  set_config_value(c, "sample", "random", "--sample");
+  set_config_value(c, "max_rows", "100", "--max_rows");
+  set_config_value(c, "prefix", "", "--prefix");
+  set_config_value(c, "learning_rate", "3e-5", "--learning_rate");
+  EXPECT_DOUBLE_EQ(c.lr, 3e-5);
+  EXPECT_TRUE(c.packing);
+  EXPECT_EQ(c.sample, SampleMode::Random);
+  EXPECT_EQ(c.max_rows, 100);
+  EXPECT_EQ(c.prefix, "");
+  EXPECT_TRUE(ThrowsError([&] { set_config_value(c, "lr", "abc", "--lr"); }, {"--lr", "'lr'", "number"}));
+  EXPECT_TRUE(ThrowsError([&] { set_config_value(c, "batch_size", "4", "--batch_size"); },
+                          {"--batch_size", "unknown setting 'batch_size'", "did you mean"}));
+}
+
+TEST(TrainConfig, ValidateNamesTheKey) {
+  auto bad = [](auto edit, const std::string& key) {
+    TrainConfig c;
+    c.model = "m";
+    c.data_path = "d.csv";
+    c.save_path = "o";
+    edit(c);
+    return ThrowsError([&] { validate(c); }, {key});
+  };
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.lr = 0; }, "lr"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.validation_fraction = 1.0; }, "validation_fraction"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.per_device_train_batch_size = 0; }, "per_device_train_batch_size"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.gradient_accumulation_steps = 0; }, "gradient_accumulation_steps"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.num_epochs = 0; }, "num_epochs"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.weight_decay = -1; }, "weight_decay"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.max_grad_norm = -1; }, "max_grad_norm"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.warmup_steps = -1; }, "warmup_steps"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.save_total_limit = -1; }, "save_total_limit"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.data_path.clear(); }, "data_path"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.save_path.clear(); }, "save_path"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.model.clear(); }, "model"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.n_layer = 2; }, "init"));
+  EXPECT_TRUE(bad(
+      [](TrainConfig& c) {
+        c.init = InitMode::Random;
+        c.n_embd = 10;
+        c.n_head = 3;
+      },
+      "n_head"));
+  TrainConfig ok;
+  ok.init = InitMode::Random;
+  ok.data_path = "d";
+  ok.save_path = "o";
+  EXPECT_NO_THROW(validate(ok));  // no model needed for a random init
+  ok.max_steps = 10;
+  ok.num_epochs = 0;
+  EXPECT_NO_THROW(validate(ok));  // max_steps alone is enough
+}
+
+TEST(TrainConfig, YamlRoundTrip) {
+  TrainConfig c;
+  c.model = "m";
+  c.data_path = "d: with colon.csv";
+  c.prefix = "|HEADLINE| ";
+  c.suffix = "\"quoted\"";
+  c.sample = SampleMode::Random;
+  c.lr = 3.3e-5;
+  c.validation_fraction = 0.15;
+  c.seed = 123456789012345ull;
+  c.init = InitMode::Random;
+  c.n_layer = 3;
+  c.bfloat16 = true;
+  c.generation.prompt_file = "p.csv";
+  const std::string y = to_yaml(c);
+  const TrainConfig d = parse(y);
+  EXPECT_EQ(to_yaml(d), y) << y;
+  EXPECT_EQ(d.data_path, c.data_path);
+  EXPECT_EQ(d.prefix, c.prefix);
+  EXPECT_EQ(d.suffix, c.suffix);
+  EXPECT_EQ(d.lr, c.lr);
+  EXPECT_EQ(d.validation_fraction, c.validation_fraction);
+  EXPECT_EQ(d.seed, c.seed);
+  EXPECT_EQ(d.n_layer, 3);
+  EXPECT_FALSE(d.n_embd.has_value());
+  EXPECT_EQ(d.generation.prompt_file, "p.csv");
+}
+
+TEST(TrainConfig, EditDistance) {
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
+  EXPECT_EQ(edit_distance("", "abc"), 3u);
+  EXPECT_EQ(edit_distance("same", "same"), 0u);
+  EXPECT_EQ(edit_distance("LR", "lr"), 0u);  // case-insensitive
+  EXPECT_EQ(closest_match("sed", {"seed", "save_steps", "lr"}), "seed");
+  EXPECT_EQ(closest_match("x", {}), "");
+}
+
+TEST(TrainConfig, DataAndLoaderOptions) {
+  TrainConfig c;
+  c.data_path = "d.csv";
+  c.text_column = "t";
+  c.seed = 9;
+  const DataOptions d = data_options(c, 1024);
+  EXPECT_EQ(d.data_path, "d.csv");
+  EXPECT_EQ(d.text_column, "t");
+  EXPECT_EQ(d.max_tokens, 1024);
+  EXPECT_EQ(d.seed, 9u);
+  EXPECT_EQ(d.max_rows, 5000);
+  EXPECT_EQ(loader_options(c, 2048, 50256).block_size, 1024);  // 0 = min(n_positions, 1024)
+  EXPECT_EQ(loader_options(c, 128, 50256).block_size, 128);
+  EXPECT_EQ(loader_options(c, 128, 50256).pad_id, 50256);
+  EXPECT_EQ(loader_options(c, 128, 50256).batch_size, 8);
+  c.packing = true;
+  c.block_size = 256;
+  EXPECT_TRUE(ThrowsError([&] { loader_options(c, 128, 0); }, {"block_size", "256", "n_positions 128"}));
+}
+
+}  // namespace
+}  // namespace lmforge
