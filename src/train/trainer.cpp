@@ -1,0 +1,307 @@
+#include "lmforge/train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "lmforge/error.h"
+#include "lmforge/io/checkpoint.h"
+#include "lmforge/model/save.h"
+#include "lmforge/tokenizer/tokenizer.h"
+#include "lmforge/train/backprop.h"
+#include "lmforge/train/data.h"
+#include "lmforge/train/metrics.h"
+#include "lmforge/train/optimizer.h"
+#include "lmforge/train/train_state.h"
+
+namespace lmforge {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+// The model to train: pretrained weights from cfg.model, or a fresh one (init: random) shaped by
+// cfg.model's config.json when given, else GPT-2 small, with the n_* overrides.
+ModelConfig model_config_for(const TrainConfig& cfg, const Tokenizer& tok) {
+  ModelConfig c;
+  if (!cfg.model.empty()) {
+    c = load_model_config(fs::path(cfg.model) / "config.json");
+  } else {
+    c.bos_token_id = tok.bos_id();
+    c.eos_token_id = tok.eos_id();
+  }
+  if (cfg.init == InitMode::Random) {
+    if (cfg.n_layer) c.n_layer = *cfg.n_layer;
+    if (cfg.n_embd) c.n_embd = *cfg.n_embd;
+    if (cfg.n_head) c.n_head = *cfg.n_head;
+    if (cfg.n_positions) c.n_positions = *cfg.n_positions;
+    if (cfg.model.empty()) c.vocab_size = tok.vocab_size();
+    c = parse_model_config(model_config_json(c), "--init random shape (--n_layer/--n_embd/--n_head/--n_positions)");
+  }
+  if (tok.vocab_size() > c.vocab_size)
+    throw Error("tokenizer has " + std::to_string(tok.vocab_size()) + " tokens but the model's vocab_size is " +
+                std::to_string(c.vocab_size));
+  return c;
+}
+
+fs::path tokenizer_dir_of(const TrainConfig& cfg) {
+  if (!cfg.tokenizer.empty()) return cfg.tokenizer;
+  if (cfg.model.empty()) throw Error("--tokenizer: needed with --init random when no --model folder is given");
+  return cfg.model;
+}
+
+void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
+  for (const char* f : {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                        "added_tokens.json"}) {
+    if (!fs::exists(from / f)) continue;
+    std::ifstream in(from / f, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    write_file_atomic(to / f, ss.str());
+  }
+}
+
+// HF Trainer's eval_loss: the mean of per-batch mean losses weighted by rows per batch.
+double validation_loss(const ModelConfig& c, const ModelWeights& w, const DataLoader& val, TrainWorkspace& ws) {
+  double sum = 0;
+  int64_t rows = 0;
+  for (int64_t b = 0; b < val.batches_per_epoch(); ++b) {
+    const TrainBatch batch = val.batch_at(0, b);
+    const float loss = evaluate_loss(c, w, batch, ws);
+    if (std::isnan(loss)) continue;  // a batch with no targets
+    sum += static_cast<double>(loss) * batch.B;
+    rows += batch.B;
+  }
+  return rows ? sum / rows : NAN;
+}
+
+int64_t real_tokens(const TrainBatch& b) {
+  int64_t n = 0;
+  for (auto m : b.attention_mask) n += m;
+  return b.attention_mask.empty() ? static_cast<int64_t>(b.B) * b.T : n;
+}
+
+class Printer {
+ public:
+  explicit Printer(const FinetuneHooks& h) : hooks_(h), tty_(isatty(STDERR_FILENO)) {}
+  void line(const std::string& s) { emit(s, false); }
+  // A live line on a terminal; in a log file only the lines of logging steps.
+  void progress(const std::string& s, bool logging_step) {
+    if (tty_ || hooks_.print || logging_step) emit(s, true);
+  }
+  void end_progress() {
+    if (open_) std::cerr << "\n";
+    open_ = false;
+  }
+
+ private:
+  void emit(const std::string& s, bool transient) {
+    if (hooks_.print) return hooks_.print(s, transient);
+    if (transient && tty_) {
+      std::cerr << "\r" << s << "\x1b[K" << std::flush;
+      open_ = true;
+      return;
+    }
+    end_progress();
+    std::cerr << s << "\n" << std::flush;
+  }
+  const FinetuneHooks& hooks_;
+  bool tty_;
+  bool open_ = false;
+};
+
+}  // namespace
+
+FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
+  validate(cfg);
+  Printer out(hooks);
+  const fs::path save = cfg.save_path;
+  {
+    std::error_code ec;
+    fs::create_directories(save, ec);
+    if (ec || !fs::is_directory(save)) throw Error("--save_path: cannot create folder '" + save.string() + "'");
+    const fs::path probe = save / ".lmforge-write-test";
+    std::ofstream p(probe);
+    if (!p) throw Error("--save_path: folder '" + save.string() + "' is not writable");
+    p.close();
+    fs::remove(probe);
+  }
+  if (cfg.bfloat16) throw Error("--bfloat16: bf16 training is not available yet in this build");
+
+  // Model and tokenizer.
+  const fs::path tok_dir = tokenizer_dir_of(cfg);
+  const Tokenizer tok = Tokenizer::from_dir(tok_dir);
+  const ModelConfig mc = model_config_for(cfg, tok);
+  ModelWeights w = allocate_weights(mc);
+  if (cfg.init == InitMode::Random) {
+    init_random_weights(mc, w, cfg.seed);
+  } else {
+    load_weights(Checkpoint::open(cfg.model), mc, w);
+  }
+  out.line("model: " + std::string(mc.arch == Arch::GPTJ ? "GPT-J" : "GPT-2") + ", " +
+           std::to_string(w.num_parameters()) + " parameters (" +
+           (cfg.init == InitMode::Random ? "random init" : "from " + cfg.model) + ")");
+
+  // Data.
+  const Dataset ds = load_dataset(data_options(cfg, mc.n_positions), tok);
+  out.line(ds.summary.to_string());
+  if (ds.train.empty()) throw Error(cfg.data_path + ": no training rows left after filtering");
+  const LoaderOptions lo = loader_options(cfg, mc.n_positions, ds.eos_id);
+  DataLoader train(ds.train, lo);
+  LoaderOptions vo = lo;
+  vo.shuffle = false;
+  vo.drop_last = false;
+  std::unique_ptr<DataLoader> val;
+  if (!ds.validation.empty()) val = std::make_unique<DataLoader>(ds.validation, vo);
+
+  const int accum = cfg.gradient_accumulation_steps;
+  const int64_t steps_per_epoch = std::max<int64_t>(1, train.batches_per_epoch() / accum);
+  const int64_t total_steps = cfg.max_steps > 0 ? cfg.max_steps : steps_per_epoch * cfg.num_epochs;
+
+  AdamW opt(w.num_parameters(), {cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay});
+  opt.set_decay_ranges(hf_decay_ranges(w));
+  const LinearSchedule sched{cfg.lr, cfg.warmup_steps, total_steps};
+
+  TrainerState st;
+  st.max_steps = total_steps;
+  st.num_train_epochs = cfg.num_epochs;
+  st.num_parameters = static_cast<int64_t>(w.num_parameters());
+  if (!cfg.resume_from_checkpoint.empty()) {
+    fs::path ckpt = cfg.resume_from_checkpoint;
+    if (cfg.resume_from_checkpoint == "latest") {
+      auto latest = latest_checkpoint(save);
+      if (!latest) throw Error("--resume_from_checkpoint latest: no checkpoint in '" + save.string() + "'");
+      ckpt = *latest;
+    }
+    LoadedCheckpoint lc = load_checkpoint(ckpt, mc, w);
+    st = lc.state;
+    opt.m = std::move(lc.adam_m);
+    opt.v = std::move(lc.adam_v);
+    opt.steps = st.optimizer.step;
+    train.set_position(st.data);
+    out.line("resumed from " + ckpt.string() + " at step " + std::to_string(st.global_step));
+  }
+  MetricsLog metrics(save / "metrics.jsonl", st.global_step);
+  const std::string config_yaml = to_yaml(cfg);
+  write_file_atomic(save / "train_config.yml", config_yaml);
+
+  TrainWorkspace ws;
+  std::vector<float> grads(w.num_parameters(), 0.0f);
+  const auto t_start = Clock::now();
+  const int64_t start_step = st.global_step;
+  int64_t run_tokens = 0;
+  double window_loss = 0, last_loss = NAN, last_eval = NAN;
+  int window_n = 0;
+  fs::path last_checkpoint = st.best_model_checkpoint;
+  auto t_window = Clock::now();
+  int64_t window_tokens = 0;
+
+  auto checkpoint = [&]() {
+    st.data = train.position();
+    st.optimizer = {"adamw", opt.steps, 0.9, 0.999, 1e-8, cfg.weight_decay};
+    st.scheduler = {"linear", cfg.warmup_steps, total_steps, cfg.lr, sched.lr(std::max<int64_t>(0, st.global_step - 1))};
+    CheckpointSaveOptions so;
+    so.save_total_limit = cfg.save_total_limit;
+    so.tokenizer_dir = tok_dir;
+    so.train_config_yaml = config_yaml;
+    last_checkpoint = save_checkpoint(save, mc, w, opt.m, opt.v, st, so);
+    out.line("saved " + last_checkpoint.string());
+  };
+  auto evaluate = [&]() {
+    if (!val) return;
+    last_eval = validation_loss(mc, w, *val, ws);
+    metrics.log_eval(st.global_step, st.epoch, last_eval);
+    st.log_history.push_back({{"step", st.global_step}, {"eval_loss", last_eval}});
+    if (!st.best_metric || last_eval < *st.best_metric) st.best_metric = last_eval;
+    out.line("step " + std::to_string(st.global_step) + " (epoch " + fmt("%.2f", st.epoch) + "): validation loss " +
+             fmt("%.4f", last_eval) + ", perplexity " + fmt("%.2f", std::exp(last_eval)));
+  };
+
+  while (st.global_step < total_steps) {
+    std::fill(grads.begin(), grads.end(), 0.0f);
+    double step_loss = 0;
+    int counted = 0;
+    for (int a = 0; a < accum; ++a) {
+      const TrainBatch batch = train.next();
+      const float loss = forward_backward(mc, w, batch, grads, ws, 1.0f / accum);
+      if (!std::isfinite(loss))
+        throw Error("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at step " +
+                    std::to_string(st.global_step + 1) + "; stopped. Last good checkpoint: " +
+                    (last_checkpoint.empty() ? std::string("none") : last_checkpoint.string()));
+      step_loss += loss;
+      ++counted;
+      const int64_t n = real_tokens(batch);
+      run_tokens += n;
+      window_tokens += n;
+      st.tokens_seen += n;
+    }
+    const double lr = sched.lr(st.global_step);
+    const double norm = grad_norm(grads.data(), grads.size());
+    if (!std::isfinite(norm))
+      throw Error("gradient norm is not finite at step " + std::to_string(st.global_step + 1) +
+                  "; stopped. Last good checkpoint: " + (last_checkpoint.empty() ? std::string("none") : last_checkpoint.string()));
+    const float coef = cfg.max_grad_norm > 0 ? clip_coefficient(norm, cfg.max_grad_norm) : 1.0f;
+    opt.step(w.params.data(), grads.data(), lr, coef);
+    ++st.global_step;
+    st.epoch = static_cast<double>(st.global_step) / steps_per_epoch;
+    window_loss += step_loss / counted;
+    ++window_n;
+
+    const bool last = st.global_step == total_steps;
+    const bool logging_step = (cfg.logging_steps > 0 && st.global_step % cfg.logging_steps == 0) || last;
+    if (logging_step) {
+      const double secs = std::chrono::duration<double>(Clock::now() - t_window).count();
+      last_loss = window_loss / window_n;
+      const double tps = secs > 0 ? window_tokens / secs : 0;
+      metrics.log_train(st.global_step, st.epoch, last_loss, lr, tps, norm);
+      st.log_history.push_back({{"step", st.global_step}, {"loss", last_loss}, {"lr", lr}});
+      window_loss = 0, window_n = 0, window_tokens = 0;
+      t_window = Clock::now();
+    }
+    ProgressInfo pi;
+    pi.step = st.global_step, pi.total_steps = total_steps, pi.start_step = start_step;
+    pi.epoch = st.epoch, pi.num_epochs = cfg.max_steps > 0 ? static_cast<int>(std::ceil(static_cast<double>(total_steps) / steps_per_epoch)) : cfg.num_epochs;
+    pi.loss = std::isnan(last_loss) ? step_loss / counted : last_loss, pi.lr = lr;
+    pi.elapsed_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+    pi.tokens_per_s = pi.elapsed_s > 0 ? run_tokens / pi.elapsed_s : 0;
+    out.progress(format_progress(pi), logging_step);
+
+    const bool epoch_end = st.global_step % steps_per_epoch == 0;
+    if ((cfg.eval_steps > 0 && st.global_step % cfg.eval_steps == 0) || (cfg.eval_steps == 0 && epoch_end) || last)
+      evaluate();
+    if ((cfg.save_steps > 0 && st.global_step % cfg.save_steps == 0) || last) checkpoint();
+    if (hooks.after_step && !hooks.after_step(st.global_step)) break;
+  }
+  out.end_progress();
+
+  FinetuneResult r;
+  r.steps = st.global_step;
+  r.final_train_loss = last_loss;
+  r.final_eval_loss = last_eval;
+  r.train_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  r.tokens_per_second = r.train_seconds > 0 ? run_tokens / r.train_seconds : 0;
+  r.output_dir = save;
+  if (st.global_step == total_steps) {
+    save_pretrained(save, mc, w);
+    copy_tokenizer_files(tok_dir, save);
+    const LossCurve curve = loss_curve_from_records(read_metrics(save / "metrics.jsonl"));
+    write_loss_curve_png(save / "loss_curve.png", curve);
+    write_loss_curve_svg(save / "loss_curve.svg", curve);
+    out.line("saved the model to " + save.string() + " (loss curve: " + (save / "loss_curve.png").string() + ")");
+  }
+  out.line("training time " + format_duration(r.train_seconds) + " (" + fmt("%.1f", r.tokens_per_second) +
+           " tokens/s), " + std::to_string(st.global_step - start_step) + " steps");
+  return r;
+}
+
+}  // namespace lmforge
