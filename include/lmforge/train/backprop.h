@@ -1,0 +1,69 @@
+#pragma once
+// Training forward and backward pass of GPT-2 / GPT-J (llm.c style: every layer is a pair of plain
+// forward/backward functions, see src/train/backprop_layers.h).
+//
+// Gradients live in ONE flat buffer with exactly the layout of ModelWeights::params, so every
+// ParamSlice (offset, HF shape, Conv1D transposition) indexes the gradient of its tensor too. A tied
+// GPT-2 head has no slice of its own: its gradient lands in transformer.wte.weight's.
+//
+// The loss is HF's causal-LM loss: logits at position t predict labels[t+1] (HF shifts inside the
+// model), mean cross-entropy over the targets that are not kIgnoreIndex.
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "lmforge/model/config.h"
+#include "lmforge/model/weights.h"
+#include "lmforge/train/batch.h"
+
+namespace lmforge {
+
+// Activations saved by the forward pass for the backward pass, plus scratch. Sized for the shape
+// of the last batch it saw and reused while that shape stays; one workspace per model and thread
+// of training. Not copyable.
+class TrainWorkspace {
+ public:
+  TrainWorkspace();
+  ~TrainWorkspace();
+  TrainWorkspace(TrainWorkspace&&) noexcept;
+  TrainWorkspace& operator=(TrainWorkspace&&) noexcept;
+
+  // Bytes currently held (saved activations and scratch).
+  size_t bytes() const;
+
+  struct Impl;  // src/train/backprop_workspace.h
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Runs the training forward pass of `batch` and adds grad_scale * d(loss)/d(params) to `grads`
+// (which must be empty, then it is created zero-filled, or hold params.size() floats). Returns the
+// mean loss over the batch's targets; NaN, with nothing added to `grads`, when the batch has none
+// (as torch's mean over no elements).
+//
+// Batch: input_ids, labels [B*T]; attention_mask and position_ids may be left empty (all ones,
+// 0..T-1 per row). A key whose mask is 0 is never attended to. A query with no visible key (a
+// left-padding position) gets a zero attention output, as in inference. HF instead spreads such a
+// query uniformly over the keys its additive masks leave at finfo.min (future tokens included), so
+// with LEFT padding the loss of the first real token (predicted from the last padding position)
+// differs from HF's; right padding (HF's default for training) and unpadded rows match HF.
+// Throws lmforge::Error on malformed batches (sizes, token ids, labels, positions).
+//
+// grad_scale: 1/N when accumulating N micro-batches into one update.
+float forward_backward(const ModelConfig& cfg, const ModelWeights& w, const TrainBatch& batch,
+                       std::vector<float>& grads, TrainWorkspace& ws, float grad_scale = 1.0f);
+
+// Forward pass and mean loss only (validation); same conventions as forward_backward.
+float evaluate_loss(const ModelConfig& cfg, const ModelWeights& w, const TrainBatch& batch, TrainWorkspace& ws);
+
+// The training forward pass's logits at every position, [B*T, vocab] (diagnostics and tests: it
+// materialises what the loss computes in chunks).
+std::vector<float> forward_logits(const ModelConfig& cfg, const ModelWeights& w, const TrainBatch& batch,
+                                  TrainWorkspace& ws);
+
+// Number of targets of a batch after HF's shift (labels[b, t+1] != kIgnoreIndex for t < T-1).
+size_t count_targets(const TrainBatch& batch);
+
+}  // namespace lmforge
