@@ -120,12 +120,13 @@ void run_shape(const ModelConfig& c, ModelWeights& w, Shape s, int steps) {
   }
   const double tokens = static_cast<double>(s.B) * s.T;
   const double best = *std::min_element(step_s.begin(), step_s.end()), med = median(step_s);
-  std::printf("B=%d T=%d: step best %.3f s (%.1f tokens/s), median %.3f s (%.1f tokens/s); loss %.3f\n", s.B, s.T,
-              best, tokens / best, med, tokens / med, loss);
-  std::printf("   split (median): forward %.3f s, backward %.3f s, optimizer (zero+norm+AdamW) %.3f s; "
-              "%.1f GFLOP/s model FLOPs over the step; workspace %.0f MiB; peak RSS %.0f MiB\n",
-              median(fwd_s), median(fb_s) - median(fwd_s), median(opt_s), step_flops(c, s.B, s.T) / best / 1e9,
-              ws.bytes() / 1048576.0, peak_rss_mb());
+  std::printf("B=%d T=%d: step best %.3f s (%.1f tokens/s), median %.3f s (%.1f tokens/s); loss %.3f\n", s.B, s.T, best,
+              tokens / best, med, tokens / med, loss);
+  std::printf(
+      "   split (median): forward %.3f s, backward %.3f s, optimizer (zero+norm+AdamW) %.3f s; "
+      "%.1f GFLOP/s model FLOPs over the step; workspace %.0f MiB; peak RSS %.0f MiB\n",
+      median(fwd_s), median(fb_s) - median(fwd_s), median(opt_s), step_flops(c, s.B, s.T) / best / 1e9,
+      ws.bytes() / 1048576.0, peak_rss_mb());
 }
 
 }  // namespace
@@ -135,10 +136,14 @@ int main(int argc, char** argv) {
   int steps = 3, threads = 0, layers = 12;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--shapes") shapes = argv[i + 1];
-    else if (a == "--steps") steps = std::atoi(argv[i + 1]);
-    else if (a == "--threads") threads = std::atoi(argv[i + 1]);
-    else if (a == "--layers") layers = std::atoi(argv[i + 1]);
+    if (a == "--shapes")
+      shapes = argv[i + 1];
+    else if (a == "--steps")
+      steps = std::atoi(argv[i + 1]);
+    else if (a == "--threads")
+      threads = std::atoi(argv[i + 1]);
+    else if (a == "--layers")
+      layers = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;

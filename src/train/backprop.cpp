@@ -7,13 +7,14 @@
 //          h2 = ln_2(x_mid); u = h2 Wfcᵀ + b; out = x_mid + act(u) Wprojᵀ + b
 //   GPT-J: h1 = ln_1(x); qkv = rotary(h1 Wqkvᵀ); att = attn(qkv); u = h1 Wfcᵀ + b;
 //          out = x + att Woᵀ + act(u) Wprojᵀ + b          (parallel attention and MLP)
+#include "lmforge/train/backprop.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
 
 #include "lmforge/error.h"
-#include "lmforge/train/backprop.h"
 #include "train/backprop_layers.h"
 #include "train/backprop_math.h"
 #include "train/backprop_workspace.h"
@@ -89,8 +90,8 @@ size_t TrainWorkspace::Impl::bytes() const {
     n += bytes_of(a.x) + bytes_of(a.ln1) + bytes_of(a.ln1_mean) + bytes_of(a.ln1_rstd) + bytes_of(a.qkv) +
          bytes_of(a.att) + bytes_of(a.lse) + bytes_of(a.x_mid) + bytes_of(a.ln2) + bytes_of(a.ln2_mean) +
          bytes_of(a.ln2_rstd) + bytes_of(a.fc);
-  for (const auto* v : {&x_final, &lnf, &lnf_mean, &lnf_rstd, &act, &dx, &dh, &datt, &dqkv, &dfc, &head_in,
-                        &dhead_in, &logits, &rope.sin, &rope.cos})
+  for (const auto* v : {&x_final, &lnf, &lnf_mean, &lnf_rstd, &act, &dx, &dh, &datt, &dqkv, &dfc, &head_in, &dhead_in,
+                        &logits, &rope.sin, &rope.cos})
     n += bytes_of(*v);
   return n + bytes_of(mask) + bytes_of(positions);
 }
@@ -108,7 +109,8 @@ using Impl = TrainWorkspace::Impl;
 // ---- inputs -----------------------------------------------------------------------------------
 
 void check_batch(const ModelConfig& c, const TrainBatch& b) {
-  if (b.B <= 0 || b.T <= 0) throw Error("training batch: empty shape " + std::to_string(b.B) + "x" + std::to_string(b.T));
+  if (b.B <= 0 || b.T <= 0)
+    throw Error("training batch: empty shape " + std::to_string(b.B) + "x" + std::to_string(b.T));
   const size_t n = static_cast<size_t>(b.B) * b.T;
   auto check_size = [&](size_t got, const char* what, bool optional) {
     if (got != n && !(optional && got == 0))
@@ -208,8 +210,8 @@ void block_forward(const ModelConfig& c, int l, const BlockWeights& w, LayerActi
   if (c.arch == Arch::GPT2) {
     std::copy(a.x.begin(), a.x.end(), a.x_mid.begin());
     linear_forward(a.x_mid.data(), a.att.data(), w.attn_out.w, w.attn_out.b, d.M, d.E, d.E, true);
-    layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.x_mid.data(), w.ln_2.w, w.ln_2.b, d.M,
-                      d.E, c.layer_norm_epsilon);
+    layernorm_forward(a.ln2.data(), a.ln2_mean.data(), a.ln2_rstd.data(), a.x_mid.data(), w.ln_2.w, w.ln_2.b, d.M, d.E,
+                      c.layer_norm_epsilon);
     mlp_in = a.ln2.data();
     resid = a.x_mid.data();
   }
@@ -256,14 +258,16 @@ double head_forward_backward(const ModelConfig& c, const ModelWeights& w, const 
   for (int r0 = 0; r0 < n; r0 += chunk) {
     const int rows = std::min(chunk, n - r0);
     for (int i = 0; i < rows; ++i)
-      std::copy_n(ws.lnf.data() + static_cast<size_t>(t.rows[r0 + i]) * E, E, ws.head_in.data() + static_cast<size_t>(i) * E);
+      std::copy_n(ws.lnf.data() + static_cast<size_t>(t.rows[r0 + i]) * E, E,
+                  ws.head_in.data() + static_cast<size_t>(i) * E);
     linear_forward(ws.logits.data(), ws.head_in.data(), w.lm_head.w, w.lm_head.b, rows, E, V, false);
     total += cross_entropy(ws.logits.data(), t.ids.data() + r0, rows, V, grad != nullptr, dlogit_scale);
     if (!grad) continue;
     linear_backward(ws.dhead_in.data(), false, (*grad)(w.lm_head.w), (*grad)(w.lm_head.b), ws.logits.data(),
                     ws.head_in.data(), w.lm_head.w, rows, E, V);
     for (int i = 0; i < rows; ++i)
-      std::copy_n(ws.dhead_in.data() + static_cast<size_t>(i) * E, E, ws.dh.data() + static_cast<size_t>(t.rows[r0 + i]) * E);
+      std::copy_n(ws.dhead_in.data() + static_cast<size_t>(i) * E, E,
+                  ws.dh.data() + static_cast<size_t>(t.rows[r0 + i]) * E);
   }
   return total;
 }
@@ -271,12 +275,12 @@ double head_forward_backward(const ModelConfig& c, const ModelWeights& w, const 
 // ---- backward ---------------------------------------------------------------------------------
 
 // MLP branch: ws.dx holds ∂L/∂(block output); leaves ∂L/∂(MLP input) in ws.dh (overwritten).
-void mlp_backward(const ModelConfig& c, const BlockWeights& w, const LayerActivations& a, const float* mlp_in,
-                  Impl& ws, const GradOf& g, const Dims& d) {
+void mlp_backward(const ModelConfig& c, const BlockWeights& w, const LayerActivations& a, const float* mlp_in, Impl& ws,
+                  const GradOf& g, const Dims& d) {
   const size_t MI = static_cast<size_t>(d.M) * d.I;
   activation_forward(c.activation, ws.act.data(), a.fc.data(), MI);  // recomputed, not stored
-  linear_backward(ws.dfc.data(), false, g(w.fc_out.w), g(w.fc_out.b), ws.dx.data(), ws.act.data(), w.fc_out.w, d.M,
-                  d.I, d.E);
+  linear_backward(ws.dfc.data(), false, g(w.fc_out.w), g(w.fc_out.b), ws.dx.data(), ws.act.data(), w.fc_out.w, d.M, d.I,
+                  d.E);
   activation_backward(c.activation, ws.dfc.data(), a.fc.data(), MI);
   linear_backward(ws.dh.data(), false, g(w.fc_in.w), g(w.fc_in.b), ws.dfc.data(), mlp_in, w.fc_in.w, d.M, d.E, d.I);
 }
@@ -290,8 +294,8 @@ void attention_backward_part(const ModelConfig& c, int l, const BlockWeights& w,
   attention_backward(ws.dqkv.data(), ws.datt.data(), a.att.data(), a.lse.data(), a.qkv.data(), ws.mask.data(),
                      {d.B, d.T, d.E, d.H, attention_scale(c, l)});
   if (c.arch == Arch::GPTJ) rotary_backward(ws.dqkv.data(), ws.positions.data(), ws.rope, d.M, d.E, d.H);
-  linear_backward(ws.dh.data(), dh_accumulate, g(w.qkv.w), g(w.qkv.b), ws.dqkv.data(), a.ln1.data(), w.qkv.w, d.M,
-                  d.E, 3 * d.E);
+  linear_backward(ws.dh.data(), dh_accumulate, g(w.qkv.w), g(w.qkv.b), ws.dqkv.data(), a.ln1.data(), w.qkv.w, d.M, d.E,
+                  3 * d.E);
 }
 
 // ws.dx: ∂L/∂(block output) on entry, ∂L/∂(block input) on exit (the residual path carries it

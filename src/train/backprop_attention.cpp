@@ -127,8 +127,8 @@ void probabilities_row(float* s, int i, int L, const uint8_t* mask, float lse) {
 // Queries [q0, q1) of one head: S = scale q kᵀ over keys [0, q1), softmax, out = P v.
 void forward_block(const HeadView& v, int q0, int q1, float* out, int ldo, float* lse, float* S) {
   const int nq = q1 - q0, L = q1;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, v.hd, v.scale, v.q + static_cast<size_t>(q0) * v.ld,
-              v.ld, v.k, v.ld, 0.0f, S, L);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, v.hd, v.scale, v.q + static_cast<size_t>(q0) * v.ld, v.ld,
+              v.k, v.ld, 0.0f, S, L);
   for (int i = 0; i < nq; ++i) lse[q0 + i] = softmax_row(S + static_cast<size_t>(i) * L, q0 + i, L, v.mask);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, v.hd, L, 1.0f, S, L, v.v, v.ld, 0.0f,
               out + static_cast<size_t>(q0) * ldo, ldo);
@@ -137,8 +137,8 @@ void forward_block(const HeadView& v, int q0, int q1, float* out, int ldo, float
 // Gradients of one head's output rows, for queries [q0, q1) (keys [0, q1)):
 //   P recomputed; dv += Pᵀ dO; dP = dO vᵀ; dS = P ∘ (dP - rowsum(dO ∘ O)); dq = scale dS k;
 //   dk += scale dSᵀ q. dq/dk/dv have the row stride of qkv.
-void backward_block(const HeadView& v, int q0, int q1, const float* dout, const float* out, int ldo,
-                    const float* lse, float* dq, float* dk, float* dv, float* P, float* dS) {
+void backward_block(const HeadView& v, int q0, int q1, const float* dout, const float* out, int ldo, const float* lse,
+                    float* dq, float* dk, float* dv, float* P, float* dS) {
   const int nq = q1 - q0, L = q1, hd = v.hd;
   const float* qb = v.q + static_cast<size_t>(q0) * v.ld;
   const float* dob = dout + static_cast<size_t>(q0) * ldo;
@@ -175,7 +175,8 @@ void attention_forward(float* out, float* lse, const float* qkv, const uint8_t* 
       const HeadView v = head_view(qkv, mask, s, b, h);
       float* o = out + static_cast<size_t>(b) * s.T * s.E + static_cast<size_t>(h) * hd;
       float* l = lse + static_cast<size_t>(t) * s.T;
-      for (int q0 = 0; q0 < s.T; q0 += kQueryBlock) forward_block(v, q0, std::min(s.T, q0 + kQueryBlock), o, s.E, l, S.data());
+      for (int q0 = 0; q0 < s.T; q0 += kQueryBlock)
+        forward_block(v, q0, std::min(s.T, q0 + kQueryBlock), o, s.E, l, S.data());
     }
   }
 }

@@ -1,6 +1,8 @@
 // Embedding, layer norm, linear, activation and cross-entropy layers of the training pass (shapes
 // in backprop_layers.h). Matmuls go to OpenBLAS sgemm; the rest is OpenMP over rows, with
 // per-thread partial sums reduced in thread order so results do not depend on scheduling.
+#include "train/backprop_layers.h"
+
 #include <cblas.h>
 #include <omp.h>
 
@@ -9,7 +11,6 @@
 #include <cstring>
 
 #include "lmforge/kernels/kernels.h"
-#include "train/backprop_layers.h"
 #include "train/backprop_math.h"
 
 namespace lmforge::backprop {
@@ -52,7 +53,8 @@ void embedding_backward(float* dwte, float* dwpe, const float* dx, const int32_t
 #pragma omp parallel
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int e0 = static_cast<int>(static_cast<long>(E) * t / nt), e1 = static_cast<int>(static_cast<long>(E) * (t + 1) / nt);
+    const int e0 = static_cast<int>(static_cast<long>(E) * t / nt),
+              e1 = static_cast<int>(static_cast<long>(E) * (t + 1) / nt);
     for (int r = 0; r < M; ++r) {
       const float* d = dx + static_cast<size_t>(r) * E;
       float* gt = dwte + static_cast<size_t>(ids[r]) * E;
@@ -105,8 +107,8 @@ void layernorm_backward_row(float* dx, float* dg, float* db, const float* dy, co
 
 }  // namespace
 
-void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* g, const float* b, int M,
-                       int E, float eps) {
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* g, const float* b, int M, int E,
+                       float eps) {
 #pragma omp parallel for schedule(static)
   for (int r = 0; r < M; ++r) {
     const size_t o = static_cast<size_t>(r) * E;
@@ -175,8 +177,8 @@ void column_sums(float* db, const float* dy, int M, int N) {
 void linear_backward(float* dx, bool dx_accumulate, float* dw, float* db, const float* dy, const float* x,
                      const float* w, int M, int K, int N) {
   if (dx)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f,
-                dx, K);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f, dx,
+                K);
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
   if (db) column_sums(db, dy, M, N);
 }

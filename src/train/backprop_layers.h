@@ -20,8 +20,8 @@ void embedding_backward(float* dwte, float* dwpe, const float* dx, const int32_t
                         int E);
 
 // ---- layer norm: y[M,E] = (x - mean) * rstd * g + b, per row; mean/rstd [M] saved ---------------
-void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* g, const float* b, int M,
-                       int E, float eps);
+void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* g, const float* b, int M, int E,
+                       float eps);
 // dx[M,E] += ∂L/∂x; dg[E], db[E] += their gradients. dy [M,E].
 void layernorm_backward(float* dx, float* dg, float* db, const float* dy, const float* x, const float* mean,
                         const float* rstd, const float* g, int M, int E);

@@ -12,13 +12,13 @@ namespace lmforge {
 
 // One block's saved activations.
 struct LayerActivations {
-  std::vector<float> x;                   // [M,E] block input (residual stream)
+  std::vector<float> x;                        // [M,E] block input (residual stream)
   std::vector<float> ln1, ln1_mean, ln1_rstd;  // [M,E], [M], [M]
-  std::vector<float> qkv;                 // [M,3E] after rotary (GPT-J)
-  std::vector<float> att, lse;            // [M,E] attention output (pre-projection), [B,H,T]
-  std::vector<float> x_mid;               // [M,E] GPT-2: residual after attention
+  std::vector<float> qkv;                      // [M,3E] after rotary (GPT-J)
+  std::vector<float> att, lse;                 // [M,E] attention output (pre-projection), [B,H,T]
+  std::vector<float> x_mid;                    // [M,E] GPT-2: residual after attention
   std::vector<float> ln2, ln2_mean, ln2_rstd;  // GPT-2
-  std::vector<float> fc;                  // [M,I] pre-activation (the activation is recomputed)
+  std::vector<float> fc;                       // [M,I] pre-activation (the activation is recomputed)
 };
 
 struct TrainWorkspace::Impl {
@@ -33,19 +33,19 @@ struct TrainWorkspace::Impl {
 
   std::vector<LayerActivations> layers;
   std::vector<float> x_final, lnf, lnf_mean, lnf_rstd;  // input and output of ln_f
-  backprop::RotaryTable rope;                            // GPT-J
+  backprop::RotaryTable rope;                           // GPT-J
 
   // Batch inputs with HF's defaults filled in.
   std::vector<uint8_t> mask;
   std::vector<int32_t> positions;
 
   // Scratch shared by all layers.
-  std::vector<float> act;    // [M,I] activation output (forward, and recomputed in backward)
-  std::vector<float> dx;     // [M,E] gradient of the residual stream
-  std::vector<float> dh;     // [M,E] gradient of a layer-norm output
-  std::vector<float> datt;   // [M,E]
-  std::vector<float> dqkv;   // [M,3E]
-  std::vector<float> dfc;    // [M,I]
+  std::vector<float> act;                        // [M,I] activation output (forward, and recomputed in backward)
+  std::vector<float> dx;                         // [M,E] gradient of the residual stream
+  std::vector<float> dh;                         // [M,E] gradient of a layer-norm output
+  std::vector<float> datt;                       // [M,E]
+  std::vector<float> dqkv;                       // [M,3E]
+  std::vector<float> dfc;                        // [M,I]
   std::vector<float> head_in, dhead_in, logits;  // one chunk of the lm_head: [n,E], [n,E], [n,V]
 
   void reshape(const ModelConfig& c, int B, int T);

@@ -107,7 +107,7 @@ struct StepScalars {
   float decay;       // 1 - lr * weight_decay
   float b1, one_b1;  // beta1, 1 - beta1
   float b2, one_b2;
-  float bc2_sqrt;    // sqrt(1 - beta2^step)
+  float bc2_sqrt;       // sqrt(1 - beta2^step)
   float neg_step_size;  // -lr / (1 - beta1^step)
   float eps;
 };
@@ -126,12 +126,12 @@ StepScalars step_scalars(const AdamWConfig& c, double lr, int64_t step) {
 
 // One element in torch's order of operations (its vectorised kernels do not fuse multiply-adds).
 inline void adamw_element(float& p, float g, float& m, float& v, float decay, float gscale, const StepScalars& k) {
-  g *= gscale;                                           // clip_grad_norm_'s g.mul_(clip_coef)
-  const float pi = p * decay;                            // param.mul_(1 - lr * weight_decay)
-  m = m * k.b1 + k.one_b1 * g;                           // exp_avg.mul_(b1).add_(g, alpha=1-b1)
-  v = v * k.b2 + k.one_b2 * g * g;                       // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
+  g *= gscale;                                            // clip_grad_norm_'s g.mul_(clip_coef)
+  const float pi = p * decay;                             // param.mul_(1 - lr * weight_decay)
+  m = m * k.b1 + k.one_b1 * g;                            // exp_avg.mul_(b1).add_(g, alpha=1-b1)
+  v = v * k.b2 + k.one_b2 * g * g;                        // exp_avg_sq.mul_(b2).addcmul_(g, g, value=1-b2)
   const float denom = std::sqrt(v) / k.bc2_sqrt + k.eps;  // (exp_avg_sq.sqrt() / bc2_sqrt).add_(eps)
-  p = pi + k.neg_step_size * (m / denom);                // param.addcdiv_(exp_avg, denom, value=-step_size)
+  p = pi + k.neg_step_size * (m / denom);                 // param.addcdiv_(exp_avg, denom, value=-step_size)
 }
 
 // The same 8 elements at a time (memory-bound: 28 bytes moved per parameter).
@@ -145,7 +145,8 @@ LMF_AVX2 void adamw_range_avx2(float* p, const float* g, float* m, float* v, siz
     const __m256 gi = _mm256_mul_ps(_mm256_loadu_ps(g + i), vgs);
     const __m256 pi = _mm256_mul_ps(_mm256_loadu_ps(p + i), vdecay);
     const __m256 mi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + i), b1), _mm256_mul_ps(ob1, gi));
-    const __m256 vi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), b2), _mm256_mul_ps(_mm256_mul_ps(ob2, gi), gi));
+    const __m256 vi =
+        _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), b2), _mm256_mul_ps(_mm256_mul_ps(ob2, gi), gi));
     const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), bc2), eps);
     _mm256_storeu_ps(p + i, _mm256_add_ps(pi, _mm256_mul_ps(step, _mm256_div_ps(mi, denom))));
     _mm256_storeu_ps(m + i, mi);
@@ -180,7 +181,8 @@ void AdamW::set_decay_ranges(std::vector<ParamRange> ranges) {
   std::vector<Segment> segments;
   size_t at = 0;
   for (const auto& r : ranges) {
-    if (r.begin < at || r.end < r.begin || r.end > n) throw Error("AdamW: decay ranges overlap or exceed the parameters");
+    if (r.begin < at || r.end < r.begin || r.end > n)
+      throw Error("AdamW: decay ranges overlap or exceed the parameters");
     if (r.begin > at) segments.push_back({at, r.begin, false});
     if (r.end > r.begin) segments.push_back({r.begin, r.end, true});
     at = r.end;
@@ -198,8 +200,8 @@ void AdamW::step(float* params, const float* grads, double lr, float grad_scale)
   for (long b = 0; b < nb; ++b) {
     const Segment& blk = blocks_[b];
     // Without decay the factor is exactly 1, as torch's p.mul_(1 - lr * 0).
-    adamw_range(params + blk.begin, grads + blk.begin, m.data() + blk.begin, v.data() + blk.begin,
-                blk.end - blk.begin, blk.decay ? k.decay : 1.0f, grad_scale, k);
+    adamw_range(params + blk.begin, grads + blk.begin, m.data() + blk.begin, v.data() + blk.begin, blk.end - blk.begin,
+                blk.decay ? k.decay : 1.0f, grad_scale, k);
   }
 }
 

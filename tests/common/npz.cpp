@@ -20,7 +20,8 @@ struct ZipFileClose {
 std::string read_member(zip_t* z, zip_uint64_t index, const std::string& what) {
   zip_stat_t st;
   zip_stat_init(&st);
-  if (zip_stat_index(z, index, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE)) throw std::runtime_error("npz stat: " + what);
+  if (zip_stat_index(z, index, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE))
+    throw std::runtime_error("npz stat: " + what);
   std::unique_ptr<zip_file_t, ZipFileClose> f(zip_fopen_index(z, index, 0));
   if (!f) throw std::runtime_error("npz open member: " + what);
   std::string bytes(st.size, '\0');

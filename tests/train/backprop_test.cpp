@@ -1,6 +1,8 @@
 // Training forward/backward: parity with HF's loss and gradients (the `train` fixtures), agreement
 // with the inference forward, finite-difference gradient checks on tiny random models of both
 // architectures (switches the fixtures do not cover), and padding / accumulation semantics.
+#include "lmforge/train/backprop.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,7 +15,6 @@
 #include "lmforge/error.h"
 #include "lmforge/model/model.h"
 #include "lmforge/model/weights.h"
-#include "lmforge/train/backprop.h"
 #include "lmforge/train/optimizer.h"
 #include "train/train_fixture.h"
 
@@ -47,7 +48,8 @@ TEST_P(TrainParity, LossGradientsAndNormMatchHF) {
     EXPECT_NEAR(evaluate_loss(model->config(), w, batch, ws), want_loss, 1e-5 * std::fabs(want_loss));
 
     const auto expected = flatten_npz(w, test::read_npz(out.at("grads_npz").get<std::string>()));
-    for (const auto& s : w.slices) EXPECT_LE(slice_rel_error(s, grads, expected), 1e-4) << c.at("id") << " " << s.hf_name;
+    for (const auto& s : w.slices)
+      EXPECT_LE(slice_rel_error(s, grads, expected), 1e-4) << c.at("id") << " " << s.hf_name;
 
     const double want_norm = out.at("grad_norm").get<double>();
     EXPECT_NEAR(grad_norm(grads.data(), grads.size()), want_norm, 1e-5 * want_norm);
@@ -250,8 +252,9 @@ FdResult finite_difference_check(const ModelConfig& c, ModelWeights& w, const Tr
   return r;
 }
 
-// Observed worst errors (this machine): smooth 3.9e-4 element / 6.1e-5 direction; relu 2.1e-3 /
-// 4e-4. A wrong gradient term shows up at 1e-2 and above.
+// Observed worst errors (this machine, Release / sanitizer builds): smooth 3.9e-4 / 5.2e-4 per
+// element and 6.1e-5 / 6.7e-5 per direction; relu 2.1e-3 / 2.9e-3 and 3.9e-4 / 5.5e-4. A wrong
+// gradient term shows up at 1e-2 and above.
 constexpr FdSettings kSmooth{1e-2, true, 1.5e-3, 5e-4};
 constexpr FdSettings kRelu{5e-4, false, 5e-3, 5e-3};
 
@@ -342,7 +345,7 @@ TEST_P(Semantics, GradientsAccumulateWithScale) {
   forward_backward(c, w, b, once, ws);
   forward_backward(c, w, b, twice, ws, 0.25f);
   forward_backward(c, w, b, twice, ws, 0.75f);
-  for (const auto& s : w.slices) EXPECT_LE(slice_rel_error(s, twice, once), 1e-6) << s.hf_name;
+  for (const auto& s : w.slices) EXPECT_LE(slice_rel_error(s, twice, once), 1e-5) << s.hf_name;
 }
 
 TEST_P(Semantics, NoTargetsGivesNanAndNoGradient) {
@@ -374,6 +377,36 @@ TEST_P(Semantics, RejectsMalformedBatches) {
   EXPECT_THROW(evaluate_loss(c, w, b, ws), Error);
   std::vector<float> wrong(3);
   EXPECT_THROW(forward_backward(c, w, padded_batch(c.vocab_size, 17), wrong, ws), Error);
+}
+
+// The lm_head and loss run in chunks of rows (64 MiB of logits: 333 rows at GPT-2's vocabulary).
+// A batch whose 398 targets span two chunks equals its rows run one by one (one chunk each),
+// combined with the per-row target counts.
+TEST(HeadChunks, ChunkedLossAndGradientsMatchSingleRows) {
+  ModelConfig c = tiny_gpt2("gelu_new");
+  c.vocab_size = 50257;
+  c.n_positions = 256;
+  const ModelWeights w = random_weights(c, 18);
+  std::mt19937 rng(19);
+  const int T = 200;
+  TrainBatch both{2, T, {}, {}, {}, {}};
+  for (int i = 0; i < 2 * T; ++i) both.input_ids.push_back(static_cast<int32_t>(rng() % c.vocab_size));
+  both.labels = both.input_ids;
+  both.labels[T + 50] = kIgnoreIndex;  // unequal counts: 199 and 198 targets
+  TrainWorkspace ws;
+  std::vector<float> g_both, g_rows;
+  const double loss_both = forward_backward(c, w, both, g_both, ws);
+  double sum = 0.0;
+  const double total = static_cast<double>(count_targets(both));
+  for (int r = 0; r < 2; ++r) {
+    TrainBatch row{1, T, {}, {}, {}, {}};
+    row.input_ids.assign(both.input_ids.begin() + r * T, both.input_ids.begin() + (r + 1) * T);
+    row.labels.assign(both.labels.begin() + r * T, both.labels.begin() + (r + 1) * T);
+    const double n = static_cast<double>(count_targets(row));
+    sum += n * forward_backward(c, w, row, g_rows, ws, static_cast<float>(n / total));
+  }
+  EXPECT_NEAR(loss_both, sum / total, 1e-6 * loss_both);
+  for (const auto& s : w.slices) EXPECT_LE(slice_rel_error(s, g_rows, g_both), 1e-5) << s.hf_name;
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, Semantics, ::testing::Values(Arch::GPT2, Arch::GPTJ),

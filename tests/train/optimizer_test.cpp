@@ -1,6 +1,8 @@
 // Gradient clipping, AdamW and the linear schedule: parity with torch (the `train` fixtures' one
 // clipped AdamW step at weight decay 0 and 0.01), the formula over several steps, HF Trainer's
 // decay mask, and get_linear_schedule_with_warmup's values.
+#include "lmforge/train/optimizer.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,7 +16,6 @@
 #include "lmforge/model/model.h"
 #include "lmforge/model/weights.h"
 #include "lmforge/train/backprop.h"
-#include "lmforge/train/optimizer.h"
 #include "train/train_fixture.h"
 
 namespace lmforge {
