@@ -2,13 +2,21 @@
 // = zero the gradients, forward + backward (forward_backward), gradient norm + clip folded into
 // one AdamW update (wd 0.01).
 //
-//   bench_train [--shapes 4x64,8x128] [--steps 3] [--threads N] [--layers 12]
+//   bench_train [--shapes 4x64,8x128] [--steps 3] [--threads N] [--layers 12] [--precision fp32,bf16]
 //
 // For each B x T: tokens/s of the whole step (best and median of --steps after one warm-up
 // step), the split forward (evaluate_loss) / backward (forward_backward minus forward) /
 // optimizer, the model FLOPs rate (6 N per token for the matmuls plus attention), and peak RSS
-// (getrusage, whole process so far). The load average is printed before and after: the machine
-// may be shared.
+// (getrusage). Each (shape, precision) row runs in a child process of its own, so its peak RSS is
+// its own and not the maximum over the rows before it. bf16 rows (TrainOptions::bf16: bf16
+// weight copy and matmul inputs, fp32 accumulation and master weights) also give the time of the
+// per-pass fp32 → bf16 weight conversion, which is included in their step and forward times.
+// The fp32 rows use OpenBLAS sgemm, which picks its kernels by CPU (OPENBLAS_CORETYPE=Haswell
+// forces the AVX2 ones); the bf16 GEMM is our own AVX2/FMA one. The load average is printed
+// before and after: the machine may be shared.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -25,6 +33,7 @@
 #include "lmforge/model/weights.h"
 #include "lmforge/train/backprop.h"
 #include "lmforge/train/optimizer.h"
+#include "train/bf16.h"
 
 using namespace lmforge;
 using Clock = std::chrono::steady_clock;
@@ -88,9 +97,9 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-void run_shape(const ModelConfig& c, ModelWeights& w, Shape s, int steps) {
+void run_shape(const ModelConfig& c, ModelWeights& w, Shape s, int steps, bool bf16) {
   const TrainBatch batch = random_batch(s.B, s.T, c.vocab_size, 1234 + s.B * 1000 + s.T);
-  TrainWorkspace ws;
+  TrainWorkspace ws(TrainOptions{bf16});
   std::vector<float> grads(w.params.size(), 0.0f);
   AdamW opt(w.params.size(), {6e-4, 0.9, 0.999, 1e-8, 0.01});
   opt.set_decay_ranges(hf_decay_ranges(w));
@@ -120,19 +129,43 @@ void run_shape(const ModelConfig& c, ModelWeights& w, Shape s, int steps) {
   }
   const double tokens = static_cast<double>(s.B) * s.T;
   const double best = *std::min_element(step_s.begin(), step_s.end()), med = median(step_s);
-  std::printf("B=%d T=%d: step best %.3f s (%.1f tokens/s), median %.3f s (%.1f tokens/s); loss %.3f\n", s.B, s.T, best,
-              tokens / best, med, tokens / med, loss);
+  std::printf("%s B=%d T=%d: step best %.3f s (%.1f tokens/s), median %.3f s (%.1f tokens/s); loss %.3f\n",
+              bf16 ? "bf16" : "fp32", s.B, s.T, best, tokens / best, med, tokens / med, loss);
   std::printf(
       "   split (median): forward %.3f s, backward %.3f s, optimizer (zero+norm+AdamW) %.3f s; "
       "%.1f GFLOP/s model FLOPs over the step; workspace %.0f MiB; peak RSS %.0f MiB\n",
       median(fwd_s), median(fb_s) - median(fwd_s), median(opt_s), step_flops(c, s.B, s.T) / best / 1e9,
       ws.bytes() / 1048576.0, peak_rss_mb());
+  if (bf16) {
+    std::vector<uint16_t> w16(w.params.size());
+    std::vector<double> conv;
+    for (int i = 0; i < 3; ++i) {
+      const auto t0 = Clock::now();
+      backprop::to_bf16(w16.data(), w.params.data(), w.params.size());
+      conv.push_back(seconds_since(t0));
+    }
+    std::printf("   bf16 weight conversion (once per pass): %.3f s\n", median(conv));
+  }
+  std::fflush(stdout);
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at <= s.size()) {
+    const size_t comma = s.find(',', at);
+    out.push_back(s.substr(at, comma == std::string::npos ? std::string::npos : comma - at));
+    if (comma == std::string::npos) break;
+    at = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string shapes = "4x64,8x128";
+  std::string precisions = "fp32,bf16";
   int steps = 3, threads = 0, layers = 12;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
@@ -144,20 +177,42 @@ int main(int argc, char** argv) {
       threads = std::atoi(argv[i + 1]);
     else if (a == "--layers")
       layers = std::atoi(argv[i + 1]);
+    else if (a == "--precision")
+      precisions = argv[i + 1];
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
   }
-  if (threads > 0) kernels::set_num_threads(threads);
   ModelConfig c;  // defaults: GPT-2 124M (12 layers, 768 wide, 50257 tokens, gelu_new, tied head)
   c.n_layer = layers;
-  ModelWeights w = allocate_weights(c);
-  init_random_weights(c, w, 42);
-  std::printf("GPT-2 %d layers, %.1fM parameters; %d threads; AVX2 kernels %s; load average %s\n", c.n_layer,
-              w.params.size() / 1e6, kernels::num_threads(), kernels::using_avx2() ? "on" : "off",
-              load_average().c_str());
-  for (const Shape s : parse_shapes(shapes)) run_shape(c, w, s, steps);
+  std::printf("GPT-2 %d layers; OPENBLAS_CORETYPE %s; load average %s\n", c.n_layer,
+              std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "(auto)", load_average().c_str());
+  std::fflush(stdout);
+  for (const Shape s : parse_shapes(shapes))
+    for (const std::string& p : split_commas(precisions)) {
+      if (p != "fp32" && p != "bf16") {
+        std::fprintf(stderr, "--precision: fp32 or bf16, not %s\n", p.c_str());
+        return 2;
+      }
+      // A child per row (forked before this process starts any OpenMP thread): its own peak RSS.
+      const pid_t pid = fork();
+      if (pid == 0) {
+        if (threads > 0) kernels::set_num_threads(threads);
+        ModelWeights w = allocate_weights(c);
+        init_random_weights(c, w, 42);
+        std::printf("[%.1fM parameters; %d threads; AVX2 kernels %s]\n", w.params.size() / 1e6, kernels::num_threads(),
+                    kernels::using_avx2() ? "on" : "off");
+        run_shape(c, w, s, steps, p == "bf16");
+        _exit(0);
+      }
+      int status = 0;
+      waitpid(pid, &status, 0);
+      if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        std::fprintf(stderr, "row %s %dx%d failed\n", p.c_str(), s.B, s.T);
+        return 1;
+      }
+    }
   std::printf("load average after: %s\n", load_average().c_str());
   return 0;
 }

@@ -139,6 +139,20 @@ void layernorm_backward(float* dx, float* dg, float* db, const float* dy, const 
 
 // ---- linear ---------------------------------------------------------------------------------
 
+void layernorm_forward_bf16(uint16_t* y, float* mean, float* rstd, const float* x, const float* g, const float* b,
+                            int M, int E, float eps) {
+#pragma omp parallel
+  {
+    std::vector<float> row(E);  // one row in fp32, rounded while still in cache
+#pragma omp for schedule(static)
+    for (int r = 0; r < M; ++r) {
+      const size_t o = static_cast<size_t>(r) * E;
+      layernorm_row(row.data(), mean + r, rstd + r, x + o, g, b, E, eps);
+      to_bf16(y + o, row.data(), E);
+    }
+  }
+}
+
 void linear_forward(float* y, const float* x, const float* w, const float* b, int M, int K, int N, bool accumulate) {
   if (b) {  // fold the bias into C so sgemm does the only pass over y
 #pragma omp parallel for schedule(static)
@@ -180,6 +194,34 @@ void linear_backward(float* dx, bool dx_accumulate, float* dw, float* db, const 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f, dx,
                 K);
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
+  if (db) column_sums(db, dy, M, N);
+}
+
+namespace {
+
+void fill_bias(float* y, const float* b, int M, int N, bool accumulate) {
+#pragma omp parallel for schedule(static)
+  for (int r = 0; r < M; ++r) {
+    float* yr = y + static_cast<size_t>(r) * N;
+    if (accumulate)
+      for (int j = 0; j < N; ++j) yr[j] += b[j];
+    else
+      std::memcpy(yr, b, N * sizeof(float));
+  }
+}
+
+}  // namespace
+
+void linear_forward_mixed(float* y, const MatRef& x, const uint16_t* w, const float* b, int M, int K, int N,
+                          bool accumulate) {
+  if (b) fill_bias(y, b, M, N, accumulate);
+  gemm_mixed(M, N, K, x, mat(w, K, true), (b || accumulate) ? 1.0f : 0.0f, y, N);
+}
+
+void linear_backward_mixed(float* dx, bool dx_accumulate, float* dw, float* db, const float* dy, const MatRef& x,
+                           const uint16_t* w, int M, int K, int N) {
+  if (dx) gemm_mixed(M, K, N, mat(dy, N), mat(w, K), dx_accumulate ? 1.0f : 0.0f, dx, K);
+  gemm_mixed(N, K, M, mat(dy, N, true), x, 1.0f, dw, K);
   if (db) column_sums(db, dy, M, N);
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lmforge/model/config.h"
+#include "train/bf16.h"
 
 namespace lmforge::backprop {
 
@@ -33,6 +34,16 @@ void linear_forward(float* y, const float* x, const float* w, const float* b, in
 // null). dx may be null when the input needs no gradient.
 void linear_backward(float* dx, bool dx_accumulate, float* dw, float* db, const float* dy, const float* x,
                      const float* w, int M, int K, int N);
+
+// ---- bf16 variants (TrainOptions::bf16): same contracts, w in bf16, x fp32 or bf16 -------------
+// (row stride K), fp32 accumulation (gemm_mixed, bf16.h).
+void linear_forward_mixed(float* y, const MatRef& x, const uint16_t* w, const float* b, int M, int K, int N,
+                          bool accumulate);
+void linear_backward_mixed(float* dx, bool dx_accumulate, float* dw, float* db, const float* dy, const MatRef& x,
+                           const uint16_t* w, int M, int K, int N);
+// layernorm_forward with the output y rounded to bf16 row by row (mean/rstd stay fp32).
+void layernorm_forward_bf16(uint16_t* y, float* mean, float* rstd, const float* x, const float* g, const float* b,
+                            int M, int E, float eps);
 
 // ---- activation: a[n] = act(u[n]); backward d[n] *= act'(u[n]) (backprop_math.h) ---------------
 void activation_forward(Activation act, float* a, const float* u, size_t n);

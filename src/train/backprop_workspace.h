@@ -19,6 +19,8 @@ struct LayerActivations {
   std::vector<float> x_mid;                    // [M,E] GPT-2: residual after attention
   std::vector<float> ln2, ln2_mean, ln2_rstd;  // GPT-2
   std::vector<float> fc;                       // [M,I] pre-activation (the activation is recomputed)
+  // bf16 mode: the layer-norm outputs (matmul inputs only) are kept in bf16 instead of ln1 / ln2.
+  std::vector<uint16_t> ln1_16, ln2_16;
 };
 
 struct TrainWorkspace::Impl {
@@ -30,6 +32,12 @@ struct TrainWorkspace::Impl {
   };
   Key key{};
   bool sized = false;
+  TrainOptions options;
+
+  // bf16 mode: bf16 copy of ModelWeights::params (same offsets), refreshed at every pass, and the
+  // address of the fp32 params it mirrors.
+  std::vector<uint16_t> w16;
+  const float* w16_of = nullptr;
 
   std::vector<LayerActivations> layers;
   std::vector<float> x_final, lnf, lnf_mean, lnf_rstd;  // input and output of ln_f
@@ -47,6 +55,7 @@ struct TrainWorkspace::Impl {
   std::vector<float> dqkv;                       // [M,3E]
   std::vector<float> dfc;                        // [M,I]
   std::vector<float> head_in, dhead_in, logits;  // one chunk of the lm_head: [n,E], [n,E], [n,V]
+  std::vector<uint16_t> lnf16, head_in16;        // bf16 mode: in place of lnf and head_in
 
   void reshape(const ModelConfig& c, int B, int T);
   size_t bytes() const;

@@ -136,8 +136,6 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
     p.close();
     fs::remove(probe);
   }
-  if (cfg.bfloat16) throw Error("--bfloat16: bf16 training is not available yet in this build");
-
   // Model and tokenizer.
   const fs::path tok_dir = tokenizer_dir_of(cfg);
   const Tokenizer tok = Tokenizer::from_dir(tok_dir);
@@ -195,7 +193,7 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
   const std::string config_yaml = to_yaml(cfg);
   write_file_atomic(save / "train_config.yml", config_yaml);
 
-  TrainWorkspace ws;
+  TrainWorkspace ws(TrainOptions{cfg.bfloat16});  // --bfloat16: bf16 matmuls, fp32 master weights
   std::vector<float> grads(w.num_parameters(), 0.0f);
   const auto t_start = Clock::now();
   const int64_t start_step = st.global_step;

@@ -18,17 +18,33 @@
 
 namespace lmforge {
 
+// Precision of a workspace's passes.
+struct TrainOptions {
+  // bf16 mixed precision (the seed's --bfloat16, HF's --bf16): every matrix product of the model
+  // (qkv, attention output, MLP, lm_head; forward, dX and dW) reads its weight from a bf16 copy of
+  // the parameters and its activation input in bf16 where that activation is saved for backward
+  // anyway (the layer-norm outputs), accumulating in fp32. Master weights, gradients, optimizer
+  // state, attention, layer norm, activations, softmax and the loss stay fp32. The bf16 copy is
+  // refreshed from the fp32 weights at the start of every forward_backward / evaluate_loss /
+  // forward_logits call (one conversion per call, not per matmul), so a caller that updates the
+  // weights in between needs to do nothing. Costs params.size() * 2 bytes more than fp32.
+  bool bf16 = false;
+};
+
 // Activations saved by the forward pass for the backward pass, plus scratch. Sized for the shape
 // of the last batch it saw and reused while that shape stays; one workspace per model and thread
 // of training. Not copyable.
 class TrainWorkspace {
  public:
   TrainWorkspace();
+  explicit TrainWorkspace(const TrainOptions& options);
   ~TrainWorkspace();
   TrainWorkspace(TrainWorkspace&&) noexcept;
   TrainWorkspace& operator=(TrainWorkspace&&) noexcept;
 
-  // Bytes currently held (saved activations and scratch).
+  const TrainOptions& options() const;
+
+  // Bytes currently held (saved activations, scratch and, with bf16, the bf16 weight copy).
   size_t bytes() const;
 
   struct Impl;  // src/train/backprop_workspace.h
