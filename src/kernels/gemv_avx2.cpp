@@ -1,8 +1,12 @@
-// AVX2/FMA kernels. Batch-1 decode is bound by the bandwidth of streaming the weights, so the
-// kernel reads each weight row once and uses it for up to 4 activation rows, with independent
-// accumulators to hide FMA latency.
+// AVX2/FMA matrix kernels. Decode (1..16 activation rows) is bound by the bandwidth of streaming
+// the weights, so gemv_rows reads each weight row from memory once and uses it for every
+// activation row: a register tile of MR activation rows × NR weight rows keeps MR·NR independent
+// accumulators (enough to hide FMA latency) while the weight rows of the tile stay in L1 for the
+// next MR activation rows. For M > 1 every output is one accumulator summed over k in order, so
+// a row gets the same bits whatever M (2..16) it was computed with; M = 1 sums in another order.
 #include <immintrin.h>
 
+#include <cstdlib>
 #include "kernels/isa.h"
 
 namespace lmforge::kernels::avx2 {
@@ -17,50 +21,147 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
-// One weight row against M activation rows (M fixed at compile time).
-template <int M>
-inline void row_dots(const float* x, int K, const float* wrow, float* out) {
-  __m256 acc0[M], acc1[M];
-  for (int m = 0; m < M; ++m) acc0[m] = acc1[m] = _mm256_setzero_ps();
+// Lanes [0, r) set, for the last K % 8 elements of a row.
+inline __m256i tail_mask(int r) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// y[i*ldy + n + j] = x[i,:] · w[n + j,:] (+ bias) for i < MR, j < NR.
+// Prefetch: with NR rows read side by side the hardware prefetcher falls behind, so the tile also
+// brings the same columns of the NR rows at `ahead` (a later column block) into L2, one cache
+// line per row for every 16 columns k with (k / 16) % passes == pass: the `passes` tiles over
+// one column block (one per 4 activation rows) share that work evenly.
+template <int MR, int NR>
+inline void tile(const float* x, int K, const float* w, const float* bias, int n, float* y, int ldy,
+                 const float* ahead, int pass, int passes) {
+  __m256 acc[MR][NR];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
+  const float* wr = w + static_cast<long>(n) * K;
   int k = 0;
-  for (; k + 16 <= K; k += 16) {
-    __m256 w0 = _mm256_loadu_ps(wrow + k);
-    __m256 w1 = _mm256_loadu_ps(wrow + k + 8);
-    for (int m = 0; m < M; ++m) {
-      acc0[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + m * K + k), acc0[m]);
-      acc1[m] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + m * K + k + 8), acc1[m]);
+  for (; k + 8 <= K; k += 8) {
+    if (ahead && k % 16 == 0 && (k / 16) % passes == pass)
+      for (int j = 0; j < NR; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + static_cast<long>(j) * K + k), _MM_HINT_T1);
+    __m256 wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = _mm256_loadu_ps(wr + static_cast<long>(j) * K + k);
+    for (int i = 0; i < MR; ++i) {
+      const __m256 xv = _mm256_loadu_ps(x + static_cast<long>(i) * K + k);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
     }
   }
-  for (; k + 8 <= K; k += 8) {
-    __m256 w0 = _mm256_loadu_ps(wrow + k);
-    for (int m = 0; m < M; ++m) acc0[m] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + m * K + k), acc0[m]);
+  if (k < K) {
+    const __m256i m = tail_mask(K - k);
+    __m256 wv[NR];
+    for (int j = 0; j < NR; ++j) wv[j] = _mm256_maskload_ps(wr + static_cast<long>(j) * K + k, m);
+    for (int i = 0; i < MR; ++i) {
+      const __m256 xv = _mm256_maskload_ps(x + static_cast<long>(i) * K + k, m);
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
+    }
   }
-  for (int m = 0; m < M; ++m) {
-    float s = hsum(_mm256_add_ps(acc0[m], acc1[m]));
-    for (int kk = k; kk < K; ++kk) s += wrow[kk] * x[m * K + kk];
-    out[m] = s;
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < NR; ++j) y[static_cast<long>(i) * ldy + n + j] = hsum(acc[i][j]) + (bias ? bias[n + j] : 0.0f);
+}
+
+// Column blocks ahead that the tiles prefetch (measured best of 1, 2, 4 with the L2 hint; the L1
+// hint and prefetching only in the first tile were slower).
+constexpr int kPrefetchBlocks = 2;
+
+// NR weight rows starting at n against all M activation rows, MR = 4 at a time.
+template <int NR>
+inline void column_block(const float* x, int M, int K, const float* w, const float* bias, int n, int n_end, float* y,
+                         int ldy) {
+  const float* ahead = n + (kPrefetchBlocks + 1) * NR <= n_end ? w + static_cast<long>(n + kPrefetchBlocks * NR) * K : nullptr;
+  const int passes = (M + 3) / 4;
+  int m = 0, pass = 0;
+  for (; m + 4 <= M; m += 4, ++pass)
+    tile<4, NR>(x + static_cast<long>(m) * K, K, w, bias, n, y + static_cast<long>(m) * ldy, ldy, ahead, pass, passes);
+  const float* xm = x + static_cast<long>(m) * K;
+  float* ym = y + static_cast<long>(m) * ldy;
+  switch (M - m) {
+    case 1: tile<1, NR>(xm, K, w, bias, n, ym, ldy, ahead, pass, passes); break;
+    case 2: tile<2, NR>(xm, K, w, bias, n, ym, ldy, ahead, pass, passes); break;
+    case 3: tile<3, NR>(xm, K, w, bias, n, ym, ldy, ahead, pass, passes); break;
+    default: break;
   }
 }
 
-template <int M>
-void gemv_block(const float* x, int K, const float* w, int n0, int n1, float* y, int ldy) {
-  float out[M];
+// M = 1: one weight row after the other, a single sequential stream (what the hardware
+// prefetcher follows best), with four accumulators to keep loads in flight.
+static const int kPf = getenv("EXP_PF") ? atoi(getenv("EXP_PF")) : 0;
+void gemv_one_row(const float* x, int K, const float* w, const float* bias, int n0, int n1, float* y) {
   for (int n = n0; n < n1; ++n) {
-    const float* wrow = w + static_cast<long>(n) * K;
-    _mm_prefetch(reinterpret_cast<const char*>(wrow + 4 * K), _MM_HINT_T0);
-    row_dots<M>(x, K, wrow, out);
-    for (int m = 0; m < M; ++m) y[static_cast<long>(m) * ldy + n] = out[m];
+    const float* wr = w + static_cast<long>(n) * K;
+    if (kPf) _mm_prefetch(reinterpret_cast<const char*>(wr + kPf * K), _MM_HINT_T0);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k), _mm256_loadu_ps(x + k), a0);
+      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+      a2 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 16), _mm256_loadu_ps(x + k + 16), a2);
+      a3 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k + 24), _mm256_loadu_ps(x + k + 24), a3);
+    }
+    for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + k), _mm256_loadu_ps(x + k), a0);
+    if (k < K) {
+      const __m256i m = tail_mask(K - k);
+      a1 = _mm256_fmadd_ps(_mm256_maskload_ps(wr + k, m), _mm256_maskload_ps(x + k, m), a1);
+    }
+    y[n] = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3))) + (bias ? bias[n] : 0.0f);
   }
 }
 
 }  // namespace
 
-void gemv_rows(const float* x, int M, int K, const float* w, int n0, int n1, float* y, int ldy) {
-  switch (M) {
-    case 1: gemv_block<1>(x, K, w, n0, n1, y, ldy); break;
-    case 2: gemv_block<2>(x, K, w, n0, n1, y, ldy); break;
-    case 3: gemv_block<3>(x, K, w, n0, n1, y, ldy); break;
-    default: gemv_block<4>(x, K, w, n0, n1, y, ldy); break;
+void gemv_rows(const float* x, int M, int K, const float* w, const float* bias, int n0, int n1, float* y, int ldy) {
+  if (M == 1) return gemv_one_row(x, K, w, bias, n0, n1, y);
+  int n = n0;
+  if (M <= 3) {  // up to 3 x 4 accumulators
+    for (; n + 4 <= n1; n += 4) column_block<4>(x, M, K, w, bias, n, n1, y, ldy);
+  } else {  // 4 x 3 accumulators
+    for (; n + 3 <= n1; n += 3) column_block<3>(x, M, K, w, bias, n, n1, y, ldy);
+  }
+  for (; n < n1; ++n) column_block<1>(x, M, K, w, bias, n, n1, y, ldy);
+}
+
+void dot_rows(const float* q, const float* keys, size_t ld, int rows, int n, float scale, float* scores) {
+  const int body = n - n % 8;
+  const __m256i tm = tail_mask(n - body);
+  auto row_acc = [&](const float* k, __m256 acc) {
+    for (int d = 0; d < body; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
+    if (body < n) acc = _mm256_fmadd_ps(_mm256_maskload_ps(q + body, tm), _mm256_maskload_ps(k + body, tm), acc);
+    return acc;
+  };
+  int j = 0;
+  for (; j + 4 <= rows; j += 4) {  // four keys at a time: independent chains, one 4-way reduction
+    const float* k = keys + j * ld;
+    const __m256 a = row_acc(k, _mm256_setzero_ps()), b = row_acc(k + ld, _mm256_setzero_ps());
+    const __m256 c = row_acc(k + 2 * ld, _mm256_setzero_ps()), d = row_acc(k + 3 * ld, _mm256_setzero_ps());
+    const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
+    _mm_storeu_ps(scores + j, _mm_mul_ps(sums, _mm_set1_ps(scale)));
+  }
+  for (; j < rows; ++j) scores[j] = hsum(row_acc(keys + j * ld, _mm256_setzero_ps())) * scale;
+}
+
+void weighted_rows_sum(const float* p, const float* values, size_t ld, int rows, int n, float* y) {
+  int d = 0;
+  for (; d + 64 <= n; d += 64) {  // 64 outputs in 8 registers over all rows
+    __m256 acc[8];
+    for (auto& a : acc) a = _mm256_setzero_ps();
+    for (int j = 0; j < rows; ++j) {
+      if (p[j] == 0.0f) continue;
+      const __m256 pj = _mm256_set1_ps(p[j]);
+      const float* v = values + j * ld + d;
+      for (int i = 0; i < 8; ++i) acc[i] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(v + 8 * i), acc[i]);
+    }
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(y + d + 8 * i, acc[i]);
+  }
+  for (; d < n; d += 8) {
+    const __m256i tm = tail_mask(n - d);
+    __m256 acc = _mm256_setzero_ps();
+    for (int j = 0; j < rows; ++j)
+      if (p[j] != 0.0f) acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_maskload_ps(values + j * ld + d, tm), acc);
+    _mm256_maskstore_ps(y + d, tm, acc);
   }
 }
 

@@ -1,11 +1,30 @@
 #pragma once
 // Declarations of the AVX2/FMA implementations (compiled with -mavx2 -mfma -mf16c). Call them only
-// when kernels::using_avx2() is true.
+// when kernels::using_avx2() is true. Each has a portable twin in kernels.cpp with the same math.
+#include <cstddef>
+
 namespace lmforge::kernels::avx2 {
 
-// y[m*ldy + n] = sum_k x[m*K + k] * w[n*K + k] for n in [n0, n1), m in [0, M), M <= 4.
-void gemv_rows(const float* x, int M, int K, const float* w, int n0, int n1, float* y, int ldy);
+// Largest M gemv_rows handles (the activation rows all stay in L2 while each weight row is read
+// once from memory).
+constexpr int kMaxGemvRows = 16;
+
+// y[m*ldy + n] = sum_k x[m*K + k] * w[n*K + k] (+ bias[n] when non-null)
+// for n in [n0, n1), m in [0, M), 1 <= M <= kMaxGemvRows.
+void gemv_rows(const float* x, int M, int K, const float* w, const float* bias, int n0, int n1, float* y, int ldy);
+void dot_rows(const float* q, const float* keys, size_t ld, int rows, int n, float scale, float* scores);
+void weighted_rows_sum(const float* p, const float* values, size_t ld, int rows, int n, float* y);
 float dot(const float* a, const float* b, int n);
 void axpy(float a, const float* x, float* y, int n);
+
+// x = x * sigmoid(2 * sqrt(2/pi) * (x + 0.044715 x^3)), which equals HF's tanh form
+// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) without its cancellation near x << 0.
+void gelu_tanh(float* x, size_t n);
+// x = x * sigmoid(a * x) (quick_gelu: a = 1.702, silu: a = 1).
+void mul_sigmoid(float* x, size_t n, float a);
+// In-place softmax of n values; exp of -inf is exactly 0 (masked entries).
+void softmax(float* x, int n);
+// One row of layer norm (biased variance).
+void layer_norm_row(const float* x, int E, const float* gamma, const float* beta, float eps, float* y);
 
 }  // namespace lmforge::kernels::avx2

@@ -1,49 +1,91 @@
-// Portable kernels and the run-time choice between them and the AVX2 versions (kernels/isa.h).
+// Portable kernels, the run-time choice between them and the AVX2 versions (kernels/isa.h), and
+// how each is split into parallel_for tasks (kernels/thread_pool.cpp).
 #include "lmforge/kernels/kernels.h"
 
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/isa.h"
 
 namespace lmforge::kernels {
 namespace {
 
+// LMFORGE_NO_AVX2=1 forces the portable kernels (to test them on an AVX2 machine).
 bool detect_avx2() {
+  const char* off = std::getenv("LMFORGE_NO_AVX2");
+  if (off && *off && std::strcmp(off, "0") != 0) return false;
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
 }
 const bool kAvx2 = detect_avx2();
 
-// Rows up to this count go through the weight-streaming GEMV (weights read once per call);
-// beyond it sgemm's blocking wins.
-constexpr int kGemvMaxRows = 4;
+// Rows up to this count go through the weight-streaming GEMV (each weight read once from memory
+// per call, whatever M); beyond it sgemm's cache blocking wins.
+constexpr int kGemvMaxRows = avx2::kMaxGemvRows;
+// Below this many multiply-adds a parallel region costs more than it saves.
+constexpr long kParallelMinWork = 1L << 16;
 
-void gemv_rows_portable(const float* x, int M, int K, const float* w, int n0, int n1, float* y, int ldy) {
+void gemv_rows_portable(const float* x, int M, int K, const float* w, const float* bias, int n0, int n1, float* y,
+                        int ldy) {
   for (int n = n0; n < n1; ++n)
     for (int m = 0; m < M; ++m) {
       const float* xr = x + static_cast<long>(m) * K;
       const float* wr = w + static_cast<long>(n) * K;
       float s = 0.f;
       for (int k = 0; k < K; ++k) s += xr[k] * wr[k];
-      y[static_cast<long>(m) * ldy + n] = s;
+      y[static_cast<long>(m) * ldy + n] = s + (bias ? bias[n] : 0.0f);
     }
 }
 
-// y[M,N] = x w^T for M <= kGemvMaxRows, output columns split across threads in chunks of 16.
-void gemv(const float* x, int M, int K, const float* w, int N, float* y) {
-  const int chunks = (N + 15) / 16;
-#pragma omp parallel for schedule(static) if (static_cast<long>(N) * K > 32768)
-  for (int c = 0; c < chunks; ++c) {
-    const int n0 = c * 16, n1 = std::min(N, n0 + 16);
-    if (kAvx2)
-      avx2::gemv_rows(x, M, K, w, n0, n1, y, N);
-    else
-      gemv_rows_portable(x, M, K, w, n0, n1, y, N);
-  }
+void gemv_range(const float* x, int M, int K, const float* w, const float* bias, int n0, int n1, float* y, int N) {
+  if (kAvx2)
+    avx2::gemv_rows(x, M, K, w, bias, n0, n1, y, N);
+  else
+    gemv_rows_portable(x, M, K, w, bias, n0, n1, y, N);
+}
+
+// Splits n items into `tasks` contiguous ranges whose bounds are multiples of `align`.
+struct Split {
+  int n, tasks, align;
+  int begin(int t) const { return std::min(n, static_cast<int>(static_cast<long>((n + align - 1) / align) * t / tasks) * align); }
+  int end(int t) const { return begin(t + 1); }
+};
+
+// Tasks for `work` multiply-adds over `items` independent items: one when small, else a few per
+// thread (so a preempted thread holds up little) but never fewer than `min_items` items each.
+static const int kTpt = getenv("EXP_TPT") ? atoi(getenv("EXP_TPT")) : 4;
+int task_count(long work, int items, int min_items) {
+  if (work < kParallelMinWork) return 1;
+  return std::max(1, std::min(kTpt * num_threads(), items / min_items));
+}
+
+// y[M,N] = x w^T + bias for M <= kGemvMaxRows. Each task takes one contiguous range of output
+// columns (weight rows), so it streams one contiguous slab of w; bounds are multiples of 12 rows
+// (the AVX2 kernel's column blocks are 3 or 4 rows).
+void gemv(const float* x, int M, int K, const float* w, const float* bias, int N, float* y) {
+  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 48), 12};
+  parallel_for(split.tasks, [&](int t) { gemv_range(x, M, K, w, bias, split.begin(t), split.end(t), y, N); });
+}
+
+// y[M,N] = x w^T + bias for larger M: single-threaded sgemm calls on column slabs of y (each
+// packs its own part of w once; x is small next to w).
+void sgemm_columns(const float* x, int M, int K, const float* w, int N, const float* bias, float* y) {
+  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64), 16};
+  parallel_for(split.tasks, [&](int t) {
+    const int n0 = split.begin(t), n1 = split.end(t);
+    if (n0 == n1) return;
+    float beta = 0.0f;
+    if (bias) {  // y starts as the bias, sgemm adds x w^T to it
+      for (int m = 0; m < M; ++m) std::memcpy(y + static_cast<long>(m) * N + n0, bias + n0, (n1 - n0) * sizeof(float));
+      beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n1 - n0, K, 1.0f, x, K, w + static_cast<long>(n0) * K, K,
+                beta, y + n0, N);
+  });
 }
 
 float gelu_tanh(float x) {
@@ -51,51 +93,12 @@ float gelu_tanh(float x) {
   return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
 }
 
-}  // namespace
-
-bool using_avx2() { return kAvx2; }
-
-int num_threads() { return omp_get_max_threads(); }
-
-void set_num_threads(int n) {
-  omp_set_num_threads(n);
-  openblas_set_num_threads(n);
-}
-
-void matmul_wt(const float* x, int M, int K, const float* w, int N, const float* bias, float* y) {
-  if (M <= kGemvMaxRows)
-    gemv(x, M, K, w, N, y);
-  else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
-  if (bias)
-    for (int m = 0; m < M; ++m) {
-      float* yr = y + static_cast<long>(m) * N;
-      for (int n = 0; n < N; ++n) yr[n] += bias[n];
-    }
-}
-
-void layer_norm(const float* x, int M, int E, const float* gamma, const float* beta, float eps, float* y) {
-  for (int m = 0; m < M; ++m) {
-    const float* xr = x + static_cast<long>(m) * E;
-    float* yr = y + static_cast<long>(m) * E;
-    double sum = 0.0;
-    for (int i = 0; i < E; ++i) sum += xr[i];
-    const float mean = static_cast<float>(sum / E);
-    double var = 0.0;
-    for (int i = 0; i < E; ++i) {
-      const double d = xr[i] - mean;
-      var += d * d;
-    }
-    const float rstd = 1.0f / std::sqrt(static_cast<float>(var / E) + eps);
-    for (int i = 0; i < E; ++i) yr[i] = (xr[i] - mean) * rstd * gamma[i] + beta[i];
-  }
-}
-
-void activate(Activation act, float* x, size_t n) {
+void activate_serial(Activation act, float* x, size_t n) {
   switch (act) {
     case Activation::GeluNew:
     case Activation::GeluFast:
     case Activation::GeluPytorchTanh:
+      if (kAvx2) return avx2::gelu_tanh(x, n);
       for (size_t i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
       break;
     case Activation::Gelu:
@@ -105,15 +108,62 @@ void activate(Activation act, float* x, size_t n) {
       for (size_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0f);
       break;
     case Activation::QuickGelu:
+      if (kAvx2) return avx2::mul_sigmoid(x, n, 1.702f);
       for (size_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-1.702f * x[i]));
       break;
     case Activation::Silu:
+      if (kAvx2) return avx2::mul_sigmoid(x, n, 1.0f);
       for (size_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
       break;
   }
 }
 
+void layer_norm_row(const float* xr, int E, const float* gamma, const float* beta, float eps, float* yr) {
+  if (kAvx2) return avx2::layer_norm_row(xr, E, gamma, beta, eps, yr);
+  double sum = 0.0;
+  for (int i = 0; i < E; ++i) sum += xr[i];
+  const float mean = static_cast<float>(sum / E);
+  double var = 0.0;
+  for (int i = 0; i < E; ++i) {
+    const double d = xr[i] - mean;
+    var += d * d;
+  }
+  const float rstd = 1.0f / std::sqrt(static_cast<float>(var / E) + eps);
+  for (int i = 0; i < E; ++i) yr[i] = (xr[i] - mean) * rstd * gamma[i] + beta[i];
+}
+
+}  // namespace
+
+bool using_avx2() { return kAvx2; }
+
+void matmul_wt(const float* x, int M, int K, const float* w, int N, const float* bias, float* y) {
+  if (M <= kGemvMaxRows)
+    gemv(x, M, K, w, bias, N, y);
+  else
+    sgemm_columns(x, M, K, w, N, bias, y);
+}
+
+void layer_norm(const float* x, int M, int E, const float* gamma, const float* beta, float eps, float* y) {
+  const Split split{M, task_count(static_cast<long>(M) * E, M, 4), 1};
+  parallel_for(split.tasks, [&](int t) {
+    for (int m = split.begin(t); m < split.end(t); ++m)
+      layer_norm_row(x + static_cast<long>(m) * E, E, gamma, beta, eps, y + static_cast<long>(m) * E);
+  });
+}
+
+void activate(Activation act, float* x, size_t n) {
+  // Chunks of whole vectors, so the AVX2 tail path only runs at the very end.
+  constexpr size_t kChunk = 4096;
+  const int chunks = static_cast<int>((n + kChunk - 1) / kChunk);
+  const int tasks = n < static_cast<size_t>(kParallelMinWork) ? 1 : chunks;
+  parallel_for(tasks, [&](int t) {
+    const size_t i0 = static_cast<size_t>(t) * kChunk;
+    activate_serial(act, x + i0, tasks == 1 ? n : std::min(kChunk, n - i0));
+  });
+}
+
 void softmax(float* x, int n) {
+  if (kAvx2) return avx2::softmax(x, n);
   float mx = -INFINITY;
   for (int i = 0; i < n; ++i) mx = std::max(mx, x[i]);
   double sum = 0.0;
@@ -123,6 +173,18 @@ void softmax(float* x, int n) {
   }
   const float inv = static_cast<float>(1.0 / sum);
   for (int i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void dot_rows(const float* q, const float* keys, size_t ld, int rows, int n, float scale, float* scores) {
+  if (kAvx2) return avx2::dot_rows(q, keys, ld, rows, n, scale, scores);
+  for (int j = 0; j < rows; ++j) scores[j] = dot(q, keys + j * ld, n) * scale;
+}
+
+void weighted_rows_sum(const float* p, const float* values, size_t ld, int rows, int n, float* y) {
+  if (kAvx2) return avx2::weighted_rows_sum(p, values, ld, rows, n, y);
+  for (int d = 0; d < n; ++d) y[d] = 0.0f;
+  for (int j = 0; j < rows; ++j)
+    if (p[j] != 0.0f) axpy(p[j], values + j * ld, y, n);
 }
 
 float dot(const float* a, const float* b, int n) {

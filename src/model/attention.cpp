@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -10,50 +11,67 @@
 namespace lmforge {
 namespace {
 
+// Queries per attention task in the prefill path: small enough to give both threads work and to
+// skip most of the causally masked scores, large enough for sgemm to be efficient.
+constexpr int kQueryBlock = 64;
+// Below this many multiply-adds the decode attention runs on the calling thread.
+constexpr long kParallelMinWork = 1L << 15;
+
 // Masked softmax of one query's scores over keys 0..last; masked keys get probability 0.
 // Returns false when no key is visible (a padding query).
 bool masked_softmax(float* scores, int last, const uint8_t* key_mask) {
-  float mx = -INFINITY;
-  for (int j = 0; j <= last; ++j)
-    if (key_mask[j]) mx = std::max(mx, scores[j]);
-  if (mx == -INFINITY) return false;
-  double sum = 0.0;
+  bool any = false;
   for (int j = 0; j <= last; ++j) {
-    scores[j] = key_mask[j] ? std::exp(scores[j] - mx) : 0.0f;
-    sum += scores[j];
+    if (key_mask[j])
+      any = true;
+    else
+      scores[j] = -INFINITY;  // softmax gives exactly 0
   }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int j = 0; j <= last; ++j) scores[j] *= inv;
+  if (!any) return false;
+  kernels::softmax(scores, last + 1);
   return true;
 }
 
-// One (row, head) for one new token: dot products against the cache (decode path).
+// One (row, head) for one new token against cache positions 0..last (decode path).
 void attend_one(const float* q, const float* keys, const float* values, const uint8_t* key_mask, int last,
                 int E, int hd, float scale, float* scores, float* out) {
-  for (int j = 0; j <= last; ++j)
-    scores[j] = key_mask[j] ? kernels::dot(q, keys + static_cast<size_t>(j) * E, hd) * scale : 0.0f;
-  for (int d = 0; d < hd; ++d) out[d] = 0.0f;
-  if (!masked_softmax(scores, last, key_mask)) return;
-  for (int j = 0; j <= last; ++j)
-    if (scores[j] != 0.0f) kernels::axpy(scores[j], values + static_cast<size_t>(j) * E, out, hd);
+  kernels::dot_rows(q, keys, E, last + 1, hd, scale, scores);
+  if (!masked_softmax(scores, last, key_mask)) {
+    for (int d = 0; d < hd; ++d) out[d] = 0.0f;
+    return;
+  }
+  kernels::weighted_rows_sum(scores, values, E, last + 1, hd, out);
 }
 
-// One (row, head) for n new tokens at once with two sgemm calls (prefill path).
+// Queries q0..q1-1 (of n new ones) of one (row, head) with two sgemm calls over the keys they can
+// see (cache positions 0 .. past+q1-1), the prefill path. scores: room for (q1-q0) * (past+q1).
 void attend_block(const float* q, int ldq, const float* keys, const float* values, const uint8_t* key_mask,
-                  int past, int n, int E, int hd, float scale, std::vector<float>& scores, float* out) {
-  const int L = past + n;
-  scores.resize(static_cast<size_t>(n) * L);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, L, hd, scale, q, ldq, keys, E, 0.0f, scores.data(), L);
-  for (int i = 0; i < n; ++i) {
-    float* row = scores.data() + static_cast<size_t>(i) * L;
-    const int last = past + i;
+                  int past, int q0, int q1, int E, int hd, float scale, float* scores, float* out) {
+  const int nq = q1 - q0, L = past + q1;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, L, hd, scale, q + static_cast<size_t>(q0) * ldq, ldq,
+              keys, E, 0.0f, scores, L);
+  for (int i = 0; i < nq; ++i) {
+    float* row = scores + static_cast<size_t>(i) * L;
+    const int last = past + q0 + i;
     if (!masked_softmax(row, last, key_mask)) {
       for (int j = 0; j < L; ++j) row[j] = 0.0f;  // padding query: zero output
       continue;
     }
     for (int j = last + 1; j < L; ++j) row[j] = 0.0f;  // causal
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hd, L, 1.0f, scores.data(), L, values, E, 0.0f, out, E);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, hd, L, 1.0f, scores, L, values, E, 0.0f,
+              out + static_cast<size_t>(q0) * E, E);
+}
+
+// kernels::parallel_for(tasks, fn) where fn(task, scores) also gets a scratch buffer of `size`
+// floats owned by the thread running it (grown, never shrunk, reused across calls).
+template <class F>
+void parallel_scores(int tasks, int size, const F& fn) {
+  kernels::parallel_for(tasks, [&](int t) {
+    thread_local std::vector<float> scores;
+    if (scores.size() < static_cast<size_t>(size)) scores.resize(size);
+    fn(t, scores.data());
+  });
 }
 
 }  // namespace
@@ -70,26 +88,30 @@ void attention_forward(const ModelConfig& c, int layer, const float* qkv, int ro
   const int E = c.n_embd, H = c.n_head, hd = c.head_dim();
   const float scale = attention_scale(c, layer);
   if (n == 1) {
-    const int L = past + 1;
-#pragma omp parallel
-    {
-      std::vector<float> scores(L);
-#pragma omp for schedule(static)
-      for (int rh = 0; rh < rows * H; ++rh) {
+    // One task per (row, head), or a single task when there is too little work to share.
+    const int L = past + 1, pairs = rows * H;
+    const int tasks = static_cast<long>(pairs) * L * hd >= kParallelMinWork ? pairs : 1;
+    const int per_task = pairs / tasks;
+    parallel_scores(tasks, L, [&](int t, float* scores) {
+      for (int rh = t * per_task; rh < (t + 1) * per_task; ++rh) {
         const int r = rh / H, h = rh % H;
         attend_one(qkv + static_cast<size_t>(r) * 3 * E + h * hd, cache.keys(layer, r) + h * hd,
-                   cache.values(layer, r) + h * hd, cache.mask(r), past, E, hd, scale, scores.data(),
+                   cache.values(layer, r) + h * hd, cache.mask(r), past, E, hd, scale, scores,
                    out + static_cast<size_t>(r) * E + h * hd);
       }
-    }
+    });
     return;
   }
-  std::vector<float> scores;
-  for (int r = 0; r < rows; ++r)
-    for (int h = 0; h < H; ++h)
-      attend_block(qkv + static_cast<size_t>(r) * n * 3 * E + h * hd, 3 * E, cache.keys(layer, r) + h * hd,
-                   cache.values(layer, r) + h * hd, cache.mask(r), past, n, E, hd, scale, scores,
-                   out + static_cast<size_t>(r) * n * E + h * hd);
+  // One task per (row, head, block of queries), sgemm single-threaded inside. Later blocks see
+  // more keys: they go first.
+  const int blocks = (n + kQueryBlock - 1) / kQueryBlock;
+  parallel_scores(rows * H * blocks, std::min(n, kQueryBlock) * (past + n), [&](int t, float* scores) {
+    const int b = blocks - 1 - t / (rows * H), rh = t % (rows * H), r = rh / H, h = rh % H;
+    const int q0 = b * kQueryBlock, q1 = std::min(n, q0 + kQueryBlock);
+    attend_block(qkv + static_cast<size_t>(r) * n * 3 * E + h * hd, 3 * E, cache.keys(layer, r) + h * hd,
+                 cache.values(layer, r) + h * hd, cache.mask(r), past, q0, q1, E, hd, scale, scores,
+                 out + static_cast<size_t>(r) * n * E + h * hd);
+  });
 }
 
 }  // namespace lmforge

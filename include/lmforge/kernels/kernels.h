@@ -8,8 +8,9 @@
 namespace lmforge::kernels {
 
 // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N] when non-null). w is row-major [out, in], the layout
-// every weight matrix has after loading. Small M (decode) streams w once through an AVX2 kernel;
-// larger M uses OpenBLAS sgemm.
+// every weight matrix has after loading. Up to 16 rows (decode, batch decode) stream w once through
+// a register-tiled kernel, each thread reading one contiguous slab of w; more rows use OpenBLAS
+// sgemm, split by columns into parallel_for tasks.
 void matmul_wt(const float* x, int M, int K, const float* w, int N, const float* bias, float* y);
 
 // y[M,E] = (x - mean) / sqrt(var + eps) * gamma + beta, per row (biased variance, as torch).
@@ -18,16 +19,44 @@ void layer_norm(const float* x, int M, int E, const float* gamma, const float* b
 // In-place activation with HF's definition of each name.
 void activate(Activation act, float* x, size_t n);
 
-// Numerically stable in-place softmax of n values.
+// Numerically stable in-place softmax of n values. Entries equal to -inf get exactly 0 (masks).
 void softmax(float* x, int n);
+
+// scores[j] = scale * (q · row j) for j < rows, row j = keys[j*ld .. j*ld + n) (attention scores
+// of one query against the cached keys of one head).
+void dot_rows(const float* q, const float* keys, size_t ld, int rows, int n, float scale, float* scores);
+// y[0..n) = Σ_j p[j] · values[j*ld .. j*ld + n), rows with p[j] == 0 skipped (attention output).
+void weighted_rows_sum(const float* p, const float* values, size_t ld, int rows, int n, float* y);
 
 float dot(const float* a, const float* b, int n);
 // y += a * x
 void axpy(float a, const float* x, float* y, int n);
 
-// Whether the AVX2/FMA/F16C paths are in use (for diagnostics and benchmarks).
+// A borrowed reference to a callable `void(int task)`: no allocation, no ownership (the callable
+// must outlive the call it is passed to).
+class TaskRef {
+ public:
+  template <class F>
+  TaskRef(const F& f) : obj_(&f), call_([](const void* o, int t) { (*static_cast<const F*>(o))(t); }) {}
+  void operator()(int t) const { call_(obj_, t); }
+
+ private:
+  const void* obj_;
+  void (*call_)(const void*, int);
+};
+
+// Runs fn(t) for every t in [0, tasks) on the kernel threads, the calling thread included, and
+// returns when all are done. Threads claim tasks one at a time, so a thread the OS preempts holds
+// up at most the task it is running; idle threads spin briefly, then sleep. Called from inside a
+// task, it runs the tasks serially on that thread. tasks < 2^20.
+void parallel_for(int tasks, TaskRef fn);
+
+// Whether the AVX2/FMA/F16C paths are in use (for diagnostics and benchmarks). Setting the
+// environment variable LMFORGE_NO_AVX2=1 forces the portable paths.
 bool using_avx2();
-// Threads used by the kernels (OpenMP and OpenBLAS).
+// Threads of parallel_for (default: OMP_NUM_THREADS, else the CPUs this process may use).
+// OpenBLAS runs single-threaded inside our tasks. Set it before running a model, not while
+// kernels run.
 int num_threads();
 void set_num_threads(int n);
 
