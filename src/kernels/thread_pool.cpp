@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -51,7 +52,7 @@ class ThreadPool {
   ~ThreadPool() {
     stop_.store(true);
     signal_.fetch_add(1);
-    signal_.notify_all();
+    wake_sleepers();
     for (auto& t : workers_) t.join();
   }
 
@@ -64,7 +65,7 @@ class ThreadPool {
     job_ = (job_ + 1) & kJobMask;
     ticket_.store(job_ << 40 | static_cast<uint64_t>(tasks) << 20, std::memory_order_release);
     signal_.fetch_add(1);
-    if (sleepers_.load() > 0) signal_.notify_all();
+    if (sleepers_.load() > 0) wake_sleepers();
     t_in_task = true;
     drain();
     t_in_task = false;
@@ -106,8 +107,11 @@ class ThreadPool {
           cpu_relax();
           continue;
         }
+        // Sleep on a condition variable, not std::atomic::wait: libstdc++ 12's atomic wait can
+        // lose a wake-up (seen here: a worker asleep forever at exit, hanging the process).
+        std::unique_lock<std::mutex> lk(sleep_mutex_);
         sleepers_.fetch_add(1);
-        signal_.wait(seen);
+        sleep_cv_.wait(lk, [&] { return signal_.load() != seen; });
         sleepers_.fetch_sub(1);
       }
       seen = signal_.load(std::memory_order_acquire);
@@ -116,8 +120,17 @@ class ThreadPool {
     }
   }
 
+  // Taking the sleep mutex before notifying means a worker between its predicate check and its
+  // wait cannot miss the signal.
+  void wake_sleepers() {
+    { std::lock_guard<std::mutex> lk(sleep_mutex_); }
+    sleep_cv_.notify_all();
+  }
+
   std::vector<std::thread> workers_;
   std::mutex mutex_;
+  std::mutex sleep_mutex_;
+  std::condition_variable sleep_cv_;
   uint64_t job_ = 0;
   const TaskRef* fn_ = nullptr;
   alignas(64) std::atomic<uint64_t> ticket_{0};  // job:24 | tasks:20 | next:20
