@@ -2,11 +2,12 @@
 //
 // Why not OpenMP: libgomp's threads spin for milliseconds at every barrier (its default spin
 // count, which a program cannot change once running), and a decode step has ~60 parallel regions.
-// On an idle machine that is fine; with one other busy process on a 2-core machine, a spinning
-// thread holds a core the preempted one needs and decode fell from ~45 to ~1.3 tok/s. Here idle
-// threads spin for at most kSpinWait before sleeping on a futex (std::atomic::wait), tasks are
-// claimed one at a time (a preempted thread delays at most the task it holds, the others take the
-// rest), and a caller left waiting on a preempted task yields its core after kSpinWait.
+// On an idle machine that is fine; next to other busy processes on a 2-core machine, a spinning
+// thread holds a core the preempted one needs (batch-1 decode: 22 tok/s next to one busy process
+// against 45-52 with this pool, ~1.3 tok/s next to two; docs/PERFORMANCE.md). Here idle threads
+// spin for at most kSpinWait before sleeping on a condition variable, tasks are claimed one at a
+// time (a preempted thread delays at most the task it holds, the others take the rest), and a
+// caller left waiting on a preempted task yields its core after kSpinWait.
 //
 // Job protocol: `ticket_` packs (job number, task count, next unclaimed task) into one word, so a
 // thread claims a task with one compare-exchange that also proves the job is still current; the
@@ -18,9 +19,9 @@
 #include <atomic>
 #include <cassert>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -141,14 +142,16 @@ class ThreadPool {
 };
 
 std::mutex g_pool_mutex;
-std::unique_ptr<ThreadPool> g_pool;
+// Never destroyed at exit: joining sleeping workers from a static destructor hung processes at
+// exit (seen ~1 run in 150); the OS ends the threads with the process.
+ThreadPool* g_pool = nullptr;
 int g_threads = 0;  // 0: omp_get_max_threads() when the pool is first needed
 
 ThreadPool& pool() {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   if (!g_pool) {
     if (g_threads <= 0) g_threads = std::max(1, omp_get_max_threads());
-    g_pool = std::make_unique<ThreadPool>(g_threads);
+    g_pool = new ThreadPool(g_threads);
   }
   return *g_pool;
 }
@@ -180,7 +183,10 @@ void set_num_threads(int n) {
   openblas_set_num_threads(n);
   std::lock_guard<std::mutex> lock(g_pool_mutex);
   g_threads = n;
-  if (g_pool && g_pool->size() != n) g_pool.reset();  // rebuilt on next use
+  if (g_pool && g_pool->size() != n) {  // rebuilt on next use
+    delete g_pool;
+    g_pool = nullptr;
+  }
 }
 
 void parallel_for(int tasks, TaskRef fn) {
