@@ -2,23 +2,28 @@
 // the weights, so gemv_rows reads each weight row from memory once and uses it for every
 // activation row: a register tile of MR activation rows × NR weight rows keeps MR·NR independent
 // accumulators (enough to hide FMA latency) while the weight rows of the tile stay in L1 for the
-// next MR activation rows. For M > 1 every output is one accumulator summed over k in order, so
-// a row gets the same bits whatever M (2..16) it was computed with; M = 1 sums in another order.
+// next MR activation rows. For M > 1 every output is one accumulator summed over k in order, then
+// reduced in a fixed order, so a row gets the same bits whatever M (2..16) it was computed with;
+// M = 1 has its own kernel (four accumulators per row) and may differ in the last bits.
 #include <immintrin.h>
 
-#include <cstdlib>
 #include "kernels/isa.h"
 
 namespace lmforge::kernels::avx2 {
 namespace {
 
+// ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7)): the same order as one lane of hsum4, so a
+// sum gets the same bits whichever of the two reduced it.
 inline float hsum(__m256 v) {
-  __m128 lo = _mm256_castps256_ps128(v);
-  __m128 hi = _mm256_extractf128_ps(v, 1);
-  lo = _mm_add_ps(lo, hi);
-  lo = _mm_hadd_ps(lo, lo);
-  lo = _mm_hadd_ps(lo, lo);
-  return _mm_cvtss_f32(lo);
+  v = _mm256_hadd_ps(v, v);
+  v = _mm256_hadd_ps(v, v);
+  return _mm_cvtss_f32(_mm_add_ss(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1)));
+}
+
+// {hsum(a), hsum(b), hsum(c), hsum(d)}.
+inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
 // Lanes [0, r) set, for the last K % 8 elements of a row.
@@ -59,8 +64,16 @@ inline void tile(const float* x, int K, const float* w, const float* bias, int n
       for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_fmadd_ps(wv[j], xv, acc[i][j]);
     }
   }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) y[static_cast<long>(i) * ldy + n + j] = hsum(acc[i][j]) + (bias ? bias[n + j] : 0.0f);
+  for (int j = 0; j < NR; ++j) {
+    const float b = bias ? bias[n + j] : 0.0f;
+    if (MR == 4) {  // the four sums of column j in one reduction
+      float s[4];
+      _mm_storeu_ps(s, hsum4(acc[0][j], acc[1 % MR][j], acc[2 % MR][j], acc[3 % MR][j]));
+      for (int i = 0; i < 4; ++i) y[static_cast<long>(i) * ldy + n + j] = s[i] + b;
+    } else {
+      for (int i = 0; i < MR; ++i) y[static_cast<long>(i) * ldy + n + j] = hsum(acc[i][j]) + b;
+    }
+  }
 }
 
 // Column blocks ahead that the tiles prefetch (measured best of 1, 2, 4 with the L2 hint; the L1
@@ -87,12 +100,13 @@ inline void column_block(const float* x, int M, int K, const float* w, const flo
 }
 
 // M = 1: one weight row after the other, a single sequential stream (what the hardware
-// prefetcher follows best), with four accumulators to keep loads in flight.
-static const int kPf = getenv("EXP_PF") ? atoi(getenv("EXP_PF")) : 0;
+// prefetcher follows best), four accumulators to keep loads in flight, and the first line of the
+// row 8 rows ahead prefetched (measured: ~3 % more tok/s than none; 2, 4, 16 rows ahead or the
+// L2 hint were no better).
 void gemv_one_row(const float* x, int K, const float* w, const float* bias, int n0, int n1, float* y) {
   for (int n = n0; n < n1; ++n) {
     const float* wr = w + static_cast<long>(n) * K;
-    if (kPf) _mm_prefetch(reinterpret_cast<const char*>(wr + kPf * K), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(wr + 8L * K), _MM_HINT_T0);
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int k = 0;
     for (; k + 32 <= K; k += 32) {
@@ -136,9 +150,7 @@ void dot_rows(const float* q, const float* keys, size_t ld, int rows, int n, flo
     const float* k = keys + j * ld;
     const __m256 a = row_acc(k, _mm256_setzero_ps()), b = row_acc(k + ld, _mm256_setzero_ps());
     const __m256 c = row_acc(k + 2 * ld, _mm256_setzero_ps()), d = row_acc(k + 3 * ld, _mm256_setzero_ps());
-    const __m256 abcd = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
-    const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-    _mm_storeu_ps(scores + j, _mm_mul_ps(sums, _mm_set1_ps(scale)));
+    _mm_storeu_ps(scores + j, _mm_mul_ps(hsum4(a, b, c, d), _mm_set1_ps(scale)));
   }
   for (; j < rows; ++j) scores[j] = hsum(row_acc(keys + j * ld, _mm256_setzero_ps())) * scale;
 }

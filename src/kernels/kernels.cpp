@@ -55,12 +55,12 @@ struct Split {
   int end(int t) const { return begin(t + 1); }
 };
 
-// Tasks for `work` multiply-adds over `items` independent items: one when small, else a few per
-// thread (so a preempted thread holds up little) but never fewer than `min_items` items each.
-static const int kTpt = getenv("EXP_TPT") ? atoi(getenv("EXP_TPT")) : 4;
-int task_count(long work, int items, int min_items) {
+// Tasks for `work` multiply-adds over `items` independent items: one when small, else
+// `per_thread` per thread (several, so a thread the OS preempts holds up little of the work) but
+// never fewer than `min_items` items each.
+int task_count(long work, int items, int min_items, int per_thread = 4) {
   if (work < kParallelMinWork) return 1;
-  return std::max(1, std::min(kTpt * num_threads(), items / min_items));
+  return std::max(1, std::min(per_thread * num_threads(), items / min_items));
 }
 
 // y[M,N] = x w^T + bias for M <= kGemvMaxRows. Each task takes one contiguous range of output
@@ -72,9 +72,11 @@ void gemv(const float* x, int M, int K, const float* w, const float* bias, int N
 }
 
 // y[M,N] = x w^T + bias for larger M: single-threaded sgemm calls on column slabs of y (each
-// packs its own part of w once; x is small next to w).
+// packs its own part of w once; x is small next to w). Two slabs per thread: one was 2 % faster
+// on an idle machine, four 2 % slower; OpenBLAS's own threads instead of ours cost 10 % of the
+// 512-token prefill (its OpenMP threads keep spinning into our attention tasks).
 void sgemm_columns(const float* x, int M, int K, const float* w, int N, const float* bias, float* y) {
-  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64), 16};
+  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64, 2), 16};
   parallel_for(split.tasks, [&](int t) {
     const int n0 = split.begin(t), n1 = split.end(t);
     if (n0 == n1) return;
@@ -152,10 +154,11 @@ void layer_norm(const float* x, int M, int E, const float* gamma, const float* b
 }
 
 void activate(Activation act, float* x, size_t n) {
-  // Chunks of whole vectors, so the AVX2 tail path only runs at the very end.
+  // Chunks of whole vectors, so the AVX2 tail path only runs at the very end. An activation costs
+  // ~20 multiply-adds' time: batch-16 decode (16 x 3072 values) is already worth two threads.
   constexpr size_t kChunk = 4096;
   const int chunks = static_cast<int>((n + kChunk - 1) / kChunk);
-  const int tasks = n < static_cast<size_t>(kParallelMinWork) ? 1 : chunks;
+  const int tasks = n < static_cast<size_t>(kParallelMinWork / 8) ? 1 : chunks;
   parallel_for(tasks, [&](int t) {
     const size_t i0 = static_cast<size_t>(t) * kChunk;
     activate_serial(act, x + i0, tasks == 1 ? n : std::min(kChunk, n - i0));

@@ -100,7 +100,7 @@ class ThreadPool {
   void worker() {
     t_in_task = true;
     omp_set_num_threads(1);  // OpenBLAS called from a task runs single-threaded
-    uint32_t seen = signal_.load();
+    uint32_t seen = 0;  // signal_'s value at construction: a job or stop posted before this thread ran counts
     for (;;) {
       const auto t0 = Clock::now();
       for (int spins = 0; signal_.load(std::memory_order_acquire) == seen; ++spins) {
