@@ -7,6 +7,8 @@
 // M = 1 has its own kernel (four accumulators per row) and may differ in the last bits.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernels/isa.h"
 
 namespace lmforge::kernels::avx2 {
@@ -43,9 +45,12 @@ inline void tile(const float* x, int K, const float* w, const float* bias, int n
   for (int i = 0; i < MR; ++i)
     for (int j = 0; j < NR; ++j) acc[i][j] = _mm256_setzero_ps();
   const float* wr = w + static_cast<long>(n) * K;
+  // This tile's share of the prefetches: columns [pf0, pf1), whole 16-column lines.
+  const int share = (K / 16 + passes - 1) / passes * 16;
+  const int pf0 = ahead ? pass * share : K, pf1 = std::min(K, pf0 + share);
   int k = 0;
   for (; k + 8 <= K; k += 8) {
-    if (ahead && k % 16 == 0 && (k / 16) % passes == pass)
+    if (k >= pf0 && k < pf1 && k % 16 == 0)
       for (int j = 0; j < NR; ++j)
         _mm_prefetch(reinterpret_cast<const char*>(ahead + static_cast<long>(j) * K + k), _MM_HINT_T1);
     __m256 wv[NR];
