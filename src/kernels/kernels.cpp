@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/isa.h"
+#include "lmforge/io/tensor.h"
 
 namespace lmforge::kernels {
 namespace {
@@ -35,7 +36,7 @@ float weight_at(const WeightMatrix& w, size_t i) {
   switch (w.type) {
     case WeightType::F32: return static_cast<const float*>(w.data)[i];
     case WeightType::BF16: return bf16_to_float(static_cast<const uint16_t*>(w.data)[i]);
-    case WeightType::F16: return f16_to_float(static_cast<const uint16_t*>(w.data)[i]);
+    case WeightType::F16: return fp16_to_float(static_cast<const uint16_t*>(w.data)[i]);
     case WeightType::I8: return static_cast<const int8_t*>(w.data)[i];
   }
   return 0.0f;

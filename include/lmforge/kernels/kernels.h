@@ -34,12 +34,7 @@ struct WeightMatrix {
 // matrix).
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
-// Conversions (round to nearest even, as torch's .to(bfloat16) / .half(); NaN stays NaN, values
-// beyond fp16's range become ±inf).
-uint16_t float_to_bf16(float f);
-float bf16_to_float(uint16_t h);
-uint16_t float_to_f16(float f);
-float f16_to_float(uint16_t h);
+// (fp32 <-> bf16 / fp16 conversions: lmforge/io/tensor.h.)
 // Symmetric per-row int8: scales[n] = max_k |w[n, k]| / 127 (1 for an all-zero row) and
 // q[n, k] = round(w[n, k] / scales[n]), so |q| <= 127.
 void quantize_rows_int8(const float* w, int N, int K, int8_t* q, float* scales);
