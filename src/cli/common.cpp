@@ -112,4 +112,33 @@ void apply_threads(int threads) {
   kernels::set_num_threads(threads);
 }
 
+void add_key_flags(CLI::App& app, const std::vector<std::string>& keys,
+                   const std::function<bool(const std::string&)>& is_bool,
+                   const std::function<std::string(const std::string&)>& help,
+                   std::vector<std::pair<std::string, std::string>>& overrides) {
+  for (const std::string& key : keys) {
+    if (key == "generation" || key == "version") continue;
+    auto* opt = app.add_option_function<std::string>(
+        "--" + key, [key, &overrides](const std::string& v) { overrides.emplace_back(key, v.empty() ? "true" : v); },
+        help(key));
+    if (is_bool(key)) opt->expected(0, 1);
+  }
+}
+
+kernels::WeightType parse_dtype(const std::string& text, const std::string& flag) {
+  using kernels::WeightType;
+  static const std::pair<const char*, WeightType> names[] = {
+      {"float32", WeightType::F32}, {"fp32", WeightType::F32},  {"bfloat16", WeightType::BF16}, {"bf16", WeightType::BF16},
+      {"float16", WeightType::F16}, {"fp16", WeightType::F16},  {"half", WeightType::F16},      {"int8", WeightType::I8}};
+  for (const auto& [name, type] : names)
+    if (text == name) return type;
+  throw Error(flag + ": unknown dtype '" + text + "' (float32, bfloat16, float16 or int8)");
+}
+
+CLI::Option* add_dtype_option(CLI::App& app, std::string& target) {
+  return app.add_option("--dtype", target,
+                        "Weight matrices for inference: float32 (default, HF's), bfloat16, float16 or int8 "
+                        "(per-row symmetric, weight-only); converted while loading, whatever the checkpoint stores");
+}
+
 }  // namespace lmforge::cli

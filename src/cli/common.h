@@ -2,6 +2,7 @@
 // Helpers shared by the subcommands: option parsing conventions and file output.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "lmforge/kernels/kernels.h"
 #include "lmforge/tokenizer/tokenizer.h"
 
 namespace lmforge::cli {
@@ -33,7 +35,20 @@ void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& sh
 CLI::Option* add_bool_option(CLI::App& app, const std::string& name, std::optional<bool>& target,
                              const std::string& help);
 
+// One flag per configuration key (`--key VALUE`; keys for which is_bool() holds may be given
+// bare, meaning true), appended to `overrides` in command-line order so they can be applied over
+// a YAML file afterwards. The YAML-only blocks `generation` and `version` get no flag.
+void add_key_flags(CLI::App& app, const std::vector<std::string>& keys,
+                   const std::function<bool(const std::string&)>& is_bool,
+                   const std::function<std::string(const std::string&)>& help,
+                   std::vector<std::pair<std::string, std::string>>& overrides);
+
 // Applies OMP/OpenBLAS thread count (0 = all cores).
 void apply_threads(int threads);
+
+// --dtype: how the weight matrices are held for inference. `text` is float32 (default), bfloat16,
+// float16 or int8 (also fp32, bf16, fp16, half). Throws lmforge::Error naming `flag` otherwise.
+kernels::WeightType parse_dtype(const std::string& text, const std::string& flag = "--dtype");
+CLI::Option* add_dtype_option(CLI::App& app, std::string& target);
 
 }  // namespace lmforge::cli

@@ -62,13 +62,9 @@ std::string help_for(const std::string& key) {
 void setup(CLI::App& app) {
   app.add_option("--model_config", args.model_config, "YAML file with any of these keys (flags win)");
   app.add_option("--threads", args.threads, "Threads (default: all cores)");
-  for (const std::string& key : train_config_keys()) {
-    if (key == "generation" || key == "version") continue;  // YAML-only blocks
-    auto* opt = app.add_option_function<std::string>(
-        "--" + key, [key](const std::string& v) { args.overrides.emplace_back(key, v.empty() ? "true" : v); },
-        help_for(key));
-    if (kBoolKeys.count(key)) opt->expected(0, 1);
-  }
+  add_key_flags(
+      app, train_config_keys(), [](const std::string& key) { return kBoolKeys.count(key) > 0; }, help_for,
+      args.overrides);
 }
 
 int run() {

@@ -19,7 +19,7 @@ namespace lmforge::cli {
 namespace {
 
 struct Args {
-  std::string model;
+  std::string model, dtype = "float32";
   std::vector<std::string> prompts, prompt_ids;
   std::string prompt_file;
   std::optional<int> max_length, max_new_tokens, min_length, min_new_tokens, num_beams, num_return_sequences, top_k,
@@ -68,6 +68,7 @@ void setup(CLI::App& app) {
   add_bool_option(app, "--clean_up_tokenization_spaces", args.clean_up_tokenization_spaces,
                   "HF decode clean-up of spaces before punctuation (default: tokenizer_config.json, else false)");
   app.add_option("--threads", args.threads, "Threads (default: all cores)");
+  add_dtype_option(app, args.dtype);
 }
 
 // Model config -> generation_config.json -> flags, each overriding the one before (HF order).
@@ -228,7 +229,7 @@ void print_choices_table(const std::optional<Tokenizer>& tok, const Prompt& prom
 
 int run() {
   apply_threads(args.threads);
-  auto model = Model::load(args.model);
+  auto model = Model::load(args.model, parse_dtype(args.dtype));
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
   GenerationConfig g = build_config(*model);
   const auto prompts = collect_prompts(tok, g);

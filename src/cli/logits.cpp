@@ -10,7 +10,7 @@ namespace lmforge::cli {
 namespace {
 
 struct Args {
-  std::string model, prompt, prompt_ids, npy;
+  std::string model, prompt, prompt_ids, npy, dtype = "float32";
   int threads = 0;
 } args;
 
@@ -20,12 +20,13 @@ void setup(CLI::App& app) {
   app.add_option("--prompt,-p", args.prompt, "Input text (needs the folder's tokenizer)");
   app.add_option("--npy", args.npy, "Output .npy file: float32 [T, vocab]")->required();
   app.add_option("--threads", args.threads, "Threads (default: all cores)");
+  add_dtype_option(app, args.dtype);
 }
 
 int run() {
   apply_threads(args.threads);
   if (args.prompt_ids.empty() == args.prompt.empty()) throw Error("give exactly one of --prompt_ids or --prompt");
-  auto model = Model::load(args.model);
+  auto model = Model::load(args.model, parse_dtype(args.dtype));
   std::vector<int32_t> ids;
   if (!args.prompt_ids.empty()) {
     ids = parse_ids(args.prompt_ids, "--prompt_ids");

@@ -156,10 +156,14 @@ void apply_generation_config_file(const std::filesystem::path& file, GenerationC
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(name + " is not valid JSON: " + e.what());
   }
-  if (!j.is_object()) throw Error(name + " must hold a JSON object");
+  apply_generation_config_json(j, name, cfg);
+}
+
+void apply_generation_config_json(const nlohmann::json& j, const std::string& where, GenerationConfig& cfg) {
+  if (!j.is_object()) throw Error(where + " must hold a JSON object");
   GenerationConfig out = cfg;  // all keys or none: a bad key leaves `cfg` untouched
   for (const auto& [key, value] : j.items())
-    apply_key(key, KeyReader{value, name + ": key '" + key + "'"}, out);
+    apply_key(key, KeyReader{value, where + ": key '" + key + "'"}, out);
   cfg = std::move(out);
 }
 

@@ -48,7 +48,7 @@ void BlockScratch::reserve(int M, const ModelConfig& c) {
 namespace {
 
 void linear(const float* x, int M, const LinearWeights& w, float* y) {
-  kernels::matmul_wt(x, M, w.in, w.w, w.out, w.b, y);
+  kernels::matmul_wt(x, M, w.matrix(), w.b, y);
 }
 
 // Rotary positions on q and k (GPT-J), then k and v into the cache at past .. past+n-1.

@@ -63,7 +63,7 @@ class DecoderSession : public LanguageModelSession {
     const int E = m_.config().n_embd;
     for (int i = 0; i < M; ++i) {
       float* xi = x_.data() + static_cast<size_t>(i) * E;
-      std::memcpy(xi, w.wte + static_cast<size_t>(tokens[i]) * E, E * sizeof(float));
+      embedding_row(w, tokens[i], E, xi);
       if (w.wpe) {
         const float* p = w.wpe + static_cast<size_t>(positions[i]) * E;
         for (int e = 0; e < E; ++e) xi[e] += p[e];
@@ -83,7 +83,7 @@ class DecoderSession : public LanguageModelSession {
       kernels::layer_norm(x_.data() + static_cast<size_t>(src) * E, 1, E, w.ln_f.w, w.ln_f.b, c.layer_norm_epsilon,
                           h_.data() + static_cast<size_t>(i) * E);
     }
-    kernels::matmul_wt(h_.data(), M, E, w.lm_head.w, c.vocab_size, w.lm_head.b, logits);
+    kernels::matmul_wt(h_.data(), M, w.lm_head.matrix(), w.lm_head.b, logits);
   }
 
   const Model& m_;
@@ -104,11 +104,11 @@ Model::Model(ModelConfig cfg, std::unique_ptr<ModelWeights> w) : config_(std::mo
 
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const std::filesystem::path& dir) {
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, kernels::WeightType dtype) {
   if (!std::filesystem::is_directory(dir)) throw Error("model folder '" + dir.string() + "' does not exist");
   ModelConfig cfg = load_model_config(dir / "config.json");
   const Checkpoint ckpt = Checkpoint::open(dir);
-  auto w = std::make_unique<ModelWeights>(allocate_weights(cfg));
+  auto w = std::make_unique<ModelWeights>(allocate_weights(cfg, dtype));
   load_weights(ckpt, cfg, *w);
   return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(w)));
 }

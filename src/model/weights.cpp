@@ -1,10 +1,12 @@
 // Parameter layout and loading from HF checkpoints.
 #include "lmforge/model/weights.h"
 
+#include <cstring>
 #include <string>
 
 #include "lmforge/error.h"
 #include "lmforge/io/checkpoint.h"
+#include "lmforge/io/tensor.h"
 
 namespace lmforge {
 namespace {
@@ -82,15 +84,41 @@ size_t qkv_row_block(const std::string& name) {
   return 2;
 }
 
-// Points the views of `w` into w.params following the slice table.
+// Weight matrices (and the token embedding, which GPT-2 also uses as its head) can be kept in
+// low precision; biases, norms and the small position table stay fp32.
+bool is_matrix(const std::string& name) {
+  return name.ends_with(".weight") && name.find("ln_") == std::string::npos && name.find("wpe") == std::string::npos;
+}
+
+const ParamSlice* find_slice(const ModelWeights& w, const std::string& name) {
+  for (const auto& s : w.slices)
+    if (s.hf_name == name) return &s;
+  return nullptr;
+}
+
+// The low-precision matrix of `rows` rows starting at slice s (rows x in).
+kernels::WeightMatrix lowp_matrix(const ModelWeights& w, const ParamSlice& s, int rows, int in) {
+  const size_t bytes = s.offset * kernels::weight_type_size(w.matrix_type);
+  const float* scales = w.matrix_type == kernels::WeightType::I8 ? w.matrix_scales.data() + s.scale_offset : nullptr;
+  return {w.matrix_type, w.matrix_data.data() + bytes, scales, rows, in};
+}
+
+// Points the views of `w` into w.params (and w.matrix_data) following the slice table.
 void bind_views(const ModelConfig& c, ModelWeights& w) {
   const int E = c.n_embd, I = c.inner_dim(), V = c.vocab_size;
   auto at = [&](const std::string& name) -> const float* {
-    for (const auto& s : w.slices)
-      if (s.hf_name == name) return w.params.data() + s.offset;
-    return nullptr;
+    const ParamSlice* s = find_slice(w, name);
+    return s && !s->lowp ? w.params.data() + s->offset : nullptr;
+  };
+  // A linear layer [out, in]: fp32 view, or the low-precision matrix.
+  auto linear = [&](const std::string& weight, const float* bias, int in, int out) {
+    LinearWeights l{at(weight), bias, in, out, {}};
+    const ParamSlice* s = find_slice(w, weight);
+    if (s && s->lowp) l.lowp = lowp_matrix(w, *s, out, in);
+    return l;
   };
   w.wte = at("transformer.wte.weight");
+  if (const ParamSlice* s = find_slice(w, "transformer.wte.weight"); s && s->lowp) w.wte_lowp = lowp_matrix(w, *s, V, E);
   w.wpe = at("transformer.wpe.weight");
   w.blocks.assign(c.n_layer, {});
   const bool j = c.arch == Arch::GPTJ;
@@ -98,22 +126,49 @@ void bind_views(const ModelConfig& c, ModelWeights& w) {
     const std::string h = "transformer.h." + std::to_string(l) + ".";
     BlockWeights& b = w.blocks[l];
     b.ln_1 = {at(h + "ln_1.weight"), at(h + "ln_1.bias")};
-    if (j) {
-      b.qkv = {at(h + "attn.q_proj.weight"), nullptr, E, 3 * E};
-      b.attn_out = {at(h + "attn.out_proj.weight"), nullptr, E, E};
-      b.fc_in = {at(h + "mlp.fc_in.weight"), at(h + "mlp.fc_in.bias"), E, I};
-      b.fc_out = {at(h + "mlp.fc_out.weight"), at(h + "mlp.fc_out.bias"), I, E};
+    if (j) {  // q rows lead the fused [q; k; v] block
+      b.qkv = linear(h + "attn.q_proj.weight", nullptr, E, 3 * E);
+      b.attn_out = linear(h + "attn.out_proj.weight", nullptr, E, E);
+      b.fc_in = linear(h + "mlp.fc_in.weight", at(h + "mlp.fc_in.bias"), E, I);
+      b.fc_out = linear(h + "mlp.fc_out.weight", at(h + "mlp.fc_out.bias"), I, E);
     } else {
       b.ln_2 = {at(h + "ln_2.weight"), at(h + "ln_2.bias")};
-      b.qkv = {at(h + "attn.c_attn.weight"), at(h + "attn.c_attn.bias"), E, 3 * E};
-      b.attn_out = {at(h + "attn.c_proj.weight"), at(h + "attn.c_proj.bias"), E, E};
-      b.fc_in = {at(h + "mlp.c_fc.weight"), at(h + "mlp.c_fc.bias"), E, I};
-      b.fc_out = {at(h + "mlp.c_proj.weight"), at(h + "mlp.c_proj.bias"), I, E};
+      b.qkv = linear(h + "attn.c_attn.weight", at(h + "attn.c_attn.bias"), E, 3 * E);
+      b.attn_out = linear(h + "attn.c_proj.weight", at(h + "attn.c_proj.bias"), E, E);
+      b.fc_in = linear(h + "mlp.c_fc.weight", at(h + "mlp.c_fc.bias"), E, I);
+      b.fc_out = linear(h + "mlp.c_proj.weight", at(h + "mlp.c_proj.bias"), I, E);
     }
   }
   w.ln_f = {at("transformer.ln_f.weight"), at("transformer.ln_f.bias")};
-  const float* head = at("lm_head.weight");
-  w.lm_head = {head ? head : w.wte, at("lm_head.bias"), E, V};
+  if (find_slice(w, "lm_head.weight")) {
+    w.lm_head = linear("lm_head.weight", at("lm_head.bias"), E, V);
+  } else {  // tied to the embedding
+    w.lm_head = {w.wte, at("lm_head.bias"), E, V, w.wte_lowp};
+  }
+}
+
+// Rows of a matrix slice in our [out, in] layout.
+int64_t matrix_rows(const ParamSlice& s) { return s.transposed ? s.hf_shape[1] : s.hf_shape[0]; }
+
+// fp32 values (already in [out, in] layout) into slice s of the low-precision store.
+void store_lowp(const ParamSlice& s, const float* values, ModelWeights& w) {
+  const int64_t rows = matrix_rows(s), in = numel(s.hf_shape) / rows;
+  uint8_t* base = w.matrix_data.data();
+  switch (w.matrix_type) {
+    case kernels::WeightType::BF16:
+    case kernels::WeightType::F16: {
+      auto* dst = reinterpret_cast<uint16_t*>(base) + s.offset;
+      const bool bf = w.matrix_type == kernels::WeightType::BF16;
+      for (int64_t i = 0; i < rows * in; ++i) dst[i] = bf ? float_to_bf16(values[i]) : float_to_fp16(values[i]);
+      return;
+    }
+    case kernels::WeightType::I8:
+      kernels::quantize_rows_int8(values, static_cast<int>(rows), static_cast<int>(in),
+                                  reinterpret_cast<int8_t*>(base) + s.offset, w.matrix_scales.data() + s.scale_offset);
+      return;
+    case kernels::WeightType::F32:
+      break;
+  }
 }
 
 // Finds `name` in the checkpoint with or without the "transformer." prefix.
@@ -126,52 +181,93 @@ const TensorView* find_tensor(const Checkpoint& ckpt, const std::string& name) {
 
 }  // namespace
 
-ModelWeights allocate_weights(const ModelConfig& c) {
+ModelWeights allocate_weights(const ModelConfig& c, kernels::WeightType matrices) {
   ModelWeights w;
+  w.matrix_type = matrices;
+  const bool lowp = matrices != kernels::WeightType::F32;
   const auto plan = c.arch == Arch::GPTJ ? plan_gptj(c) : plan_gpt2(c);
+  // Two stores: fp32 params, and (in low precision) the matrices, in elements and in rows.
+  size_t offset = 0, lowp_offset = 0, lowp_rows = 0;
   // GPT-J's q, k, v must be adjacent as [q; k; v]: give them offsets inside one fused block.
-  size_t offset = 0;
-  size_t fused_base = 0;
+  size_t fused_base = 0, fused_rows = 0;
   for (const auto& p : plan) {
-    ParamSlice s{p.name, 0, p.hf_shape, p.transposed};
+    ParamSlice s{p.name, 0, p.hf_shape, p.transposed, lowp && is_matrix(p.name), 0};
+    const size_t n = numel(p.hf_shape);
+    const size_t rows = p.hf_shape.size() == 2 ? (p.transposed ? p.hf_shape[1] : p.hf_shape[0]) : 0;
+    size_t& next = s.lowp ? lowp_offset : offset;
     const bool is_qkv = c.arch == Arch::GPTJ && (p.name.ends_with("q_proj.weight") || p.name.ends_with("k_proj.weight") ||
                                                  p.name.ends_with("v_proj.weight"));
     if (is_qkv) {
       if (p.name.ends_with("k_proj.weight")) {  // first of the three in HF order: reserve the block
-        fused_base = offset;
-        offset += 3 * static_cast<size_t>(numel(p.hf_shape));
+        fused_base = next;
+        next += 3 * n;
+        fused_rows = lowp_rows;
+        if (s.lowp) lowp_rows += 3 * rows;
       }
-      s.offset = fused_base + qkv_row_block(p.name) * numel(p.hf_shape);
+      s.offset = fused_base + qkv_row_block(p.name) * n;
+      s.scale_offset = fused_rows + qkv_row_block(p.name) * rows;
     } else {
-      s.offset = offset;
-      offset += numel(p.hf_shape);
+      s.offset = next;
+      next += n;
+      if (s.lowp) {
+        s.scale_offset = lowp_rows;
+        lowp_rows += rows;
+      }
     }
     w.slices.push_back(std::move(s));
   }
   w.params.assign(offset, 0.0f);
+  w.matrix_data.assign(lowp_offset * kernels::weight_type_size(matrices), 0);
+  if (matrices == kernels::WeightType::I8) w.matrix_scales.assign(lowp_rows, 1.0f);
   bind_views(c, w);
   return w;
 }
 
+void embedding_row(const ModelWeights& w, int token, int E, float* out) {
+  if (w.wte) {
+    std::memcpy(out, w.wte + static_cast<size_t>(token) * E, E * sizeof(float));
+    return;
+  }
+  // A one-row product with the unit vector would do, but widening the row directly is exact.
+  const kernels::WeightMatrix& m = w.wte_lowp;
+  const size_t first = static_cast<size_t>(token) * E;
+  for (int e = 0; e < E; ++e) {
+    switch (m.type) {
+      case kernels::WeightType::BF16: out[e] = bf16_to_float(static_cast<const uint16_t*>(m.data)[first + e]); break;
+      case kernels::WeightType::F16: out[e] = fp16_to_float(static_cast<const uint16_t*>(m.data)[first + e]); break;
+      case kernels::WeightType::I8:
+        out[e] = static_cast<const int8_t*>(m.data)[first + e] * m.scales[token];
+        break;
+      case kernels::WeightType::F32: out[e] = static_cast<const float*>(m.data)[first + e]; break;
+    }
+  }
+}
+
 void load_weights(const Checkpoint& ckpt, const ModelConfig& c, ModelWeights& w) {
-  std::vector<float> tmp;
+  std::vector<float> tmp, staged;
   for (const auto& s : w.slices) {
     const TensorView* t = find_tensor(ckpt, s.hf_name);
     if (!t) throw Error(ckpt.description() + ": missing tensor '" + s.hf_name + "'");
     if (t->shape != s.hf_shape)
       throw Error(ckpt.description() + ": tensor '" + s.hf_name + "' has shape " + shape_str(t->shape) +
                   ", config.json implies " + shape_str(s.hf_shape));
-    float* dst = w.params.data() + s.offset;
+    // fp32 tensors go straight to their place; low-precision ones through one tensor's worth of
+    // fp32 scratch (`staged`), converted as soon as it is complete.
+    float* dst = s.lowp ? nullptr : w.params.data() + s.offset;
+    if (s.lowp) {
+      staged.resize(numel(s.hf_shape));
+      dst = staged.data();
+    }
     if (!s.transposed) {
       to_float32(*t, dst);
-      continue;
+    } else {  // Conv1D [in, out] -> our [out, in]
+      const int64_t in = s.hf_shape[0], out = s.hf_shape[1];
+      tmp.resize(in * out);
+      to_float32(*t, tmp.data());
+      for (int64_t i = 0; i < in; ++i)
+        for (int64_t o = 0; o < out; ++o) dst[o * in + i] = tmp[i * out + o];
     }
-    // Conv1D [in, out] -> our [out, in].
-    const int64_t in = s.hf_shape[0], out = s.hf_shape[1];
-    tmp.resize(in * out);
-    to_float32(*t, tmp.data());
-    for (int64_t i = 0; i < in; ++i)
-      for (int64_t o = 0; o < out; ++o) dst[o * in + i] = tmp[i * out + o];
+    if (s.lowp) store_lowp(s, staged.data(), w);
   }
 }
 

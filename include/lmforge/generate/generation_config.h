@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace lmforge {
 
 enum class EarlyStopping { False, True, Never };
@@ -51,5 +53,7 @@ struct GenerationConfig {
 // Applies the keys of a generation_config.json (HF format) over `cfg`. Unknown keys are ignored
 // (HF writes many we do not use); wrong types throw lmforge::Error naming the file and key.
 void apply_generation_config_file(const std::filesystem::path& file, GenerationConfig& cfg);
+// The same for keys already parsed (e.g. from a YAML file): `where` names their source in errors.
+void apply_generation_config_json(const nlohmann::json& keys, const std::string& where, GenerationConfig& cfg);
 
 }  // namespace lmforge

@@ -1,11 +1,12 @@
 #pragma once
-// A GPT-2 or GPT-J causal LM loaded from an HF checkpoint folder, fp32 weights in our own layout.
+// A GPT-2 or GPT-J causal LM loaded from an HF checkpoint folder, weights in our own layout.
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "lmforge/generate/language_model.h"
+#include "lmforge/kernels/kernels.h"
 #include "lmforge/model/config.h"
 
 namespace lmforge {
@@ -15,8 +16,12 @@ struct Rope;          // GPT-J rotary tables
 
 class Model : public LanguageModel {
  public:
-  // Reads config.json and the weights (any format Checkpoint::open reads) from `dir`.
-  static std::unique_ptr<Model> load(const std::filesystem::path& dir);
+  // Reads config.json and the weights (any format Checkpoint::open reads) from `dir`. `dtype`:
+  // how the weight matrices are held for inference, whatever the checkpoint stores (float32 is
+  // HF's default and what parity is checked in; bfloat16 / float16 halve the memory traffic; int8
+  // quarters it, per-row symmetric); biases, norms and activations stay fp32.
+  static std::unique_ptr<Model> load(const std::filesystem::path& dir,
+                                     kernels::WeightType dtype = kernels::WeightType::F32);
   ~Model() override;
 
   const ModelConfig& config() const { return config_; }
