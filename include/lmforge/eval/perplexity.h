@@ -1,0 +1,73 @@
+#pragma once
+// Perplexity of a causal LM on a text: exp of the mean next-token cross-entropy (natural log),
+// as seed 001's calculate_perplexity (HF `model(ids, labels=ids).loss`), extended to texts longer
+// than the context with the sliding window of HF's "Perplexity of fixed-length models" guide.
+//
+// Sliding window (ids = the text's tokens, T of them; L = max_length, S = stride):
+//   for begin = 0, S, 2S, ...:  end = min(begin + L, T); trg_len = end - prev_end;
+//     the window ids[begin:end] is run from an empty cache; only its last trg_len positions are
+//     targets, and a target needs a token before it inside the window, so a window scores the
+//     tokens [max(begin + 1, end - trg_len), end);  prev_end = end; stop after end == T.
+//   With S < L every token but the first is scored exactly once, with at least L - S tokens of
+//   context; with S == L the windows are disjoint and each window's first token is not scored (HF).
+//   perplexity = exp(sum of the scored tokens' NLL / number of scored tokens)  (token-weighted).
+// For T <= L this is one window and exactly seed 001's value. HF's guide (and the fixture's
+// ppl_sliding cases) instead average the per-window mean losses; `window_mean_perplexity` reports
+// that variant too. Needs T >= 2 (nothing to score otherwise).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace lmforge {
+class LanguageModel;
+class Tokenizer;
+}  // namespace lmforge
+
+namespace lmforge::eval {
+
+struct PerplexityOptions {
+  int max_length = 0;  // window length L; <= 0: the model's n_positions
+  int stride = 0;      // S; <= 0: max_length / 2 (the guide's 512 for GPT-2's 1024)
+};
+
+struct PerplexityWindow {
+  int64_t begin = 0, end = 0, trg_len = 0;
+  int64_t scored = 0;  // tokens scored in this window
+  double loss = 0;     // their mean NLL (HF's window loss)
+};
+
+struct PerplexityResult {
+  double perplexity = 0;              // exp(nll_sum / tokens)
+  double nll_sum = 0;                 // natural-log NLL summed over the scored tokens
+  int64_t tokens = 0;                 // scored tokens (T - 1 when stride < max_length)
+  double window_mean_perplexity = 0;  // exp(mean of the window losses), HF guide's aggregation
+  std::vector<PerplexityWindow> windows;
+  double mean_nll() const { return nll_sum / static_cast<double>(tokens); }
+};
+
+// Throws lmforge::Error when ids has fewer than 2 tokens, max_length is < 2 or above the model's
+// n_positions, or stride is outside [1, max_length].
+PerplexityResult perplexity(const LanguageModel& model, const std::vector<int32_t>& ids,
+                            const PerplexityOptions& options = {});
+
+// The text is encoded as tokenizer.encode(prefix + text + suffix) (no special tokens added).
+PerplexityResult text_perplexity(const LanguageModel& model, const Tokenizer& tokenizer, const std::string& text,
+                                 const PerplexityOptions& options = {}, const std::string& prefix = "",
+                                 const std::string& suffix = "");
+
+// Many texts (e.g. a CSV column). A text with fewer than 2 tokens is skipped (rows[i].tokens == 0,
+// perplexity NaN) and counted in `skipped`. The corpus value is token-weighted over all rows:
+// exp(sum of every scored token's NLL / total scored tokens), not the mean of per-row perplexities.
+struct CorpusPerplexity {
+  std::vector<PerplexityResult> rows;
+  double perplexity = 0;
+  double nll_sum = 0;
+  int64_t tokens = 0;
+  int64_t skipped = 0;
+  double mean_row_perplexity = 0;  // plain mean of the per-row perplexities (rows not skipped)
+};
+CorpusPerplexity corpus_perplexity(const LanguageModel& model, const Tokenizer& tokenizer,
+                                   const std::vector<std::string>& texts, const PerplexityOptions& options = {},
+                                   const std::string& prefix = "", const std::string& suffix = "");
+
+}  // namespace lmforge::eval

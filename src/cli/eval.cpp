@@ -1,0 +1,357 @@
+// lmforge eval rouge|bleu|perplexity: the metrics of seed 001's evaluation, computed as the
+// reference packages do (rouge-score / HF evaluate, sacrebleu, HF's perplexity recipe).
+// How every number is computed: docs/EVAL.md.
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "lmforge/error.h"
+#include "lmforge/eval/bleu.h"
+#include "lmforge/eval/perplexity.h"
+#include "lmforge/eval/rouge.h"
+#include "lmforge/model/model.h"
+#include "lmforge/train/data.h"
+
+namespace lmforge::cli {
+namespace {
+
+struct RougeArgs {
+  std::string predictions, references;
+  std::optional<bool> use_stemmer;
+  std::vector<std::string> rouge_types = eval::kDefaultRougeTypes;
+  std::optional<uint32_t> bootstrap_seed;
+  bool per_pair = false;
+  bool json = false;
+};
+
+struct BleuArgs {
+  std::string predictions;
+  std::vector<std::string> references;
+  std::string tokenize = "13a", smooth_method = "exp";
+  std::optional<double> smooth_value;
+  std::optional<bool> lowercase, effective_order;
+  bool sentence = false;
+  bool json = false;
+};
+
+struct PerplexityArgs {
+  std::string model, dtype = "float32";
+  std::optional<std::string> text, file, data_path;
+  std::string column = "headline_text";
+  int64_t max_rows = 0;
+  std::optional<int> stride, max_length;  // unset: the library's defaults
+  std::string prefix, suffix;
+  int threads = 0;
+  bool json = false;
+};
+
+struct Args {
+  CLI::App *rouge = nullptr, *bleu = nullptr, *perplexity = nullptr;
+  RougeArgs r;
+  BleuArgs b;
+  PerplexityArgs p;
+};
+
+Args& args() {
+  static Args a;
+  return a;
+}
+
+// ---- input files -------------------------------------------------------------------------------
+
+// The lines of a text file (without their "\n" / "\r\n"), one segment per line as sacrebleu and
+// HF evaluate scripts read them. A missing, unreadable or empty file and invalid UTF-8 are errors.
+std::vector<std::string> read_lines(const std::string& path, const std::string& flag) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(flag + ": cannot open " + path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!is_valid_utf8(line)) throw Error(flag + ": " + path + ":" + std::to_string(lines.size() + 1) + " is not valid UTF-8");
+    lines.push_back(std::move(line));
+  }
+  if (in.bad()) throw Error(flag + ": cannot read " + path);
+  if (lines.empty()) throw Error(flag + ": " + path + " is empty");
+  return lines;
+}
+
+void check_same_length(const std::string& pred_path, size_t pred_lines, const std::string& ref_path, size_t ref_lines) {
+  if (pred_lines != ref_lines)
+    throw Error("line counts differ: predictions " + pred_path + " has " + std::to_string(pred_lines) +
+                " lines but references " + ref_path + " has " + std::to_string(ref_lines));
+}
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+nlohmann::json score_json(const eval::RougeScore& s) {
+  return {{"precision", s.precision}, {"recall", s.recall}, {"fmeasure", s.fmeasure}};
+}
+
+// ---- rouge ---------------------------------------------------------------------------------------
+
+void setup_rouge(CLI::App& app, RougeArgs& a) {
+  app.add_option("--predictions", a.predictions, "Predictions file, one text per line")->required();
+  app.add_option("--references", a.references, "References file, one text per line (same count)")->required();
+  add_bool_option(app, "--use_stemmer", a.use_stemmer,
+                  "Porter-stem tokens longer than 3 characters (default false, as rouge-score; seed 001 passes true)");
+  app.add_option("--rouge_types", a.rouge_types, "rouge1..rouge9, rougeL, rougeLsum (default: HF evaluate's four)")
+      ->delimiter(',');
+  app.add_option("--bootstrap_seed", a.bootstrap_seed,
+                 "Also report HF evaluate's default aggregate: BootstrapAggregator mid after numpy.random.seed(N)");
+  app.add_flag("--per_pair", a.per_pair, "Also print every pair's scores (HF evaluate use_aggregator=False)");
+  app.add_flag("--json", a.json, "Print JSON");
+}
+
+int run_rouge(const RougeArgs& a) {
+  const auto preds = read_lines(a.predictions, "--predictions");
+  const auto refs = read_lines(a.references, "--references");
+  check_same_length(a.predictions, preds.size(), a.references, refs.size());
+  for (const std::string& t : a.rouge_types)
+    if (!eval::is_rouge_type(t)) throw Error("--rouge_types: unknown type \"" + t + "\" (expected rouge1..rouge9, rougeL, rougeLsum)");
+  const bool stem = a.use_stemmer.value_or(false);
+  const eval::RougeCorpus corpus = eval::rouge_corpus(preds, refs, a.rouge_types, stem);
+  std::vector<eval::RougeBootstrap> boot;
+  if (a.bootstrap_seed) boot = eval::rouge_bootstrap(corpus, *a.bootstrap_seed);
+
+  if (a.json) {
+    nlohmann::json out{{"pairs", preds.size()}, {"use_stemmer", stem}, {"aggregate", "mean"}};
+    for (size_t t = 0; t < corpus.types.size(); ++t) {
+      out[corpus.types[t]] = score_json(corpus.mean[t]);
+      if (!boot.empty())
+        out["bootstrap"][corpus.types[t]] = {{"low", score_json(boot[t].low)}, {"mid", score_json(boot[t].mid)},
+                                             {"high", score_json(boot[t].high)}};
+    }
+    if (!boot.empty()) out["bootstrap"]["seed"] = *a.bootstrap_seed;
+    if (a.per_pair) {
+      out["per_pair"] = nlohmann::json::array();
+      for (const auto& pair : corpus.per_pair) {
+        nlohmann::json row;
+        for (size_t t = 0; t < corpus.types.size(); ++t) row[corpus.types[t]] = score_json(pair[t]);
+        out["per_pair"].push_back(row);
+      }
+    }
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  std::cout << "ROUGE (rouge-score, use_stemmer=" << (stem ? "true" : "false") << "), mean over " << preds.size()
+            << " pairs\n";
+  for (size_t t = 0; t < corpus.types.size(); ++t) {
+    const auto& m = corpus.mean[t];
+    std::cout << corpus.types[t] << ": F1 " << fixed(m.fmeasure, 6) << "  P " << fixed(m.precision, 6) << "  R "
+              << fixed(m.recall, 6);
+    if (!boot.empty()) std::cout << "  bootstrap mid F1 " << fixed(boot[t].mid.fmeasure, 6);
+    std::cout << "\n";
+  }
+  if (a.per_pair)
+    for (size_t i = 0; i < corpus.per_pair.size(); ++i) {
+      std::cout << "pair " << i + 1 << ":";
+      for (size_t t = 0; t < corpus.types.size(); ++t)
+        std::cout << " " << corpus.types[t] << " " << fixed(corpus.per_pair[i][t].fmeasure, 6);
+      std::cout << "\n";
+    }
+  return 0;
+}
+
+// ---- bleu ----------------------------------------------------------------------------------------
+
+void setup_bleu(CLI::App& app, BleuArgs& a) {
+  app.add_option("--predictions", a.predictions, "Hypotheses file, one segment per line")->required();
+  app.add_option("--references", a.references, "Reference file(s): one per reference stream, same line count")
+      ->required()
+      ->expected(1, -1);
+  app.add_option("--tokenize", a.tokenize, "sacrebleu tokenizer: 13a (default), intl, char, none")
+      ->check(CLI::IsMember({"13a", "intl", "char", "none"}));
+  app.add_option("--smooth_method", a.smooth_method, "exp (default), floor, add-k, none")
+      ->check(CLI::IsMember({"exp", "floor", "add-k", "none"}));
+  app.add_option("--smooth_value", a.smooth_value, "floor / add-k value (default 0.1 / 1)");
+  add_bool_option(app, "--lowercase", a.lowercase, "Lowercase before tokenizing (default false)");
+  add_bool_option(app, "--effective_order", a.effective_order,
+                  "Average only the n-gram orders the hypothesis has (default false; --sentence: true)");
+  app.add_flag("--sentence", a.sentence, "Score every line on its own (sacrebleu.sentence_bleu) instead of the corpus");
+  app.add_flag("--json", a.json, "Print JSON");
+}
+
+nlohmann::json bleu_json(const eval::BleuScore& s) {
+  return {{"name", "BLEU"},        {"score", s.score},   {"counts", s.counts},         {"totals", s.totals},
+          {"precisions", s.precisions}, {"bp", s.bp},    {"ratio", s.ratio},           {"sys_len", s.sys_len},
+          {"ref_len", s.ref_len},  {"signature", s.signature}, {"formatted", eval::format_bleu(s)}};
+}
+
+int run_bleu(const BleuArgs& a) {
+  const auto hyps = read_lines(a.predictions, "--predictions");
+  std::vector<std::vector<std::string>> streams;
+  for (const std::string& path : a.references) {
+    streams.push_back(read_lines(path, "--references"));
+    check_same_length(a.predictions, hyps.size(), path, streams.back().size());
+  }
+  eval::BleuOptions opt;
+  opt.tokenizer = eval::parse_bleu_tokenizer(a.tokenize);
+  opt.smooth = eval::parse_bleu_smooth(a.smooth_method);
+  if (a.smooth_value) {
+    if (*a.smooth_value < 0) throw Error("--smooth_value must be >= 0");
+    opt.smooth_value = *a.smooth_value;
+  }
+  opt.lowercase = a.lowercase.value_or(false);
+  opt.effective_order = a.effective_order.value_or(a.sentence);
+
+  std::vector<eval::BleuScore> scores;
+  if (a.sentence) {
+    for (size_t i = 0; i < hyps.size(); ++i) {
+      std::vector<std::string> refs;
+      for (const auto& s : streams) refs.push_back(s[i]);
+      scores.push_back(eval::sentence_bleu(hyps[i], refs, opt));
+    }
+  } else {
+    scores.push_back(eval::corpus_bleu(hyps, streams, opt));
+  }
+  if (a.json) {
+    if (a.sentence) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& s : scores) out.push_back(bleu_json(s));
+      std::cout << out.dump() << "\n";
+    } else {
+      std::cout << bleu_json(scores[0]).dump() << "\n";
+    }
+    return 0;
+  }
+  for (const auto& s : scores) std::cout << eval::format_bleu(s) << "\n";
+  std::cout << scores[0].signature << "\n";
+  return 0;
+}
+
+// ---- perplexity ----------------------------------------------------------------------------------
+
+constexpr const char* kPerplexityHelp =
+    "Perplexity = exp(mean next-token cross-entropy), as seed 001's calculate_perplexity (no special tokens "
+    "added). A text longer than --max_length uses HF's sliding window: windows of --max_length tokens start "
+    "every --stride tokens; each window scores only the tokens after the previous window's end; "
+    "the result is exp(total NLL / scored tokens) (token-weighted). --data_path: one perplexity per row and the "
+    "corpus value exp(total NLL of all rows / all scored tokens).";
+
+void setup_perplexity(CLI::App& app, PerplexityArgs& a) {
+  app.footer(kPerplexityHelp);
+  app.add_option("--model", a.model, "Model folder (config.json, weights, tokenizer)")->required();
+  auto* text = app.add_option("--text", a.text, "The text to score");
+  auto* file = app.add_option("--file", a.file, "Score this file's content as one text (final newline dropped)");
+  auto* csv = app.add_option("--data_path", a.data_path, "Score every row of a CSV column");
+  text->excludes(file, csv);
+  file->excludes(csv);
+  app.add_option("--column", a.column, "--data_path: the text column (default headline_text)");
+  app.add_option("--max_rows", a.max_rows, "--data_path: first N usable rows only (default: all)");
+  app.add_option("--max_length", a.max_length, "Window length (default: the model's n_positions)");
+  app.add_option("--stride", a.stride, "Window step, 1..max_length (default: max_length / 2)");
+  app.add_option("--prefix", a.prefix, "Prepended to every text before tokenizing (default none)");
+  app.add_option("--suffix", a.suffix, "Appended to every text before tokenizing (default none)");
+  app.add_option("--threads", a.threads, "Threads (default: all cores)");
+  add_dtype_option(app, a.dtype);
+  app.add_flag("--json", a.json, "Print JSON");
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("--file: cannot open " + path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  if (!text.empty() && text.back() == '\r') text.pop_back();
+  if (text.empty()) throw Error("--file: " + path + " is empty");
+  if (!is_valid_utf8(text)) throw Error("--file: " + path + " is not valid UTF-8");
+  return text;
+}
+
+nlohmann::json result_json(const eval::PerplexityResult& r) {
+  if (r.tokens == 0) return {{"perplexity", nullptr}, {"tokens", 0}};
+  nlohmann::json windows = nlohmann::json::array();
+  for (const auto& w : r.windows)
+    windows.push_back({{"begin", w.begin}, {"end", w.end}, {"trg_len", w.trg_len}, {"scored", w.scored}, {"loss", w.loss}});
+  return {{"perplexity", r.perplexity}, {"mean_nll", r.mean_nll()}, {"tokens", r.tokens},
+          {"window_mean_perplexity", r.window_mean_perplexity}, {"windows", windows}};
+}
+
+int run_perplexity(const PerplexityArgs& a) {
+  if (!a.text && !a.file && !a.data_path) throw Error("perplexity: give --text, --file or --data_path");
+  if (a.stride && *a.stride <= 0) throw Error("--stride must be at least 1, got " + std::to_string(*a.stride));
+  if (a.max_length && *a.max_length < 2) throw Error("--max_length must be at least 2, got " + std::to_string(*a.max_length));
+  apply_threads(a.threads);
+  const auto model = Model::load(a.model, parse_dtype(a.dtype));
+  const auto tok = load_tokenizer_for_model(a.model, model->vocab_size());
+  if (!tok) throw Error("--model: " + a.model + " has no tokenizer (vocab.json + merges.txt or tokenizer.json)");
+  eval::PerplexityOptions opt{a.max_length.value_or(0), a.stride.value_or(0)};
+
+  if (!a.data_path) {
+    const std::string text = a.text ? *a.text : read_text_file(*a.file);
+    const eval::PerplexityResult r = eval::text_perplexity(*model, *tok, text, opt, a.prefix, a.suffix);
+    if (a.json) {
+      std::cout << result_json(r).dump() << "\n";
+    } else {
+      std::cout << "perplexity " << fixed(r.perplexity, 4) << " (mean NLL " << fixed(r.mean_nll(), 6) << " over "
+                << r.tokens << " tokens, " << r.windows.size() << " window" << (r.windows.size() == 1 ? "" : "s") << ")\n";
+    }
+    return 0;
+  }
+  DataOptions data;
+  data.data_path = *a.data_path;
+  data.text_column = a.column;
+  data.max_rows = a.max_rows;
+  const TextRows rows = read_text_rows(data);
+  const eval::CorpusPerplexity c = eval::corpus_perplexity(*model, *tok, rows.texts, opt, a.prefix, a.suffix);
+  if (a.json) {
+    nlohmann::json out{{"perplexity", c.perplexity}, {"mean_nll", c.nll_sum / static_cast<double>(c.tokens)},
+                       {"tokens", c.tokens}, {"rows", rows.texts.size()}, {"skipped_short", c.skipped},
+                       {"mean_row_perplexity", c.mean_row_perplexity}, {"per_row", nlohmann::json::array()}};
+    for (size_t i = 0; i < c.rows.size(); ++i) {
+      nlohmann::json row = result_json(c.rows[i]);
+      row["line"] = rows.lines[i];
+      out["per_row"].push_back(row);
+    }
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  std::cout << "line\ttokens\tperplexity\n";
+  for (size_t i = 0; i < c.rows.size(); ++i)
+    std::cout << rows.lines[i] << "\t" << c.rows[i].tokens << "\t"
+              << (c.rows[i].tokens ? fixed(c.rows[i].perplexity, 4) : std::string("nan")) << "\n";
+  std::cout << "corpus perplexity " << fixed(c.perplexity, 4) << " (token-weighted: " << c.tokens << " tokens in "
+            << rows.texts.size() - c.skipped << " rows; " << c.skipped << " rows under 2 tokens skipped; mean of row perplexities "
+            << fixed(c.mean_row_perplexity, 4) << ")\n";
+  return 0;
+}
+
+// ---- command -------------------------------------------------------------------------------------
+
+void setup(CLI::App& app) {
+  Args& a = args();
+  app.require_subcommand(1);
+  a.rouge = app.add_subcommand("rouge", "ROUGE-1/2/L(sum) as rouge-score / HF evaluate");
+  a.bleu = app.add_subcommand("bleu", "Corpus (or sentence) BLEU as sacrebleu");
+  a.perplexity = app.add_subcommand("perplexity", "Perplexity of a model on a text, file or CSV column");
+  setup_rouge(*a.rouge, a.r);
+  setup_bleu(*a.bleu, a.b);
+  setup_perplexity(*a.perplexity, a.p);
+}
+
+int run() {
+  const Args& a = args();
+  if (a.rouge->parsed()) return run_rouge(a.r);
+  if (a.bleu->parsed()) return run_bleu(a.b);
+  return run_perplexity(a.p);
+}
+
+Command command{"eval", "Evaluate: ROUGE, BLEU (sacrebleu) and perplexity", setup, run};
+
+}  // namespace
+}  // namespace lmforge::cli

@@ -1,0 +1,202 @@
+// lmforge synth: seed 000's synthetic headline generation (generate_text.py --model_config),
+// batched, with a privacy guard against the training rows and a synthetic-set report.
+// Every key of the YAML is also a flag of the same name; flags are applied after the YAML and win.
+#include <unistd.h>
+
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "lmforge/error.h"
+#include "lmforge/model/model.h"
+#include "lmforge/synth/synth_report.h"
+#include "lmforge/synth/synthesize.h"
+#include "lmforge/train/data.h"
+
+namespace lmforge::cli {
+namespace {
+
+using namespace lmforge::synth;
+
+struct Args {
+  std::string model_config, dtype = "float32";
+  std::vector<std::pair<std::string, std::string>> overrides;  // in command-line order
+} args;
+
+std::string help_for(const std::string& key) {
+  static const std::map<std::string, std::string> help = {
+      {"model", "HF model folder (YAML: model.path)"},
+      {"pretrained_model", "Folder with the tokenizer when the model folder has none (YAML: model.pretrained_model)"},
+      {"tokenizer", "Tokenizer folder (default: the model folder, else pretrained_model)"},
+      {"prompt_file", "One prompt per line (optional header 'prompt'); none = generate from the prefix alone"},
+      {"min_length", "Generated tokens before the suffix may end a row (default 0)"},
+      {"max_length_buffer", "Max generated tokens = min_length + max_length_buffer (default 20)"},
+      {"num_samples", "Rows per prompt (default 1)"},
+      {"batch_size", "Sequences per generate() call (default 16)"},
+      {"seed", "Sampling seed (default 42)"},
+      {"prefix", "Text before every prompt, as in training (default '|HEADLINE| ')"},
+      {"suffix", "End of a row, as in training (default '.')"},
+      {"keep_suffix", "Keep the suffix at the end of a row, as the seed prints it (default true)"},
+      {"output", "Output file, written atomically (default: stdout)"},
+      {"format", "json (seed 000's [{\"sentences\": [...]}]) | jsonl | csv"},
+      {"reference_data", "Training CSV: rows copying it are dropped (privacy guard)"},
+      {"column", "Text column of --reference_data (default headline_text)"},
+      {"max_copy_ngram", "A row sharing this many consecutive words with a training row is a copy (default 8)"},
+      {"privacy", "drop (default) | flag: keep copies and mark them"},
+      {"report", "Write the synthetic-set report as JSON here and print it as a table"},
+      {"self_bleu_samples", "Rows scored for self-BLEU at most (default 500)"},
+      {"threads", "Threads (default: all cores)"},
+  };
+  auto it = help.find(key);
+  return it == help.end() ? "HF generation parameter '" + key + "'" : it->second;
+}
+
+void setup(CLI::App& app) {
+  app.add_option("--model_config", args.model_config, "YAML file (seed 000's config_finetuned.yml; flags win)");
+  add_key_flags(app, synth_config_keys(), is_bool_key, help_for, args.overrides);
+  add_dtype_option(app, args.dtype);
+}
+
+// Fails before the (long) generation when a result could not be written at the end.
+void check_writable(const std::string& path, const std::string& key) {
+  if (path.empty()) return;
+  const std::filesystem::path p(path);
+  if (std::filesystem::is_directory(p)) throw Error(key + ": '" + path + "' is a folder, not a file");
+  const std::filesystem::path folder = p.parent_path().empty() ? "." : p.parent_path();
+  if (!std::filesystem::is_directory(folder))
+    throw Error(key + ": cannot write '" + path + "': folder '" + folder.string() + "' does not exist");
+  if (access(folder.c_str(), W_OK) != 0) throw Error(key + ": cannot write '" + path + "': folder is not writable");
+}
+
+void write_result(const std::string& path, const std::string& key, const std::string& bytes) {
+  try {
+    write_file_atomic(path, bytes);
+  } catch (const Error& e) {
+    throw Error(key + ": " + e.what());
+  }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(digits) << v;
+  return os.str();
+}
+
+struct Reference {
+  std::vector<std::string> rows;
+  std::unique_ptr<PrivacyGuard> guard;
+};
+
+Reference load_reference(const SynthConfig& cfg) {
+  Reference ref;
+  if (cfg.reference_data.empty()) return ref;
+  const auto t0 = std::chrono::steady_clock::now();
+  DataOptions opt;
+  opt.data_path = cfg.reference_data;
+  opt.text_column = cfg.column;
+  opt.max_rows = 0;  // every row
+  try {
+    ref.rows = read_text_rows(opt).texts;
+  } catch (const Error& e) {
+    throw Error(std::string("reference_data: ") + e.what());
+  }
+  ref.guard = std::make_unique<PrivacyGuard>(cfg.max_copy_ngram);
+  ref.guard->add_references(ref.rows);
+  std::cerr << "lmforge synth: privacy index of " << ref.rows.size() << " rows of '" << cfg.column << "' in "
+            << cfg.reference_data << " (" << ref.guard->distinct_ngrams() << " distinct " << cfg.max_copy_ngram
+            << "-grams) built in " << fixed(seconds_since(t0), 2) << " s\n";
+  return ref;
+}
+
+Tokenizer load_synth_tokenizer(const SynthConfig& cfg, int vocab_size) {
+  for (const std::string& dir : {cfg.tokenizer, cfg.model, cfg.pretrained_model}) {
+    if (dir.empty()) continue;
+    if (auto tok = load_tokenizer_for_model(dir, vocab_size)) return std::move(*tok);
+    if (dir == cfg.tokenizer) throw Error("tokenizer: no vocab.json + merges.txt or tokenizer.json in '" + dir + "'");
+  }
+  throw Error("model: '" + cfg.model + "' has no tokenizer (vocab.json + merges.txt or tokenizer.json); set tokenizer");
+}
+
+std::optional<int32_t> single_token(const Tokenizer& tok, const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  const auto ids = tok.encode(text);
+  return ids.size() == 1 ? std::optional<int32_t>(ids[0]) : std::nullopt;
+}
+
+// A bar that redraws itself on a terminal; nothing when stderr is a file or pipe.
+void show_progress(const Progress& p, double secs) {
+  if (!isatty(STDERR_FILENO) || p.total == 0) return;
+  constexpr int kWidth = 30;
+  const int filled = static_cast<int>(kWidth * p.done / p.total);
+  std::cerr << "\r[" << std::string(static_cast<size_t>(filled), '#') << std::string(static_cast<size_t>(kWidth - filled), ' ')
+            << "] " << p.done << "/" << p.total << " rows  " << fixed(secs > 0 ? p.done / secs : 0.0, 1) << " rows/s"
+            << (p.done == p.total ? "\n" : "") << std::flush;
+}
+
+void print_privacy_summary(const std::vector<SynthRow>& rows, const SynthConfig& cfg) {
+  int64_t exact = 0, ngram = 0;
+  for (const auto& r : rows) {
+    exact += r.privacy.reason == CopyReason::ExactCopy;
+    ngram += r.privacy.reason == CopyReason::NgramCopy;
+  }
+  const bool drop = cfg.privacy == PrivacyMode::Drop;
+  std::cerr << "lmforge synth: privacy guard " << (drop ? "dropped " : "flagged ") << exact + ngram << " of " << rows.size()
+            << " rows (" << exact << " exact copies of a training row, " << ngram << " sharing a run of "
+            << cfg.max_copy_ngram << "+ words with one)\n";
+}
+
+int run() {
+  SynthConfig cfg;
+  if (!args.model_config.empty()) load_synth_config(args.model_config, cfg);
+  for (const auto& [key, value] : args.overrides) set_synth_value(cfg, key, value, "--" + key);
+  validate(cfg);
+  apply_threads(cfg.threads);
+  check_writable(cfg.output, "output");
+  check_writable(cfg.report, "report");
+
+  const std::vector<std::string> prompts = cfg.prompt_file.empty() ? std::vector<std::string>{} : read_prompt_file(cfg.prompt_file);
+  const Reference reference = load_reference(cfg);
+  const auto model = Model::load(cfg.model, parse_dtype(args.dtype));
+  const Tokenizer tok = load_synth_tokenizer(cfg, model->vocab_size());
+  const GenerationConfig gen = generation_config(cfg, model->config(), single_token(tok, cfg.suffix));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<SynthRow> rows =
+      generate_rows(*model, tok, cfg, gen, prompts, [&](const Progress& p) { show_progress(p, seconds_since(t0)); });
+  const double secs = seconds_since(t0);
+  const size_t entries = std::max<size_t>(1, prompts.size());
+  std::cerr << "lmforge synth: " << rows.size() << " rows (" << entries << " prompts x " << cfg.num_samples
+            << " samples) in " << fixed(secs, 2) << " s (" << fixed(secs > 0 ? rows.size() / secs : 0.0, 1)
+            << " rows/s, batch " << cfg.batch_size << ")\n";
+
+  if (reference.guard) {
+    apply_privacy_guard(*reference.guard, cfg.privacy, rows);
+    print_privacy_summary(rows, cfg);
+  }
+  // Privacy columns only say something when a guard ran.
+  const PrivacyMode shown = reference.guard ? cfg.privacy : PrivacyMode::Drop;
+  const std::string out = render_rows(rows, entries, cfg.format, shown);
+  if (cfg.output.empty()) std::cout << out << std::flush;
+  else write_result(cfg.output, "output", out);
+
+  if (!cfg.report.empty()) {
+    const SynthReport report = build_report(rows, reference.rows, cfg);
+    write_result(cfg.report, "report", report.to_json().dump(2) + "\n");
+    // The table goes to stdout unless the rows themselves are being printed there.
+    (cfg.output.empty() ? std::cerr : std::cout) << report.to_table() << std::flush;
+  }
+  return 0;
+}
+
+Command command{"synth", "Synthetic rows from a fine-tuned model (seed 000), with a privacy guard and a report", setup, run};
+
+}  // namespace
+}  // namespace lmforge::cli
