@@ -2,7 +2,11 @@
 // = zero the gradients, forward + backward (forward_backward), gradient norm + clip folded into
 // one AdamW update (wd 0.01).
 //
-//   bench_train [--shapes 4x64,8x128] [--steps 3] [--threads N] [--layers 12] [--precision fp32,bf16]
+//   bench_train [--shapes 4x64,8x128] [--steps 3] [--threads N] [--model gpt2] [--layers 12]
+//               [--precision fp32,bf16]
+//
+// --model gpt2 (124M: 12 layers, 768 wide, 12 heads) or gpt2-medium (355M: 24 layers, 1024 wide,
+// 16 heads); --layers overrides the preset's layer count.
 //
 // For each B x T: tokens/s of the whole step (best and median of --steps after one warm-up
 // step), the split forward (evaluate_loss) / backward (forward_backward minus forward) /
@@ -166,7 +170,8 @@ std::vector<std::string> split_commas(const std::string& s) {
 int main(int argc, char** argv) {
   std::string shapes = "4x64,8x128";
   std::string precisions = "fp32,bf16";
-  int steps = 3, threads = 0, layers = 12;
+  std::string model = "gpt2";
+  int steps = 3, threads = 0, layers = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--shapes")
@@ -175,6 +180,8 @@ int main(int argc, char** argv) {
       steps = std::atoi(argv[i + 1]);
     else if (a == "--threads")
       threads = std::atoi(argv[i + 1]);
+    else if (a == "--model")
+      model = argv[i + 1];
     else if (a == "--layers")
       layers = std::atoi(argv[i + 1]);
     else if (a == "--precision")
@@ -185,8 +192,17 @@ int main(int argc, char** argv) {
     }
   }
   ModelConfig c;  // defaults: GPT-2 124M (12 layers, 768 wide, 50257 tokens, gelu_new, tied head)
-  c.n_layer = layers;
-  std::printf("GPT-2 %d layers; OPENBLAS_CORETYPE %s; load average %s\n", c.n_layer,
+  if (model == "gpt2-medium") {
+    c.n_layer = 24;
+    c.n_embd = 1024;
+    c.n_head = 16;
+  } else if (model != "gpt2") {
+    std::fprintf(stderr, "--model: gpt2 or gpt2-medium, not %s\n", model.c_str());
+    return 2;
+  }
+  if (layers > 0) c.n_layer = layers;
+  std::printf("%s shape, %d layers, %d wide; OPENBLAS_CORETYPE %s; load average %s\n",
+              model.c_str(), c.n_layer, c.n_embd,
               std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "(auto)", load_average().c_str());
   std::fflush(stdout);
   for (const Shape s : parse_shapes(shapes))
