@@ -2,7 +2,7 @@
 // (same HF-folder loader path as real checkpoints). See docs/PERFORMANCE.md.
 //
 //   bench_generate [--preset gpt2|gpt2-medium] [--dir DIR] [--prefill 512] [--decode 128] [--prompt 16]
-//                  [--threads N] [--reps 5] [--sweep]
+//                  [--threads N] [--reps 5] [--dtype float32|bfloat16|float16|int8] [--sweep]
 //
 // Reports: prefill tokens/s, decode tokens/s at batch 1 and 16, peak RSS, one GEMV pass over all
 // the weights (how close the decode kernel gets to the memory), the read bandwidth of a STREAM-like
@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -143,34 +144,41 @@ double measure_bandwidth(int reps) {
   return best;
 }
 
-// GB/s of one matmul_wt(M = 1) pass over every weight matrix in decode order (blocks, then the
-// head): the decode GEMV alone, without attention, norms or the rest of the forward.
-double gemv_pass_rate(const Model& m) {
-  const ModelWeights& w = m.weights();
+// Bytes a decode step reads for one weight matrix in its storage type (int8: and its row scales).
+double matrix_bytes(const LinearWeights& l) {
+  const kernels::WeightMatrix m = l.matrix();
+  return static_cast<double>(m.N) * m.K * kernels::weight_type_size(m.type) + (m.scales ? 4.0 * m.N : 0.0);
+}
+
+// The weight matrices in decode order: every block's, then the head (the embedding when tied).
+std::vector<const LinearWeights*> decode_matrices(const ModelWeights& w) {
   std::vector<const LinearWeights*> mats;
   for (const auto& b : w.blocks)
     for (const LinearWeights* l : {&b.qkv, &b.attn_out, &b.fc_in, &b.fc_out}) mats.push_back(l);
   mats.push_back(&w.lm_head);
+  return mats;
+}
+
+// GB/s of one matmul_wt(M = 1) pass over every weight matrix in decode order (blocks, then the
+// head): the decode GEMV alone, without attention, norms or the rest of the forward.
+double gemv_pass_rate(const Model& m) {
+  const std::vector<const LinearWeights*> mats = decode_matrices(m.weights());
   double bytes = 0;
   size_t widest = 0;
   for (auto* l : mats) {
-    bytes += 4.0 * l->in * l->out;
+    bytes += matrix_bytes(*l);
     widest = std::max<size_t>(widest, std::max(l->in, l->out));
   }
   std::vector<float> x(widest, 0.01f), y(widest);
   auto t0 = Clock::now();
-  for (auto* l : mats) kernels::matmul_wt(x.data(), 1, l->in, l->w, l->out, l->b, y.data());
+  for (auto* l : mats) kernels::matmul_wt(x.data(), 1, l->matrix(), l->b, y.data());
   return bytes / seconds_since(t0) / 1e9;
 }
 
 // --sweep: ms and GFLOP/s of one pass over every weight matrix at M activation rows, through
 // matmul_wt (the engine's choice) and through OpenBLAS sgemm, weights cold (read from memory).
 void gemv_sweep(const Model& m, int reps) {
-  const ModelWeights& w = m.weights();
-  std::vector<const LinearWeights*> mats;
-  for (const auto& b : w.blocks)
-    for (const LinearWeights* l : {&b.qkv, &b.attn_out, &b.fc_in, &b.fc_out}) mats.push_back(l);
-  mats.push_back(&w.lm_head);
+  const std::vector<const LinearWeights*> mats = decode_matrices(m.weights());
   double macs = 0;
   size_t widest = 0;
   for (auto* l : mats) {
@@ -236,6 +244,7 @@ double prefill_rate(const Model& m, int T) {
 
 int main(int argc, char** argv) {
   std::string preset = "gpt2", dir;
+  kernels::WeightType dtype = kernels::WeightType::F32;
   int prefill = 512, decode = 128, prompt = 16, threads = 0, reps = 5;
   bool sweep = false;
   for (int i = 1; i < argc; i += 2) {
@@ -254,6 +263,12 @@ int main(int argc, char** argv) {
     else if (k == "--prompt") prompt = std::stoi(v);
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--reps") reps = std::stoi(v);
+    else if (k == "--dtype") {
+      const std::map<std::string, kernels::WeightType> types = {{"float32", kernels::WeightType::F32},
+          {"bfloat16", kernels::WeightType::BF16}, {"float16", kernels::WeightType::F16}, {"int8", kernels::WeightType::I8}};
+      if (!types.count(v)) { std::fprintf(stderr, "unknown --dtype %s (float32, bfloat16, float16, int8)\n", v.c_str()); return 2; }
+      dtype = types.at(v);
+    }
     else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
   }
   if (preset != "gpt2" && preset != "gpt2-medium") {
@@ -271,17 +286,31 @@ int main(int argc, char** argv) {
     save_pretrained(dir, c, w);
   }
   const std::string load_before = load_average();
-  auto model = Model::load(dir);
+  auto model = Model::load(dir, dtype);
   const OtherCpuUse other;
   if (sweep) {
+    if (dtype != kernels::WeightType::F32) {
+      std::fprintf(stderr, "--sweep compares with OpenBLAS sgemm: float32 only\n");
+      return 2;
+    }
     std::printf("load average     %s\n", load_before.c_str());
     gemv_sweep(*model, reps);
     return 0;
   }
   const ModelConfig& c = model->config();
-  const double params = static_cast<double>(model->weights().num_parameters());
-  // Batch-1 decode streams every matrix once per token (wte as the tied head; wpe rows are negligible).
-  const double weight_bytes = (params - static_cast<double>(c.n_positions) * c.n_embd) * sizeof(float);
+  const ModelWeights& w = model->weights();
+  // Batch-1 decode streams every matrix once per token in its storage type (wte as the tied head)
+  // plus the fp32 biases and norms; of wpe it reads one row (negligible).
+  double matrix_elems = 0, bytes_of_matrices = 0;
+  for (const LinearWeights* l : decode_matrices(w)) {
+    matrix_elems += static_cast<double>(l->in) * l->out;
+    bytes_of_matrices += matrix_bytes(*l);
+  }
+  const double wpe = c.arch == Arch::GPT2 ? static_cast<double>(c.n_positions) * c.n_embd : 0.0;
+  const double fp32_rest = static_cast<double>(w.params.size()) -
+                           (w.matrix_type == kernels::WeightType::F32 ? matrix_elems : 0.0) - wpe;
+  const double params = matrix_elems + fp32_rest + wpe;
+  const double weight_bytes = bytes_of_matrices + 4.0 * fp32_rest;
 
   auto best = [&](auto fn) {
     double b = 0;
@@ -300,7 +329,8 @@ int main(int argc, char** argv) {
   const double bw = measure_bandwidth(reps);
   const double floor = bw * 1e9 / weight_bytes;
 
-  std::printf("model            %s shape, %.1fM parameters, fp32, %d threads, avx2 %s\n", preset.c_str(), params / 1e6,
+  std::printf("model            %s shape, %.1fM parameters, %s weight matrices, %d threads, avx2 %s\n", preset.c_str(),
+              params / 1e6, kernels::to_string(w.matrix_type),
               kernels::num_threads(), kernels::using_avx2() ? "on" : "off");
   std::printf("machine          load average %s (start) / %s (end); other processes used %.0f%% of the CPUs\n",
               load_before.c_str(), load_average().c_str(), 100 * other.fraction());
@@ -314,7 +344,7 @@ int main(int argc, char** argv) {
   // Batch 16 is compute-bound (2 flops per weight per row), batch 1 memory-bound: their ratio moves
   // with the machine's bandwidth at the moment, so both the ratio and the GFLOP/s are printed.
   std::printf("decode batch 16  %.1f tok/s (%.1fx batch 1; %.0f GFLOP/s in the matrix products)\n", d16, d16 / d1,
-              2.0 * (params - static_cast<double>(c.n_positions) * c.n_embd) * d16 / 1e9);
+              2.0 * matrix_elems * d16 / 1e9);
   std::printf("peak RSS         %.0f MB (before the bandwidth probe; %.0f MB resident after the runs)\n", rss, rss_now);
   return 0;
 }
