@@ -19,7 +19,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -264,10 +263,9 @@ int main(int argc, char** argv) {
     else if (k == "--threads") threads = std::stoi(v);
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--dtype") {
-      const std::map<std::string, kernels::WeightType> types = {{"float32", kernels::WeightType::F32},
-          {"bfloat16", kernels::WeightType::BF16}, {"float16", kernels::WeightType::F16}, {"int8", kernels::WeightType::I8}};
-      if (!types.count(v)) { std::fprintf(stderr, "unknown --dtype %s (float32, bfloat16, float16, int8)\n", v.c_str()); return 2; }
-      dtype = types.at(v);
+      const auto type = kernels::weight_type_from_string(v);
+      if (!type) { std::fprintf(stderr, "unknown --dtype %s (float32, bfloat16, float16, int8)\n", v.c_str()); return 2; }
+      dtype = *type;
     }
     else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
   }

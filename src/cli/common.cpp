@@ -126,12 +126,7 @@ void add_key_flags(CLI::App& app, const std::vector<std::string>& keys,
 }
 
 kernels::WeightType parse_dtype(const std::string& text, const std::string& flag) {
-  using kernels::WeightType;
-  static const std::pair<const char*, WeightType> names[] = {
-      {"float32", WeightType::F32}, {"fp32", WeightType::F32},  {"bfloat16", WeightType::BF16}, {"bf16", WeightType::BF16},
-      {"float16", WeightType::F16}, {"fp16", WeightType::F16},  {"half", WeightType::F16},      {"int8", WeightType::I8}};
-  for (const auto& [name, type] : names)
-    if (text == name) return type;
+  if (const auto type = kernels::weight_type_from_string(text)) return *type;
   throw Error(flag + ": unknown dtype '" + text + "' (float32, bfloat16, float16 or int8)");
 }
 

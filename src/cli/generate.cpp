@@ -73,13 +73,8 @@ void setup(CLI::App& app) {
 
 // Model config -> generation_config.json -> flags, each overriding the one before (HF order).
 GenerationConfig build_config(const Model& model) {
-  GenerationConfig g;
   const ModelConfig& c = model.config();
-  if (c.eos_token_id) g.eos_token_id = {*c.eos_token_id};
-  g.bos_token_id = c.bos_token_id;
-  g.pad_token_id = c.pad_token_id;
-  const auto gen_file = std::filesystem::path(args.model) / "generation_config.json";
-  if (std::filesystem::exists(gen_file)) apply_generation_config_file(gen_file, g);
+  GenerationConfig g = generation_defaults(c.eos_token_id, c.bos_token_id, c.pad_token_id, args.model);
   if (args.max_length) g.max_length = args.max_length;
   if (args.max_new_tokens) g.max_new_tokens = args.max_new_tokens;
   if (args.min_length) g.min_length = *args.min_length;

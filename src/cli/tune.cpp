@@ -192,13 +192,9 @@ int run() {
 
   // Model config -> generation_config.json -> the seed's lengths and the flags (HF order).
   eval::TuneOptions opt;
-  GenerationConfig& g = opt.generation;
   const ModelConfig& c = model->config();
-  if (c.eos_token_id) g.eos_token_id = {*c.eos_token_id};
-  g.bos_token_id = c.bos_token_id;
-  g.pad_token_id = c.pad_token_id;
-  const auto gen_file = std::filesystem::path(args.model) / "generation_config.json";
-  if (std::filesystem::exists(gen_file)) apply_generation_config_file(gen_file, g);
+  opt.generation = generation_defaults(c.eos_token_id, c.bos_token_id, c.pad_token_id, args.model);
+  GenerationConfig& g = opt.generation;
   const int max_length_used = args.max_length.value_or(std::min(kSeedMaxLength, model->max_positions()));
   if (args.max_new_tokens) {
     g.max_new_tokens = args.max_new_tokens;

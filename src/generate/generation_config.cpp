@@ -167,4 +167,15 @@ void apply_generation_config_json(const nlohmann::json& j, const std::string& wh
   cfg = std::move(out);
 }
 
+GenerationConfig generation_defaults(std::optional<int> eos_token_id, std::optional<int> bos_token_id,
+                                     std::optional<int> pad_token_id, const std::filesystem::path& model_dir) {
+  GenerationConfig g;
+  if (eos_token_id) g.eos_token_id = {*eos_token_id};
+  g.bos_token_id = bos_token_id;
+  g.pad_token_id = pad_token_id;
+  const auto file = model_dir / "generation_config.json";
+  if (std::filesystem::exists(file)) apply_generation_config_file(file, g);
+  return g;
+}
+
 }  // namespace lmforge

@@ -65,19 +65,6 @@ void gemv_range(const float* x, int M, const WeightMatrix& w, const float* bias,
     gemv_rows_portable(x, M, w, bias, n0, n1, y, w.N);
 }
 
-// Rows [n0, n1) of w as fp32 (int8 times its row scale), [n1 - n0, K] into out.
-void widen_rows(const WeightMatrix& w, int n0, int n1, float* out) {
-  const size_t K = w.K, count = (n1 - n0) * K;
-  const size_t first = n0 * K;
-  if (kAvx2) {
-    avx2::to_float(w.type, static_cast<const char*>(w.data) + first * weight_type_size(w.type), count, out);
-  } else {
-    for (size_t i = 0; i < count; ++i) out[i] = weight_at(w, first + i);
-  }
-  if (w.scales)
-    for (int n = n0; n < n1; ++n)
-      for (size_t k = 0; k < K; ++k) out[(n - n0) * K + k] *= w.scales[n];
-}
 
 // Splits n items into `tasks` contiguous ranges whose bounds are multiples of `align`.
 struct Split {
@@ -212,6 +199,28 @@ const char* to_string(WeightType t) {
     case WeightType::I8: return "int8";
   }
   return "?";
+}
+
+std::optional<WeightType> weight_type_from_string(std::string_view name) {
+  static const std::pair<std::string_view, WeightType> names[] = {
+      {"float32", WeightType::F32}, {"fp32", WeightType::F32},  {"bfloat16", WeightType::BF16}, {"bf16", WeightType::BF16},
+      {"float16", WeightType::F16}, {"fp16", WeightType::F16},  {"half", WeightType::F16},      {"int8", WeightType::I8}};
+  for (const auto& [n, type] : names)
+    if (name == n) return type;
+  return std::nullopt;
+}
+
+void widen_rows(const WeightMatrix& w, int n0, int n1, float* out) {
+  const size_t K = w.K, count = (n1 - n0) * K;
+  const size_t first = n0 * K;
+  if (kAvx2) {
+    avx2::to_float(w.type, static_cast<const char*>(w.data) + first * weight_type_size(w.type), count, out);
+  } else {
+    for (size_t i = 0; i < count; ++i) out[i] = weight_at(w, first + i);
+  }
+  if (w.scales)
+    for (int n = n0; n < n1; ++n)
+      for (size_t k = 0; k < K; ++k) out[(n - n0) * K + k] *= w.scales[n];
 }
 
 void layer_norm(const float* x, int M, int E, const float* gamma, const float* beta, float eps, float* y) {

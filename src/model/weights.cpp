@@ -193,7 +193,7 @@ ModelWeights allocate_weights(const ModelConfig& c, kernels::WeightType matrices
   for (const auto& p : plan) {
     ParamSlice s{p.name, 0, p.hf_shape, p.transposed, lowp && is_matrix(p.name), 0};
     const size_t n = numel(p.hf_shape);
-    const size_t rows = p.hf_shape.size() == 2 ? (p.transposed ? p.hf_shape[1] : p.hf_shape[0]) : 0;
+    const size_t rows = p.hf_shape.size() == 2 ? matrix_rows(s) : 0;
     size_t& next = s.lowp ? lowp_offset : offset;
     const bool is_qkv = c.arch == Arch::GPTJ && (p.name.ends_with("q_proj.weight") || p.name.ends_with("k_proj.weight") ||
                                                  p.name.ends_with("v_proj.weight"));
@@ -224,23 +224,10 @@ ModelWeights allocate_weights(const ModelConfig& c, kernels::WeightType matrices
 }
 
 void embedding_row(const ModelWeights& w, int token, int E, float* out) {
-  if (w.wte) {
+  if (w.wte)
     std::memcpy(out, w.wte + static_cast<size_t>(token) * E, E * sizeof(float));
-    return;
-  }
-  // A one-row product with the unit vector would do, but widening the row directly is exact.
-  const kernels::WeightMatrix& m = w.wte_lowp;
-  const size_t first = static_cast<size_t>(token) * E;
-  for (int e = 0; e < E; ++e) {
-    switch (m.type) {
-      case kernels::WeightType::BF16: out[e] = bf16_to_float(static_cast<const uint16_t*>(m.data)[first + e]); break;
-      case kernels::WeightType::F16: out[e] = fp16_to_float(static_cast<const uint16_t*>(m.data)[first + e]); break;
-      case kernels::WeightType::I8:
-        out[e] = static_cast<const int8_t*>(m.data)[first + e] * m.scales[token];
-        break;
-      case kernels::WeightType::F32: out[e] = static_cast<const float*>(m.data)[first + e]; break;
-    }
-  }
+  else
+    kernels::widen_rows(w.wte_lowp, token, token + 1, out);
 }
 
 void load_weights(const Checkpoint& ckpt, const ModelConfig& c, ModelWeights& w) {

@@ -341,12 +341,7 @@ void validate(const SynthConfig& c) {
 }
 
 GenerationConfig generation_config(const SynthConfig& cfg, const ModelConfig& model, std::optional<int32_t> suffix_id) {
-  GenerationConfig g;
-  if (model.eos_token_id) g.eos_token_id = {*model.eos_token_id};
-  g.bos_token_id = model.bos_token_id;
-  g.pad_token_id = model.pad_token_id;
-  const auto folder_file = std::filesystem::path(cfg.model) / "generation_config.json";
-  if (std::filesystem::exists(folder_file)) apply_generation_config_file(folder_file, g);
+  GenerationConfig g = generation_defaults(model.eos_token_id, model.bos_token_id, model.pad_token_id, cfg.model);
   // Seed 000 samples from the full softmax (torch.multinomial), so HF's top_k 50 is switched off.
   g.do_sample = true;
   g.top_k = 0;

@@ -153,17 +153,24 @@ void layernorm_forward_bf16(uint16_t* y, float* mean, float* rstd, const float* 
   }
 }
 
-void linear_forward(float* y, const float* x, const float* w, const float* b, int M, int K, int N, bool accumulate) {
-  if (b) {  // fold the bias into C so sgemm does the only pass over y
+namespace {
+
+// y[r, :] = b (or += b when accumulating) for every row r.
+void fill_bias(float* y, const float* b, int M, int N, bool accumulate) {
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < M; ++r) {
-      float* yr = y + static_cast<size_t>(r) * N;
-      if (accumulate)
-        for (int j = 0; j < N; ++j) yr[j] += b[j];
-      else
-        std::memcpy(yr, b, N * sizeof(float));
-    }
+  for (int r = 0; r < M; ++r) {
+    float* yr = y + static_cast<size_t>(r) * N;
+    if (accumulate)
+      for (int j = 0; j < N; ++j) yr[j] += b[j];
+    else
+      std::memcpy(yr, b, N * sizeof(float));
   }
+}
+
+}  // namespace
+
+void linear_forward(float* y, const float* x, const float* w, const float* b, int M, int K, int N, bool accumulate) {
+  if (b) fill_bias(y, b, M, N, accumulate);  // fold the bias into C so sgemm does the only pass over y
   const float beta = (b || accumulate) ? 1.0f : 0.0f;
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, beta, y, N);
 }
@@ -197,20 +204,6 @@ void linear_backward(float* dx, bool dx_accumulate, float* dw, float* db, const 
   if (db) column_sums(db, dy, M, N);
 }
 
-namespace {
-
-void fill_bias(float* y, const float* b, int M, int N, bool accumulate) {
-#pragma omp parallel for schedule(static)
-  for (int r = 0; r < M; ++r) {
-    float* yr = y + static_cast<size_t>(r) * N;
-    if (accumulate)
-      for (int j = 0; j < N; ++j) yr[j] += b[j];
-    else
-      std::memcpy(yr, b, N * sizeof(float));
-  }
-}
-
-}  // namespace
 
 void linear_forward_mixed(float* y, const MatRef& x, const uint16_t* w, const float* b, int M, int K, int N,
                           bool accumulate) {

@@ -34,36 +34,33 @@ inline float widen(uint16_t b) {
 
 // ---- portable packing and micro-kernel --------------------------------------------------------
 
-// B block: logical rows [k0, k0+kc), columns [j0, j0+nr_valid) → panel [kc][16], zero-padded.
-template <class T>
-void pack_b_scalar(float* dst, const T* src, int ld, bool trans, int k0, int kc, int j0, int nr_valid) {
+// Panel [kc][W] of a logical matrix L (rows k0 .. k0+kc, columns j0 .. j0+w_valid, zero-padded to
+// W), L[k][j] stored at src[k*ld + j] when `k_major`, else at src[j*ld + k].
+template <int W, class T>
+void pack_panel_scalar(float* dst, const T* src, int ld, bool k_major, int k0, int kc, int j0, int w_valid) {
   for (int k = 0; k < kc; ++k) {
-    float* d = dst + static_cast<size_t>(k) * kNR;
-    for (int j = 0; j < kNR; ++j) {
-      if (j >= nr_valid) {
+    float* d = dst + static_cast<size_t>(k) * W;
+    for (int j = 0; j < W; ++j) {
+      if (j >= w_valid) {
         d[j] = 0.0f;
         continue;
       }
-      const size_t idx = trans ? static_cast<size_t>(j0 + j) * ld + (k0 + k) : static_cast<size_t>(k0 + k) * ld + (j0 + j);
+      const size_t idx = k_major ? static_cast<size_t>(k0 + k) * ld + (j0 + j) : static_cast<size_t>(j0 + j) * ld + (k0 + k);
       d[j] = widen(src[idx]);
     }
   }
 }
 
-// A block: logical rows [i0, i0+mr_valid), depth [k0, k0+kc) → panel [kc][6], zero-padded.
+// B block: logical rows [k0, k0+kc), columns [j0, j0+nr_valid) → panel [kc][16].
+template <class T>
+void pack_b_scalar(float* dst, const T* src, int ld, bool trans, int k0, int kc, int j0, int nr_valid) {
+  pack_panel_scalar<kNR>(dst, src, ld, !trans, k0, kc, j0, nr_valid);
+}
+
+// A block: logical rows [i0, i0+mr_valid), depth [k0, k0+kc) → panel [kc][6] (Aᵀ's rows).
 template <class T>
 void pack_a_scalar(float* dst, const T* src, int ld, bool trans, int i0, int mr_valid, int k0, int kc) {
-  for (int k = 0; k < kc; ++k) {
-    float* d = dst + static_cast<size_t>(k) * kMR;
-    for (int i = 0; i < kMR; ++i) {
-      if (i >= mr_valid) {
-        d[i] = 0.0f;
-        continue;
-      }
-      const size_t idx = trans ? static_cast<size_t>(k0 + k) * ld + (i0 + i) : static_cast<size_t>(i0 + i) * ld + (k0 + k);
-      d[i] = widen(src[idx]);
-    }
-  }
+  pack_panel_scalar<kMR>(dst, src, ld, trans, k0, kc, i0, mr_valid);
 }
 
 // C tile (mr x nr valid) = acc + beta * C.

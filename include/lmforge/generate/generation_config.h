@@ -56,4 +56,9 @@ void apply_generation_config_file(const std::filesystem::path& file, GenerationC
 // The same for keys already parsed (e.g. from a YAML file): `where` names their source in errors.
 void apply_generation_config_json(const nlohmann::json& keys, const std::string& where, GenerationConfig& cfg);
 
+// HF's starting point for generate(): the model config's special token ids, then the keys of
+// `model_dir`/generation_config.json when the folder has one.
+GenerationConfig generation_defaults(std::optional<int> eos_token_id, std::optional<int> bos_token_id,
+                                     std::optional<int> pad_token_id, const std::filesystem::path& model_dir);
+
 }  // namespace lmforge

@@ -3,6 +3,8 @@
 // functions (src/kernels/*_avx2.cpp), selected at run time with a portable fallback.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 
 #include "lmforge/model/config.h"
 
@@ -20,6 +22,8 @@ enum class WeightType : uint8_t {
 
 size_t weight_type_size(WeightType t);
 const char* to_string(WeightType t);
+// "float32" (or fp32), "bfloat16" (bf16), "float16" (fp16, half), "int8"; nullopt for anything else.
+std::optional<WeightType> weight_type_from_string(std::string_view name);
 
 // A row-major [N, K] weight matrix ([out, in]) in any storage type. `scales` ([N]) only for I8.
 struct WeightMatrix {
@@ -33,6 +37,9 @@ struct WeightMatrix {
 // else sgemm on slabs of 64 weight rows widened to fp32 one slab at a time (never the whole
 // matrix).
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
+
+// out[(n - n0) * K + k] = w[n, k] widened to fp32 (int8 times its row scale) for n in [n0, n1).
+void widen_rows(const WeightMatrix& w, int n0, int n1, float* out);
 
 // (fp32 <-> bf16 / fp16 conversions: lmforge/io/tensor.h.)
 // Symmetric per-row int8: scales[n] = max_k |w[n, k]| / 127 (1 for an all-zero row) and
