@@ -36,6 +36,7 @@
 #include "lmforge/model/save.h"
 #include "lmforge/model/weights.h"
 #include "lmforge/train/backprop.h"
+#include "lmforge/train/openmp_env.h"
 #include "lmforge/train/optimizer.h"
 #include "train/bf16.h"
 
@@ -168,6 +169,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  prefer_passive_openmp_wait(argv);  // as the CLI does (may re-exec; OMP_WAIT_POLICY=... overrides)
   std::string shapes = "4x64,8x128";
   std::string precisions = "fp32,bf16";
   std::string model = "gpt2";
@@ -201,9 +203,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (layers > 0) c.n_layer = layers;
-  std::printf("%s shape, %d layers, %d wide; OPENBLAS_CORETYPE %s; load average %s\n",
+  std::printf("%s shape, %d layers, %d wide; OPENBLAS_CORETYPE %s; OMP_WAIT_POLICY %s; load average %s\n",
               model.c_str(), c.n_layer, c.n_embd,
-              std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "(auto)", load_average().c_str());
+              std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "(auto)", openmp_wait_policy(),
+              load_average().c_str());
   std::fflush(stdout);
   for (const Shape s : parse_shapes(shapes))
     for (const std::string& p : split_commas(precisions)) {

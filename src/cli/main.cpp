@@ -3,9 +3,11 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <string>
 
 #include "cli/command.h"
 #include "lmforge/error.h"
+#include "lmforge/train/openmp_env.h"
 
 namespace lmforge::cli {
 
@@ -23,9 +25,11 @@ std::vector<Command*>& registry() {
 
 int main(int argc, char** argv) {
   using namespace lmforge::cli;
+  lmforge::prefer_passive_openmp_wait(argv);  // may re-exec this program; see openmp_env.h
   CLI::App app{"lmforge: GPT-2 / GPT-J text generation, identical to Hugging Face transformers"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "lmforge 0.1.0");
+  app.set_version_flag("--version", std::string("lmforge 0.1.0 (OpenMP wait policy: ") +
+                                        lmforge::openmp_wait_policy() + ")");
   std::vector<std::pair<CLI::App*, Command*>> subs;
   for (Command* c : registry()) {
     CLI::App* sub = app.add_subcommand(c->name, c->description);
