@@ -1,4 +1,9 @@
 // lmforge generate: HF model.generate() from the command line. Flags carry HF's argument names.
+// --benchmark_mode times generation of a fixed number of tokens instead (seed 000's
+// generate_text.py --benchmark_mode --benchmark_seq_length N).
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -33,7 +38,21 @@ struct Args {
   int show_choices = 0;
   bool json = false;
   int threads = 0;
+  // Benchmark mode
+  bool benchmark_mode = false;
+  std::optional<int> benchmark_seq_length, benchmark_warmup, benchmark_iters, batch_size;
+  std::optional<std::string> benchmark_json;
 } args;
+
+// seed 000's gptj_generate_text.py: --max_new_tokens "Default - 32", --temperature "Default - 0.9",
+// and it samples. Used for GPT-J checkpoints below generation_config.json and the flags.
+constexpr int kGptjMaxNewTokens = 32;
+constexpr float kGptjTemperature = 0.9f;
+
+constexpr int kBenchmarkWarmup = 1;
+constexpr int kBenchmarkIters = 3;
+// The prompt of benchmark mode when none is given: seed 000's gptj_generate_text.py example.
+constexpr const char* kBenchmarkPrompt = "hello i am";
 
 void setup(CLI::App& app) {
   app.add_option("--model,-m", args.model, "HF checkpoint folder (config.json, weights, tokenizer)")->required();
@@ -41,10 +60,12 @@ void setup(CLI::App& app) {
   app.add_option("--prompt_file", args.prompt_file, "File with one prompt per line")->check(CLI::ExistingFile);
   app.add_option("--prompt_ids", args.prompt_ids, "Prompt as token ids, e.g. \"464 3290\" (repeatable)");
   add_optional(app, "--max_length", args.max_length, "HF max_length: total length, prompt included (default 20)");
-  add_optional(app, "--max_new_tokens", args.max_new_tokens, "HF max_new_tokens: tokens to generate (wins over --max_length)");
+  add_optional(app, "--max_new_tokens", args.max_new_tokens,
+               "HF max_new_tokens: tokens to generate (wins over --max_length; GPT-J default 32)");
   add_optional(app, "--min_length", args.min_length, "HF min_length: EOS is blocked before this total length");
   add_optional(app, "--min_new_tokens", args.min_new_tokens, "HF min_new_tokens: EOS is blocked before this many new tokens");
-  add_bool_option(app, "--do_sample", args.do_sample, "HF do_sample: sample instead of greedy/beam search");
+  add_bool_option(app, "--do_sample", args.do_sample,
+                  "HF do_sample: sample instead of greedy/beam search (GPT-J default true; --do_sample false turns it off)");
   add_optional(app, "--num_beams", args.num_beams, "HF num_beams: beam search width (1 = no beam search)");
   add_optional(app, "--num_return_sequences", args.num_return_sequences, "HF num_return_sequences per prompt");
   add_optional(app, "--length_penalty", args.length_penalty, "HF length_penalty: beam score = logprob / length^penalty");
@@ -52,7 +73,7 @@ void setup(CLI::App& app) {
          "--early_stopping", [](const std::string& v) { args.early_stopping = v.empty() ? "true" : v; },
          "HF early_stopping: true | false | never (flag alone = true)")
       ->expected(0, 1);
-  add_optional(app, "--temperature", args.temperature, "HF temperature for sampling");
+  add_optional(app, "--temperature", args.temperature, "HF temperature for sampling (default 1; GPT-J default 0.9)");
   add_optional(app, "--top_k", args.top_k, "HF top_k: keep the k most likely tokens (0 = off; HF default 50)");
   add_optional(app, "--top_p", args.top_p, "HF top_p: nucleus sampling threshold in (0, 1]");
   add_optional(app, "--repetition_penalty", args.repetition_penalty, "HF repetition_penalty (1 = off)");
@@ -69,12 +90,59 @@ void setup(CLI::App& app) {
                   "HF decode clean-up of spaces before punctuation (default: tokenizer_config.json, else false)");
   app.add_option("--threads", args.threads, "Threads (default: all cores)");
   add_dtype_option(app, args.dtype);
+  app.add_flag("--benchmark_mode", args.benchmark_mode,
+               "Time generation instead of printing text: --benchmark_seq_length new tokens per run, EOS and "
+               "stop strings ignored, greedy unless --do_sample; prints a table of latency, tokens/s and peak memory");
+  add_optional(app, "--benchmark_seq_length", args.benchmark_seq_length,
+               "Benchmark mode: new tokens generated per run and row (required, >= 1)");
+  add_optional(app, "--benchmark_warmup", args.benchmark_warmup,
+               "Benchmark mode: untimed warm-up runs before the timed ones (default 1)");
+  add_optional(app, "--benchmark_iters", args.benchmark_iters,
+               "Benchmark mode: timed runs; the table reports their median (default 3)");
+  add_optional(app, "--batch_size", args.batch_size,
+               "Benchmark mode: rows per run, the prompts repeated in turn to fill them (default: one row per prompt)");
+  add_optional(app, "--benchmark_json", args.benchmark_json,
+               "Benchmark mode: also write the results as a JSON object to this file");
+  app.footer(
+      "Defaults, each layer overriding the one before: HF's (max_length 20, greedy, temperature 1); for a GPT-J "
+      "model (model_type gptj) seed 000's gptj_generate_text.py ones (max_new_tokens 32, do_sample true, "
+      "temperature 0.9); the model folder's generation_config.json; the flags.\n"
+      "Benchmark mode: lmforge generate --model DIR --benchmark_mode --benchmark_seq_length N [--benchmark_warmup 1] "
+      "[--benchmark_iters 3] [--batch_size B] [--benchmark_json FILE]; the prompt is -p/--prompt_file/--prompt_ids, "
+      "else \"" + std::string(kBenchmarkPrompt) + "\" (a model without a tokenizer starts from bos_token_id).\n");
 }
 
-// Model config -> generation_config.json -> flags, each overriding the one before (HF order).
+// Which of `keys` the model folder's generation_config.json sets (it was already read and checked by
+// generation_defaults, so a file that does not parse here cannot happen; treat it as setting nothing).
+std::vector<std::string> generation_file_keys(const std::vector<std::string>& keys) {
+  std::vector<std::string> set;
+  const auto file = std::filesystem::path(args.model) / "generation_config.json";
+  if (!std::filesystem::exists(file)) return set;
+  std::ifstream in(file);
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (!j.is_object()) return set;
+  for (const auto& k : keys)
+    if (j.contains(k)) set.push_back(k);
+  return set;
+}
+
+// seed 000's gptj_generate_text.py defaults, for keys generation_config.json leaves unset (the flags
+// come after and win). The 32-token default also yields to a max_length the file or a flag sets:
+// HF's max_new_tokens would otherwise silently win over it.
+void apply_gptj_defaults(GenerationConfig& g) {
+  const auto set = generation_file_keys({"max_new_tokens", "max_length", "do_sample", "temperature"});
+  auto in_file = [&](const char* k) { return std::find(set.begin(), set.end(), k) != set.end(); };
+  if (!in_file("max_new_tokens") && !in_file("max_length") && !args.max_length) g.max_new_tokens = kGptjMaxNewTokens;
+  if (!in_file("do_sample")) g.do_sample = true;
+  if (!in_file("temperature")) g.temperature = kGptjTemperature;
+}
+
+// Model config -> (GPT-J: seed 000's defaults) -> generation_config.json -> flags, each overriding the
+// one before (HF order).
 GenerationConfig build_config(const Model& model) {
   const ModelConfig& c = model.config();
   GenerationConfig g = generation_defaults(c.eos_token_id, c.bos_token_id, c.pad_token_id, args.model);
+  if (c.model_type == "gptj" && !args.benchmark_mode) apply_gptj_defaults(g);
   if (args.max_length) g.max_length = args.max_length;
   if (args.max_new_tokens) g.max_new_tokens = args.max_new_tokens;
   if (args.min_length) g.min_length = *args.min_length;
@@ -222,7 +290,199 @@ void print_choices_table(const std::optional<Tokenizer>& tok, const Prompt& prom
   }
 }
 
+// ---- Benchmark mode ----
+
+// Flag checks that need no model: one error naming the flag.
+void check_benchmark_flags() {
+  if (!args.benchmark_mode) {
+    auto only_benchmark = [](bool given, const char* flag) {
+      if (given) throw Error(std::string(flag) + " only applies with --benchmark_mode");
+    };
+    only_benchmark(args.benchmark_seq_length.has_value(), "--benchmark_seq_length");
+    only_benchmark(args.benchmark_warmup.has_value(), "--benchmark_warmup");
+    only_benchmark(args.benchmark_iters.has_value(), "--benchmark_iters");
+    only_benchmark(args.benchmark_json.has_value(), "--benchmark_json");
+    only_benchmark(args.batch_size.has_value(), "--batch_size");
+    return;
+  }
+  if (!args.benchmark_seq_length)
+    throw Error("--benchmark_mode needs --benchmark_seq_length N (the number of tokens to generate per run)");
+  if (*args.benchmark_seq_length <= 0)
+    throw Error("--benchmark_seq_length must be >= 1 (got " + std::to_string(*args.benchmark_seq_length) + ")");
+  if (args.benchmark_warmup && *args.benchmark_warmup < 0)
+    throw Error("--benchmark_warmup must be >= 0 (got " + std::to_string(*args.benchmark_warmup) + ")");
+  if (args.benchmark_iters && *args.benchmark_iters < 1)
+    throw Error("--benchmark_iters must be >= 1 (got " + std::to_string(*args.benchmark_iters) + ")");
+  if (args.batch_size && *args.batch_size < 1)
+    throw Error("--batch_size must be >= 1 (got " + std::to_string(*args.batch_size) + ")");
+  if (args.benchmark_json) {
+    // Fail before the runs, not after them.
+    if (args.benchmark_json->empty()) throw Error("--benchmark_json: no file name given");
+    const auto parent = std::filesystem::path(*args.benchmark_json).parent_path();
+    if (!parent.empty() && !std::filesystem::is_directory(parent))
+      throw Error("--benchmark_json: cannot write '" + *args.benchmark_json + "': no directory '" + parent.string() + "'");
+  }
+  auto conflicts = [](bool given, const char* flag, const char* why) {
+    if (given) throw Error(std::string(flag) + " cannot be combined with --benchmark_mode (" + why + ")");
+  };
+  const char* length = "--benchmark_seq_length sets the generated length";
+  conflicts(args.max_length.has_value(), "--max_length", length);
+  conflicts(args.max_new_tokens.has_value(), "--max_new_tokens", length);
+  conflicts(args.min_length.has_value(), "--min_length", length);
+  conflicts(args.min_new_tokens.has_value(), "--min_new_tokens", length);
+  conflicts(!args.stop_strings.empty(), "--stop_strings", "every run generates --benchmark_seq_length tokens");
+  conflicts(args.show_choices != 0, "--show_choices", "it prints no text");
+  conflicts(args.json, "--json", "use --benchmark_json FILE for machine-readable results");
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// Peak resident set size of this process so far (Linux ru_maxrss is in KiB), in MB (2^20 bytes).
+double peak_memory_mb() {
+  struct rusage u {};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;
+}
+
+std::string fixed(double v, int digits) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(digits) << v;
+  return os.str();
+}
+
+std::string strategy_name(const GenerationConfig& g) {
+  if (g.num_beams > 1)
+    return (g.do_sample ? "beam sampling, " : "beam search, ") + std::to_string(g.num_beams) + " beams";
+  return g.do_sample ? "sampling" : "greedy";
+}
+
+int run_benchmark() {
+  apply_threads(args.threads);
+  const int new_tokens = *args.benchmark_seq_length;
+  const int warmup = args.benchmark_warmup.value_or(kBenchmarkWarmup);
+  const int iters = args.benchmark_iters.value_or(kBenchmarkIters);
+
+  const auto load0 = std::chrono::steady_clock::now();
+  auto model = Model::load(args.model, parse_dtype(args.dtype));
+  const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - load0).count();
+  auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
+
+  // HF: generate(min_new_tokens=N, max_new_tokens=N): EOS is masked until N tokens exist, so every row
+  // gets exactly N. Greedy unless --do_sample says otherwise (generation_config.json's do_sample and
+  // the GPT-J default do not apply: a benchmark should be reproducible).
+  GenerationConfig g = build_config(*model);
+  g.max_length.reset();
+  g.min_length = 0;
+  g.max_new_tokens = new_tokens;
+  g.min_new_tokens = new_tokens;
+  g.stop_strings.clear();
+  g.do_sample = args.do_sample.value_or(false);
+  g.validate();
+
+  if (args.prompts.empty() && args.prompt_file.empty() && args.prompt_ids.empty() && tok)
+    args.prompts.push_back(kBenchmarkPrompt);
+  const auto prompts = collect_prompts(tok, g);
+  const size_t rows_wanted = args.batch_size ? static_cast<size_t>(*args.batch_size) : prompts.size();
+  std::vector<std::vector<int32_t>> batch;
+  for (size_t i = 0; i < rows_wanted; ++i) batch.push_back(prompts[i % prompts.size()].ids);
+  size_t prompt_len = 0;
+  bool padded = false;
+  for (const auto& p : batch) prompt_len = std::max(prompt_len, p.size());
+  for (const auto& p : batch) padded = padded || p.size() != prompt_len;
+  const int ctx = model->max_positions();
+  if (static_cast<int>(prompt_len) + new_tokens > ctx)
+    throw Error("--benchmark_seq_length " + std::to_string(new_tokens) + " with a " + std::to_string(prompt_len) +
+                "-token prompt needs " + std::to_string(prompt_len + new_tokens) +
+                " positions, but the model's context is " + std::to_string(ctx) + " positions");
+
+  const int seqs_per_prompt = g.num_return_sequences;
+  const size_t rows = batch.size() * seqs_per_prompt;
+  std::vector<double> latencies, first_token;
+  size_t generated = 0;
+  for (int run = 0; run < warmup + iters; ++run) {
+    std::optional<std::chrono::steady_clock::time_point> first;
+    GenerationCallbacks cb;
+    // The first step's logits exist once the prompt has been through the model (prefill).
+    cb.on_step_logits = [&](int, int, const float*, int) {
+      if (!first) first = std::chrono::steady_clock::now();
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    const GenerationOutput out = generate(*model, batch, g, cb);
+    const auto t1 = std::chrono::steady_clock::now();
+    generated = 0;
+    for (const auto& s : out.sequences) {
+      const size_t n = s.size() - static_cast<size_t>(out.prompt_length);
+      if (n != static_cast<size_t>(new_tokens))
+        throw Error("internal: benchmark run generated " + std::to_string(n) + " tokens in a row, not " +
+                    std::to_string(new_tokens));
+      generated += n;
+    }
+    if (run < warmup) continue;
+    latencies.push_back(std::chrono::duration<double>(t1 - t0).count());
+    first_token.push_back(std::chrono::duration<double>((first ? *first : t1) - t0).count());
+  }
+
+  const double latency = median(latencies);
+  const double ttft = median(first_token);
+  const double tps = latency > 0 ? static_cast<double>(generated) / latency : 0.0;
+  const double decode_tps =
+      new_tokens > 1 && latency > ttft ? static_cast<double>(rows) * (new_tokens - 1) / (latency - ttft) : 0.0;
+  const double mem = peak_memory_mb();
+  const std::string model_type = model->config().model_type;
+
+  std::vector<std::pair<std::string, std::string>> table{
+      {"model", args.model + " (" + model_type + ", " + args.dtype + ")"},
+      {"strategy", strategy_name(g)},
+      {"prompt tokens", std::to_string(prompt_len) + (padded ? " per row (left-padded to the longest)" : "")},
+      {"new tokens per row", std::to_string(new_tokens)},
+      {"batch rows", std::to_string(rows)},
+      {"generated tokens per run", std::to_string(generated)},
+      {"runs", std::to_string(warmup) + " warm-up + " + std::to_string(iters) + " timed"},
+      {"median latency (s)", fixed(latency, 4)},
+      {"min / max latency (s)", fixed(*std::min_element(latencies.begin(), latencies.end()), 4) + " / " +
+                                    fixed(*std::max_element(latencies.begin(), latencies.end()), 4)},
+      {"first-token latency (s)", fixed(ttft, 4)},
+      {"tokens/s", fixed(tps, 1)},
+      {"decode tokens/s", new_tokens > 1 ? fixed(decode_tps, 1) : std::string("-")},
+      {"model load (s)", fixed(load_secs, 3)},
+      {"peak memory (MB)", fixed(mem, 1)},
+  };
+  size_t width = 0;
+  for (const auto& [k, v] : table) width = std::max(width, k.size());
+  std::cout << "lmforge generate benchmark\n";
+  for (const auto& [k, v] : table) std::cout << "  " << std::left << std::setw(static_cast<int>(width)) << k << "  " << v << "\n";
+  std::cout << std::flush;
+
+  if (args.benchmark_json) {
+    nlohmann::json j{{"model", args.model},
+                     {"model_type", model_type},
+                     {"dtype", args.dtype},
+                     {"strategy", strategy_name(g)},
+                     {"prompt_tokens", prompt_len},
+                     {"new_tokens", new_tokens},
+                     {"batch_rows", rows},
+                     {"generated_tokens", generated},
+                     {"warmup", warmup},
+                     {"iters", iters},
+                     {"latencies_s", latencies},
+                     {"median_latency_s", latency},
+                     {"first_token_latency_s", ttft},
+                     {"tokens_per_s", tps},
+                     {"decode_tokens_per_s", decode_tps},
+                     {"load_s", load_secs},
+                     {"peak_memory_mb", mem}};
+    write_file_atomic(*args.benchmark_json, j.dump(2) + "\n");
+  }
+  return 0;
+}
+
 int run() {
+  check_benchmark_flags();
+  if (args.benchmark_mode) return run_benchmark();
   apply_threads(args.threads);
   auto model = Model::load(args.model, parse_dtype(args.dtype));
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
