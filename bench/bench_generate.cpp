@@ -1,37 +1,69 @@
-// Inference benchmark on a GPT-2-shaped model with random weights written by the project itself
-// (same HF-folder loader path as real checkpoints). See docs/PERFORMANCE.md.
+// Inference benchmark: decode and prefill speed of a GPT-2 / GPT-J checkpoint next to the memory
+// bandwidth floor, in one or several weight types. Without --dir it runs on a GPT-2-shaped model
+// with random weights that it writes once through save_pretrained (same HF-folder loader path as
+// real checkpoints); --dir loads an existing folder as is (e.g. one written by
+// make_random_checkpoint --preset gpt-j-6b). See docs/PERFORMANCE.md.
 //
-//   bench_generate [--preset gpt2|gpt2-medium] [--dir DIR] [--prefill 512] [--decode 128] [--prompt 16]
-//                  [--threads N] [--reps 5] [--dtype float32|bfloat16|float16|int8] [--sweep]
+//   bench_generate [--preset gpt2|gpt2-medium] [--dir DIR] [--dtype float32|bfloat16|float16|int8|int8_dynamic|LIST|all]
+//                  [--batch 12] [--prefill 512] [--decode 128] [--prompt 16] [--threads N] [--reps 5]
+//                  [--max_rss_gb X] [--sweep]
 //
-// Reports: prefill tokens/s, decode tokens/s at batch 1 and 16, peak RSS, one GEMV pass over all
-// the weights (how close the decode kernel gets to the memory), the read bandwidth of a STREAM-like
-// sum over a 512 MiB array with all threads, and the bandwidth floor of batch-1 decode (weight
-// bytes per token / that bandwidth). Every figure is the best of --reps runs; the load average of
-// the machine is printed so noisy runs can be told apart. --sweep instead times one pass over
-// all the weights at 1..32 activation rows, matmul_wt against plain OpenBLAS sgemm.
+// Reports: load time and memory (peak RSS as getrusage's ru_maxrss, VmHWM/VmRSS of /proc/self/status,
+// and the sampled peaks of its anonymous and file-backed parts: mmap'd checkpoint pages count as
+// file-backed), prefill tokens/s (--prefill 0 skips it), decode tokens/s at batch 1 and at the
+// micro-batch --batch (12, seed 002's; 16 is the GEMV kernel's widest), one GEMV pass over all the
+// weights (how close the decode kernel gets to the memory), the read bandwidth of a STREAM-like sum
+// over a 512 MiB array with all threads, and the bandwidth floor of batch-1 decode (weight bytes
+// per token in the weight type / that bandwidth). Every figure is the best of --reps runs; the
+// load average of the machine is printed so noisy runs can be told apart.
+//
+// --dtype takes a comma-separated list (or "all" = float32,bfloat16,int8,int8_dynamic): each type
+// then runs in its own process (/proc/self/exe again), so each gets its own load time and peak
+// RSS, and a table of all of them closes the run. A type this build does not know (int8_dynamic
+// before it exists) is reported as skipped; so is one whose estimated memory does not fit in
+// MemAvailable (or in --max_rss_gb), e.g. float32 GPT-J-6B (24 GB) on a 24 GB machine.
+// --max_rss_gb X also aborts a run whose VmRSS passes X GB (checked every 20 ms).
+//
+// Models over 2 GB of weights per token default to --decode 8 --prefill 64 --prompt 1 --reps 2
+// (a batch-12 decode step of GPT-J-6B is ≈ 150 GFLOP); flags given explicitly win.
+//
+// --sweep instead times one pass over all the weights at 1..32 activation rows, matmul_wt against
+// plain OpenBLAS sgemm (float32 only).
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <cblas.h>
 
+#include "lmforge/error.h"
 #include "lmforge/kernels/kernels.h"
+#include "lmforge/model/config.h"
 #include "lmforge/model/model.h"
 #include "lmforge/model/save.h"
 #include "lmforge/model/weights.h"
 
+extern char** environ;
+
 using namespace lmforge;
 using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -239,60 +271,191 @@ double prefill_rate(const Model& m, int T) {
   return T / seconds_since(t0);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  std::string preset = "gpt2", dir;
-  kernels::WeightType dtype = kernels::WeightType::F32;
-  int prefill = 512, decode = 128, prompt = 16, threads = 0, reps = 5;
-  bool sweep = false;
-  for (int i = 1; i < argc; i += 2) {
-    std::string k = argv[i];
-    if (k == "--sweep") {
-      sweep = true;
-      --i;
-      continue;
+// Fields of /proc/self/status in MB (VmRSS, VmHWM, RssAnon, RssFile, ...); 0 when absent.
+std::map<std::string, double> proc_status_mb() {
+  std::map<std::string, double> m;
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos || line.find(" kB") == std::string::npos) continue;
+    try {
+      m[line.substr(0, colon)] = std::stod(line.substr(colon + 1)) / 1024.0;
+    } catch (...) {
     }
-    if (i + 1 >= argc) { std::fprintf(stderr, "option %s needs a value\n", k.c_str()); return 2; }
-    std::string v = argv[i + 1];
-    if (k == "--preset") preset = v;
-    else if (k == "--dir") dir = v;
-    else if (k == "--prefill") prefill = std::stoi(v);
-    else if (k == "--decode") decode = std::stoi(v);
-    else if (k == "--prompt") prompt = std::stoi(v);
-    else if (k == "--threads") threads = std::stoi(v);
-    else if (k == "--reps") reps = std::stoi(v);
-    else if (k == "--dtype") {
-      const auto type = kernels::weight_type_from_string(v);
-      if (!type) { std::fprintf(stderr, "unknown --dtype %s (float32, bfloat16, float16, int8)\n", v.c_str()); return 2; }
-      dtype = *type;
-    }
-    else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
   }
-  if (preset != "gpt2" && preset != "gpt2-medium") {
-    std::fprintf(stderr, "unknown preset %s (gpt2, gpt2-medium)\n", preset.c_str());
+  return m;
+}
+
+double mem_available_gb() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb / 1024.0 / 1024.0;
+  return 0;
+}
+
+// Samples VmRSS, RssAnon and RssFile every 20 ms and keeps their peaks (the anonymous and the
+// file-backed part peak at different moments of a load); with a limit, ends the process when
+// VmRSS passes it.
+class RssWatch {
+ public:
+  explicit RssWatch(double limit_mb) : limit_mb_(limit_mb), thread_([this] { loop(); }) {}
+  ~RssWatch() {
+    stop_ = true;
+    thread_.join();
+  }
+  double peak_anon() const { return anon_; }
+  double peak_file() const { return file_; }
+  double peak_rss() const { return rss_; }
+  void sample() {
+    auto m = proc_status_mb();
+    rss_ = std::max(rss_.load(), m["VmRSS"]);
+    anon_ = std::max(anon_.load(), m["RssAnon"]);
+    file_ = std::max(file_.load(), m["RssFile"]);
+    if (limit_mb_ > 0 && m["VmRSS"] > limit_mb_) {
+      std::fprintf(stderr, "bench_generate: aborting: VmRSS %.0f MB passed --max_rss_gb (%.0f MB): RssAnon %.0f MB, RssFile %.0f MB\n",
+                   m["VmRSS"], limit_mb_, m["RssAnon"], m["RssFile"]);
+      std::fflush(stderr);
+      std::_Exit(3);
+    }
+  }
+
+ private:
+  void loop() {
+    while (!stop_) {
+      sample();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  double limit_mb_;
+  std::atomic<bool> stop_{false};
+  std::atomic<double> rss_{0}, anon_{0}, file_{0};
+  std::thread thread_;
+};
+
+// Parameter counts of a config without allocating it: the weight matrices (and wte), which a
+// low-precision load keeps in that type, and the rest (biases, norms, wpe), kept in fp32.
+struct ParamCounts {
+  double matrices = 0, rest = 0, matrix_rows = 0, largest = 0;
+};
+ParamCounts count_params(const ModelConfig& c) {
+  const double E = c.n_embd, I = c.inner_dim(), V = c.vocab_size, P = c.n_positions, L = c.n_layer;
+  const bool untied = !c.tie_word_embeddings;
+  ParamCounts n;
+  n.matrices = V * E + L * (4 * E * E + 2 * I * E) + (untied ? V * E : 0);
+  n.matrix_rows = V + L * (4 * E + I + E) + (untied ? V : 0);
+  if (c.arch == Arch::GPT2)
+    n.rest = P * E + L * (9 * E + I) + 2 * E;
+  else
+    n.rest = L * (3 * E + I) + 2 * E + (untied ? V : 0);
+  n.largest = std::max({V * E, I * E, 3 * E * E});
+  return n;
+}
+
+// Bytes of anonymous memory a load in `type` needs at its peak: the weights in that type (int8:
+// and a scale per row), the fp32 rest, and one fp32 tensor (two for GPT-2's transposed Conv1D)
+// of conversion scratch.
+double load_bytes_estimate(const ModelConfig& c, kernels::WeightType type) {
+  const ParamCounts n = count_params(c);
+  const size_t size = kernels::weight_type_size(type);
+  if (size == 4) return 4 * (n.matrices + n.rest);
+  return n.matrices * size + (size == 1 ? 4 * n.matrix_rows : 0) + 4 * n.rest + 4 * n.largest * (c.arch == Arch::GPT2 ? 2 : 1);
+}
+
+double dir_bytes(const fs::path& dir) {
+  double b = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string f = e.path().filename().string();
+    if (e.is_regular_file() && (f.ends_with(".safetensors") || f.ends_with(".bin"))) b += e.file_size();
+  }
+  return b;
+}
+
+struct Options {
+  std::string preset = "gpt2", dir;
+  std::vector<std::string> dtypes = {"float32"};
+  int prefill = 512, decode = 128, prompt = 16, threads = 0, reps = 5, batch = 12;
+  bool prefill_set = false, decode_set = false, prompt_set = false, reps_set = false;
+  double max_rss_gb = 0;
+  bool dir_given = false;
+  bool sweep = false;
+  int result_fd = -1;  // internal: where a child of a --dtype list reports its figures
+};
+
+// One line of "key value" pairs for the parent of a --dtype list.
+void report_result(const Options& o, const std::map<std::string, std::string>& r) {
+  if (o.result_fd < 0) return;
+  std::string line;
+  for (const auto& [k, v] : r) line += k + " " + v + " ";
+  line += "\n";
+  if (::write(o.result_fd, line.data(), line.size()) < 0) std::perror("bench_generate: result pipe");
+}
+
+std::string num(double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.6g", v);
+  return b;
+}
+
+int run_one(Options o, const std::string& dtype_name) {
+  std::map<std::string, std::string> result{{"dtype", dtype_name}};
+  const auto type = kernels::weight_type_from_string(dtype_name);
+  if (!type) {
+    std::printf("dtype %s: not available in this build (skipped)\n", dtype_name.c_str());
+    result["status"] = "unknown-dtype";
+    report_result(o, result);
+    return 0;
+  }
+  const ModelConfig cfg = load_model_config(fs::path(o.dir) / "config.json");
+  const double need_gb = load_bytes_estimate(cfg, *type) / 1e9, avail_gb = mem_available_gb();
+  if (need_gb > 0.9 * avail_gb || (o.max_rss_gb > 0 && need_gb > o.max_rss_gb)) {
+    std::printf("dtype %s: skipped: a load needs ≈ %.1f GB of memory, %.1f GB available%s\n", dtype_name.c_str(), need_gb,
+                avail_gb, o.max_rss_gb > 0 ? (", --max_rss_gb " + num(o.max_rss_gb)).c_str() : "");
+    result["status"] = "too-big";
+    char need[32];
+    std::snprintf(need, sizeof need, "%.1f", need_gb);
+    result["need_gb"] = need;
+    report_result(o, result);
+    return 0;
+  }
+  if (o.sweep && *type != kernels::WeightType::F32) {
+    std::fprintf(stderr, "--sweep compares with OpenBLAS sgemm: float32 only\n");
     return 2;
   }
-  if (threads > 0) kernels::set_num_threads(threads);
-  if (dir.empty()) dir = "/tmp/lmforge-bench-" + preset;
-  if (!std::filesystem::exists(std::filesystem::path(dir) / "model.safetensors")) {
-    ModelConfig c;
-    if (preset == "gpt2-medium") c.n_layer = 24, c.n_head = 16, c.n_embd = 1024;
-    c.bos_token_id = c.eos_token_id = 50256;
-    ModelWeights w = allocate_weights(c);
-    init_random_weights(c, w, 1);
-    save_pretrained(dir, c, w);
+  // Big models: few steps unless asked otherwise (a batch-12 step of GPT-J-6B is ≈ 150 GFLOP).
+  const ParamCounts pc = count_params(cfg);
+  const bool big = pc.matrices * kernels::weight_type_size(*type) > 2e9;
+  if (big) {
+    if (!o.decode_set) o.decode = 8;
+    if (!o.prefill_set) o.prefill = 64;
+    if (!o.prompt_set) o.prompt = 1;
+    if (!o.reps_set) o.reps = 2;
   }
+
+  RssWatch watch(o.max_rss_gb * 1024);
   const std::string load_before = load_average();
-  auto model = Model::load(dir, dtype);
+  const double avail_before = avail_gb;
+  const auto t_load = Clock::now();
+  auto model = Model::load(o.dir, *type);
+  const double load_s = seconds_since(t_load);
+  watch.sample();
+  auto st = proc_status_mb();
+  const double rss_load = peak_rss_mb();
+  std::printf("load             %.1f s (%s, %.2f GB of checkpoint files, %.2f GB/s; %.1f GB available before)\n", load_s,
+              o.dir.c_str(), dir_bytes(o.dir) / 1e9, dir_bytes(o.dir) / 1e9 / load_s, avail_before);
+  std::printf("memory at load   peak RSS %.0f MB (ru_maxrss), VmHWM %.0f MB, VmRSS %.0f MB now (anon %.0f + file %.0f); "
+              "sampled peaks: anon %.0f MB, file-backed %.0f MB\n",
+              rss_load, st["VmHWM"], st["VmRSS"], st["RssAnon"], st["RssFile"], watch.peak_anon(), watch.peak_file());
+  std::fflush(stdout);
+
   const OtherCpuUse other;
-  if (sweep) {
-    if (dtype != kernels::WeightType::F32) {
-      std::fprintf(stderr, "--sweep compares with OpenBLAS sgemm: float32 only\n");
-      return 2;
-    }
+  if (o.sweep) {
     std::printf("load average     %s\n", load_before.c_str());
-    gemv_sweep(*model, reps);
+    gemv_sweep(*model, o.reps);
     return 0;
   }
   const ModelConfig& c = model->config();
@@ -304,45 +467,220 @@ int main(int argc, char** argv) {
     matrix_elems += static_cast<double>(l->in) * l->out;
     bytes_of_matrices += matrix_bytes(*l);
   }
+  // (An untied token embedding, GPT-J's, is not streamed either: one row per token.)
   const double wpe = c.arch == Arch::GPT2 ? static_cast<double>(c.n_positions) * c.n_embd : 0.0;
-  const double fp32_rest = static_cast<double>(w.params.size()) -
-                           (w.matrix_type == kernels::WeightType::F32 ? matrix_elems : 0.0) - wpe;
-  const double params = matrix_elems + fp32_rest + wpe;
-  const double weight_bytes = bytes_of_matrices + 4.0 * fp32_rest;
+  const ParamCounts counts = count_params(c);
+  const double params = counts.matrices + counts.rest;
+  const double weight_bytes = bytes_of_matrices + 4.0 * (counts.rest - wpe);
 
   auto best = [&](auto fn) {
     double b = 0;
-    for (int r = 0; r < reps; ++r) b = std::max(b, fn());
+    for (int r = 0; r < o.reps; ++r) b = std::max(b, fn());
     return b;
   };
-  const double pf = best([&] { return prefill_rate(*model, prefill); });
-  // Batch 1 and batch 16 alternate, so that both see the same machine (its bandwidth drifts).
-  double d1 = 0, d16 = 0;
-  for (int r = 0; r < reps; ++r) {
-    d1 = std::max(d1, decode_rate(*model, 1, prompt, decode));
-    d16 = std::max(d16, decode_rate(*model, 16, prompt, std::max(1, decode / 2)));
+  const double pf = o.prefill > 0 ? best([&] { return prefill_rate(*model, o.prefill); }) : 0.0;
+  // Batch 1 and the micro-batch alternate, so that both see the same machine (its bandwidth drifts).
+  double d1 = 0, dn = 0;
+  const int steps_n = std::max(1, o.decode / 2);
+  for (int r = 0; r < o.reps; ++r) {
+    d1 = std::max(d1, decode_rate(*model, 1, o.prompt, o.decode));
+    dn = std::max(dn, decode_rate(*model, o.batch, o.prompt, steps_n));
   }
   const double gemv_bw = best([&] { return gemv_pass_rate(*model); });
+  watch.sample();
   const double rss = peak_rss_mb(), rss_now = rss_now_mb();  // before the bandwidth array
-  const double bw = measure_bandwidth(reps);
+  st = proc_status_mb();
+  const double peak_anon = watch.peak_anon(), peak_file = watch.peak_file();  // (the probe's array left out)
+  const double bw = measure_bandwidth(o.reps);
   const double floor = bw * 1e9 / weight_bytes;
+  const std::string label = o.dir_given ? fs::path(o.dir).filename().string() + " (" + c.model_type + ")" : o.preset;
 
-  std::printf("model            %s shape, %.1fM parameters, %s weight matrices, %d threads, avx2 %s\n", preset.c_str(),
-              params / 1e6, kernels::to_string(w.matrix_type),
-              kernels::num_threads(), kernels::using_avx2() ? "on" : "off");
+  std::printf("model            %s shape, %.1fM parameters, %s weight matrices, %d threads, avx2 %s\n", label.c_str(),
+              params / 1e6, kernels::to_string(w.matrix_type), kernels::num_threads(), kernels::using_avx2() ? "on" : "off");
   std::printf("machine          load average %s (start) / %s (end); other processes used %.0f%% of the CPUs\n",
               load_before.c_str(), load_average().c_str(), 100 * other.fraction());
-  std::printf("bandwidth        %.1f GB/s (read, 512 MiB, all threads, best of %d)\n", bw, reps);
+  std::printf("bandwidth        %.1f GB/s (read, 512 MiB, all threads, best of %d)\n", bw, o.reps);
   std::printf("decode floor     %.1f tok/s (%.0f MB of weights per token)\n", floor, weight_bytes / 1e6);
   std::printf("gemv pass        %.1f GB/s (all weights once at M=1, %.1f ms = %.0f%% of bandwidth)\n", gemv_bw,
               1e3 * weight_bytes / gemv_bw / 1e9, 100 * gemv_bw / bw);
-  std::printf("prefill          %.1f tok/s (%d-token prompt)\n", pf, prefill);
-  std::printf("decode batch 1   %.1f tok/s (%.0f%% of floor; %d steps after a %d-token prompt)\n", d1, 100 * d1 / floor,
-              decode, prompt);
-  // Batch 16 is compute-bound (2 flops per weight per row), batch 1 memory-bound: their ratio moves
-  // with the machine's bandwidth at the moment, so both the ratio and the GFLOP/s are printed.
-  std::printf("decode batch 16  %.1f tok/s (%.1fx batch 1; %.0f GFLOP/s in the matrix products)\n", d16, d16 / d1,
-              2.0 * matrix_elems * d16 / 1e9);
-  std::printf("peak RSS         %.0f MB (before the bandwidth probe; %.0f MB resident after the runs)\n", rss, rss_now);
+  if (o.prefill > 0) std::printf("prefill          %.1f tok/s (%d-token prompt)\n", pf, o.prefill);
+  std::printf("decode batch 1   %.2f tok/s (%.0f%% of floor; %d steps after a %d-token prompt)\n", d1, 100 * d1 / floor,
+              o.decode, o.prompt);
+  // The micro-batch is compute-bound (2 flops per weight per row), batch 1 memory-bound: their
+  // ratio moves with the machine's bandwidth at the moment, so both the ratio and the GFLOP/s are
+  // printed.
+  std::printf("decode batch %-3d %.2f tok/s (%.1fx batch 1; %.0f GFLOP/s in the matrix products; %d steps)\n", o.batch, dn,
+              dn / d1, 2.0 * matrix_elems * dn / 1e9, steps_n);
+  std::printf("peak RSS         %.0f MB (ru_maxrss before the bandwidth probe; %.0f MB after loading; VmHWM %.0f MB; "
+              "%.0f MB resident after the runs; sampled peaks anon %.0f MB, file-backed %.0f MB)\n",
+              rss, rss_load, st["VmHWM"], rss_now, peak_anon, peak_file);
+  std::fflush(stdout);
+
+  result.insert({{"status", "ok"}, {"bytes", num(weight_bytes)}, {"bw", num(bw)}, {"floor", num(floor)},
+                 {"d1", num(d1)}, {"dn", num(dn)}, {"pf", num(pf)}, {"load_s", num(load_s)}, {"maxrss", num(rss)},
+                 {"hwm", num(st["VmHWM"])}, {"anon", num(peak_anon)}, {"file", num(peak_file)},
+                 {"load", load_before}, {"params", num(params)}});
+  for (auto& [k, v] : result) std::replace(v.begin(), v.end(), ' ', '/');
+  report_result(o, result);
   return 0;
+}
+
+// A --dtype list: every type in its own process (fresh peak RSS, no pages of the previous load),
+// then one table.
+int run_list(const Options& o, int argc, char** argv) {
+  std::vector<std::map<std::string, std::string>> results;
+  for (const std::string& d : o.dtypes) {
+    std::vector<std::string> args = {"bench_generate"};
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      if (a == "--dtype") {
+        ++i;
+        continue;
+      }
+      args.push_back(a);
+    }
+    int fds[2];
+    if (::pipe(fds) != 0) throw Error("pipe failed");
+    args.insert(args.end(), {"--dtype", d, "--result_fd", std::to_string(fds[1])});
+    std::vector<char*> cargv;
+    for (auto& a : args) cargv.push_back(a.data());
+    cargv.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    std::printf("\n=== %s ===\n", d.c_str());
+    std::fflush(stdout);
+    pid_t pid;
+    const int err = posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, cargv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(fds[1]);
+    std::string text;
+    if (err == 0) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::read(fds[0], buf, sizeof buf)) > 0) text.append(buf, n);
+    }
+    ::close(fds[0]);
+    int status = 0;
+    if (err == 0) ::waitpid(pid, &status, 0);
+    std::map<std::string, std::string> r{{"dtype", d}};
+    std::istringstream in(text);
+    std::string k, v;
+    while (in >> k >> v) r[k] = v;
+    if (err != 0)
+      r["status"] = "spawn-failed";
+    else if (!r.count("status"))
+      r["status"] = WIFEXITED(status) ? "failed (exit " + std::to_string(WEXITSTATUS(status)) + ")"
+                                     : "killed (signal " + std::to_string(WTERMSIG(status)) + ")";
+    results.push_back(r);
+  }
+  auto get = [](const std::map<std::string, std::string>& r, const char* k) {
+    auto it = r.find(k);
+    return it == r.end() ? 0.0 : std::atof(it->second.c_str());
+  };
+  double fp32_d1 = 0;
+  for (const auto& r : results)
+    if (r.at("status") == "ok" && r.at("dtype") == "float32") fp32_d1 = get(r, "d1");
+  std::printf("\nsummary (each type in its own process, one after the other; %s)\n", o.dir.c_str());
+  std::printf("%-13s %9s %9s %10s %10s %7s %7s %11s %10s %8s %10s %16s  %s\n", "weights", "MB/token", "GB/s", "floor",
+              "batch 1", "floor%", "/fp32", ("batch " + std::to_string(o.batch)).c_str(), "prefill", "load s", "peak RSS",
+              "anon/file peak", "load average");
+  for (const auto& r : results) {
+    if (r.at("status") != "ok") {
+      std::printf("%-13s %s%s\n", r.at("dtype").c_str(), r.at("status").c_str(),
+                  r.count("need_gb") ? (" (needs ≈ " + r.at("need_gb") + " GB)").c_str() : "");
+      continue;
+    }
+    std::string load = r.count("load") ? r.at("load") : "";
+    std::replace(load.begin(), load.end(), '/', ' ');
+    const double d1 = get(r, "d1");
+    char ratio[16] = "-";
+    if (fp32_d1 > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", d1 / fp32_d1);
+    std::printf("%-13s %9.0f %9.1f %10.2f %10.2f %6.0f%% %7s %11.2f %10.1f %8.1f %7.0f MB %7.0f/%-7.0f  %s\n",
+                r.at("dtype").c_str(), get(r, "bytes") / 1e6, get(r, "bw"), get(r, "floor"), d1,
+                100 * d1 / get(r, "floor"), ratio, get(r, "dn"), get(r, "pf"), get(r, "load_s"), get(r, "hwm"),
+                get(r, "anon"), get(r, "file"), load.c_str());
+  }
+  return 0;
+}
+
+std::vector<std::string> split_list(const std::string& v) {
+  if (v == "all") return {"float32", "bfloat16", "int8", "int8_dynamic"};
+  std::vector<std::string> out;
+  std::stringstream ss(v);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  Options o;
+  for (int i = 1; i < argc; i += 2) {
+    std::string k = argv[i];
+    if (k == "--sweep") {
+      o.sweep = true;
+      --i;
+      continue;
+    }
+    if (i + 1 >= argc) { std::fprintf(stderr, "option %s needs a value\n", k.c_str()); return 2; }
+    std::string v = argv[i + 1];
+    if (k == "--preset") o.preset = v;
+    else if (k == "--dir") o.dir = v;
+    else if (k == "--prefill") o.prefill = std::stoi(v), o.prefill_set = true;
+    else if (k == "--decode") o.decode = std::stoi(v), o.decode_set = true;
+    else if (k == "--prompt") o.prompt = std::stoi(v), o.prompt_set = true;
+    else if (k == "--threads") o.threads = std::stoi(v);
+    else if (k == "--reps") o.reps = std::stoi(v), o.reps_set = true;
+    else if (k == "--batch") o.batch = std::stoi(v);
+    else if (k == "--max_rss_gb") o.max_rss_gb = std::stod(v);
+    else if (k == "--result_fd") o.result_fd = std::stoi(v);
+    else if (k == "--dtype") o.dtypes = split_list(v);
+    else { std::fprintf(stderr, "unknown option %s\n", k.c_str()); return 2; }
+  }
+  if (o.preset != "gpt2" && o.preset != "gpt2-medium") {
+    std::fprintf(stderr, "unknown preset %s (gpt2, gpt2-medium; other shapes: make_random_checkpoint, then --dir)\n",
+                 o.preset.c_str());
+    return 2;
+  }
+  if (o.batch < 1 || o.decode < 1 || o.prompt < 1 || o.reps < 1 || o.prefill < 0) {
+    std::fprintf(stderr, "--batch, --decode, --prompt and --reps must be positive, --prefill >= 0\n");
+    return 2;
+  }
+  if (o.dtypes.empty()) { std::fprintf(stderr, "--dtype: empty list\n"); return 2; }
+  // Names that are neither known nor the optional int8_dynamic are typos: refuse them up front.
+  for (const std::string& d : o.dtypes)
+    if (!kernels::weight_type_from_string(d) && d != "int8_dynamic") {
+      std::fprintf(stderr, "unknown --dtype %s (float32, bfloat16, float16, int8, int8_dynamic, a comma list, all)\n",
+                   d.c_str());
+      return 2;
+    }
+  if (o.threads > 0) kernels::set_num_threads(o.threads);
+  // --dir: an existing checkpoint folder is loaded as is, never rewritten. Without --dir (or with
+  // a --dir that does not exist yet or is empty) the preset's random model is written there once.
+  o.dir_given = !o.dir.empty();
+  if (o.dir.empty()) o.dir = "/tmp/lmforge-bench-" + o.preset;
+  const fs::path dir(o.dir);
+  if (!fs::exists(dir / "config.json")) {
+    if (fs::exists(dir) && !fs::is_empty(dir)) {
+      std::fprintf(stderr, "'%s' has no config.json (and is not empty): not a checkpoint folder\n", o.dir.c_str());
+      return 2;
+    }
+    ModelConfig c;
+    if (o.preset == "gpt2-medium") c.n_layer = 24, c.n_head = 16, c.n_embd = 1024;
+    c.bos_token_id = c.eos_token_id = 50256;
+    ModelWeights w = allocate_weights(c);
+    init_random_weights(c, w, 1);
+    save_pretrained(dir, c, w);
+  }
+  if (o.dtypes.size() > 1) {
+    if (o.sweep) { std::fprintf(stderr, "--sweep: float32 only, not a --dtype list\n"); return 2; }
+    return run_list(o, argc, argv);
+  }
+  return run_one(o, o.dtypes[0]);
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "error: %s\n", e.what());
+  return 1;
 }

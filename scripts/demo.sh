@@ -5,7 +5,10 @@
 #      press sentences of the Brown corpus that setup builds (data/brown/brown_news.csv);
 #   3. generate synthetic rows from it with `lmforge synth`, drop any that copy the training rows
 #      (privacy guard) and print the synthetic-set report;
-#   4. show generation itself: the seed's beam search and the per-step top-5 choices.
+#   4. show generation itself: the seed's beam search and the per-step top-5 choices;
+#   5. quantize it to INT8 with the accuracy check against fp32 (perplexity of held-out rows
+#      within 1 %), then generate from the quantized folder and time fp32 against int8 in the
+#      seed's benchmark mode.
 # MODEL=path/to/hf-gpt2-folder fine-tunes that checkpoint instead of training from scratch;
 # DATA=path/to/your.csv (column headline_text, or set COLUMN) uses your own rows.
 set -euo pipefail
@@ -41,3 +44,11 @@ echo "== 3. generation: beam search (seed 001) and the top-5 choices per step (s
 $lmforge generate --model $out/model --prompt "|HEADLINE| the city" --num_beams 5 \
   --num_return_sequences 3 --no_repeat_ngram_size 2 --early_stopping --max_new_tokens 16
 $lmforge generate --model $out/model --prompt "|HEADLINE| police" --max_new_tokens 4 --show_choices 5
+
+echo "== 4. INT8 quantization with an accuracy check (seed 000), then benchmark mode fp32 vs int8"
+$lmforge quantize --model $out/model --data_path "$data" --column "$column" --save_path $out/model-int8 \
+  --tolerance 0.01 --seed 1
+$lmforge generate --model $out/model-int8 --prompt "|HEADLINE| the city" --max_new_tokens 16
+for m in $out/model $out/model-int8; do
+  $lmforge generate --model $m --benchmark_mode --benchmark_seq_length 32 --benchmark_iters 5
+done

@@ -4,11 +4,13 @@
 
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
 #include "lmforge/error.h"
 #include "lmforge/kernels/kernels.h"
+#include "lmforge/model/weights.h"
 
 namespace lmforge::cli {
 
@@ -125,15 +127,30 @@ void add_key_flags(CLI::App& app, const std::vector<std::string>& keys,
   }
 }
 
-kernels::WeightType parse_dtype(const std::string& text, const std::string& flag) {
+std::optional<kernels::WeightType> parse_dtype(const std::string& text, const std::string& flag) {
+  if (text == "auto") return std::nullopt;
   if (const auto type = kernels::weight_type_from_string(text)) return *type;
-  throw Error(flag + ": unknown dtype '" + text + "' (float32, bfloat16, float16 or int8)");
+  throw Error(flag + ": unknown dtype '" + text + "' (auto, float32, bfloat16, float16, int8 or int8_dynamic)");
 }
 
 CLI::Option* add_dtype_option(CLI::App& app, std::string& target) {
   return app.add_option("--dtype", target,
-                        "Weight matrices for inference: float32 (default, HF's), bfloat16, float16 or int8 "
-                        "(per-row symmetric, weight-only); converted while loading, whatever the checkpoint stores");
+                        "Weight matrices for inference: auto (default: as the folder stores them, i.e. a "
+                        "`lmforge quantize` folder's int8 plan, else float32 as HF), float32, bfloat16, float16, "
+                        "int8 (per-row symmetric, weight-only) or int8_dynamic (int8 weights and per-token int8 "
+                        "activations); converted while loading, whatever the checkpoint stores");
+}
+
+std::string describe_weights(const Model& model) {
+  const ModelWeights& w = model.weights();
+  std::map<std::string, int> others;
+  for (const auto& s : w.slices)
+    if (s.hf_name.ends_with(".weight") && s.type != w.matrix_type && s.hf_shape.size() == 2 &&
+        s.hf_name.find("wpe") == std::string::npos)
+      ++others[kernels::to_string(s.type)];
+  std::string out = kernels::to_string(w.matrix_type);
+  for (const auto& [type, n] : others) out += ", " + std::to_string(n) + " in " + type;
+  return out;
 }
 
 }  // namespace lmforge::cli

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include "lmforge/kernels/kernels.h"
+#include "lmforge/model/model.h"
 #include "lmforge/tokenizer/tokenizer.h"
 
 namespace lmforge::cli {
@@ -46,9 +47,12 @@ void add_key_flags(CLI::App& app, const std::vector<std::string>& keys,
 // Applies OMP/OpenBLAS thread count (0 = all cores).
 void apply_threads(int threads);
 
-// --dtype: how the weight matrices are held for inference. `text` is float32 (default), bfloat16,
-// float16 or int8 (also fp32, bf16, fp16, half). Throws lmforge::Error naming `flag` otherwise.
-kernels::WeightType parse_dtype(const std::string& text, const std::string& flag = "--dtype");
+// --dtype: how the weight matrices are held for inference. `text` is auto (default: nullopt, the
+// folder's own types), float32, bfloat16, float16, int8 or int8_dynamic (also fp32, bf16, fp16,
+// half). Throws lmforge::Error naming `flag` otherwise.
+std::optional<kernels::WeightType> parse_dtype(const std::string& text, const std::string& flag = "--dtype");
 CLI::Option* add_dtype_option(CLI::App& app, std::string& target);
+// The types a loaded model's matrices are held in, e.g. "int8_dynamic, 3 in float32".
+std::string describe_weights(const Model& model);
 
 }  // namespace lmforge::cli

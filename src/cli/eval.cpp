@@ -44,7 +44,7 @@ struct BleuArgs {
 };
 
 struct PerplexityArgs {
-  std::string model, dtype = "float32";
+  std::string model, dtype = "auto";
   std::optional<std::string> text, file, data_path;
   std::string column = "headline_text";
   int64_t max_rows = 0;

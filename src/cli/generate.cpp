@@ -24,7 +24,7 @@ namespace lmforge::cli {
 namespace {
 
 struct Args {
-  std::string model, dtype = "float32";
+  std::string model, dtype = "auto";
   std::vector<std::string> prompts, prompt_ids;
   std::string prompt_file;
   std::optional<int> max_length, max_new_tokens, min_length, min_new_tokens, num_beams, num_return_sequences, top_k,
@@ -435,7 +435,7 @@ int run_benchmark() {
   const std::string model_type = model->config().model_type;
 
   std::vector<std::pair<std::string, std::string>> table{
-      {"model", args.model + " (" + model_type + ", " + args.dtype + ")"},
+      {"model", args.model + " (" + model_type + ", " + describe_weights(*model) + ")"},
       {"strategy", strategy_name(g)},
       {"prompt tokens", std::to_string(prompt_len) + (padded ? " per row (left-padded to the longest)" : "")},
       {"new tokens per row", std::to_string(new_tokens)},
@@ -460,7 +460,7 @@ int run_benchmark() {
   if (args.benchmark_json) {
     nlohmann::json j{{"model", args.model},
                      {"model_type", model_type},
-                     {"dtype", args.dtype},
+                     {"dtype", describe_weights(*model)},
                      {"strategy", strategy_name(g)},
                      {"prompt_tokens", prompt_len},
                      {"new_tokens", new_tokens},

@@ -67,6 +67,9 @@ int run() {
       {"tie_word_embeddings", c.tie_word_embeddings}, {"parameters", n_params}, {"dtype", dtype},
       {"tensors", tensors}};
   if (c.arch == Arch::GPTJ) j["rotary_dim"] = c.rotary_dim;
+  if (c.quantization)
+    j["quantization"] = {{"scheme", c.quantization->scheme},
+                         {"modules_in_higher_precision", c.quantization->modules_in_higher_precision}};
   if (tok) {
     j["tokenizer"] = {{"vocab_size", tok->vocab_size()}, {"bos", special(tok, tok->bos_id())},
                       {"eos", special(tok, tok->eos_id())}, {"unk", special(tok, tok->unk_id())},
@@ -91,6 +94,9 @@ int run() {
             << "activation:        " << c.activation_name << "\n"
             << "tied lm_head:      " << (c.tie_word_embeddings ? "yes" : "no") << "\n";
   if (c.arch == Arch::GPTJ) std::cout << "rotary_dim:        " << c.rotary_dim << "\n";
+  if (c.quantization)
+    std::cout << "quantization:      int8 " << c.quantization->scheme << ", per-output-row scales; "
+              << c.quantization->modules_in_higher_precision.size() << " matrices in higher precision\n";
   if (tok) {
     auto show = [&](const char* label, std::optional<int32_t> id) {
       std::cout << label << (id ? tok->id_to_token(*id) + " (" + std::to_string(*id) + ")" : std::string("(none)")) << "\n";

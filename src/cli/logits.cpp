@@ -10,7 +10,7 @@ namespace lmforge::cli {
 namespace {
 
 struct Args {
-  std::string model, prompt, prompt_ids, npy, dtype = "float32";
+  std::string model, prompt, prompt_ids, npy, dtype = "auto";
   int threads = 0;
 } args;
 

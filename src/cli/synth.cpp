@@ -23,7 +23,7 @@ namespace {
 using namespace lmforge::synth;
 
 struct Args {
-  std::string model_config, dtype = "float32";
+  std::string model_config, dtype = "auto";
   std::vector<std::pair<std::string, std::string>> overrides;  // in command-line order
 } args;
 

@@ -28,7 +28,7 @@ constexpr int kSeedMaxLength = 100;  // seed 001 generates with max_length=100 (
 constexpr size_t kSampleChars = 60;  // bytes of a sample shown in the table
 
 struct Args {
-  std::string model, prompt, dtype = "float32";
+  std::string model, prompt, dtype = "auto";
   std::string top_k = "0,25,50", top_p = "0.8,0.9,0.95", temperature = "0.7,0.8,1.0";
   int samples_per_setting = 1;
   std::optional<int> max_length, max_new_tokens;

@@ -1,6 +1,11 @@
 // Checkpoint folders: picks the weight files HF would use and stitches shards together.
 #include "lmforge/io/checkpoint.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint_builder.h"
@@ -106,6 +111,19 @@ const TensorView& Checkpoint::get(const std::string& name) const {
   auto it = tensors_.find(name);
   if (it == tensors_.end()) throw Error("tensor '" + printable(name) + "' not found in " + description_);
   return it->second;
+}
+
+void Checkpoint::release(const TensorView& t) const {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(t.data), end = begin + t.nbytes;
+  for (const Range& r : mapped_) {
+    const auto map_begin = reinterpret_cast<uintptr_t>(r.begin);
+    if (begin < map_begin || end > map_begin + r.size) continue;
+    // Only whole pages inside the tensor: a neighbour sharing a page may still be needed.
+    const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    return;
+  }
 }
 
 }  // namespace lmforge

@@ -162,6 +162,29 @@ void check_shapes(const ModelConfig& c, const Reader& r) {
 
 }  // namespace
 
+// "quantization_config": only lmforge's own int8 scheme (what `lmforge quantize` writes); other
+// methods (GPTQ, AWQ, bitsandbytes) store their weights in layouts this engine does not read.
+QuantizationConfig parse_quantization(const json& q, const std::string& where) {
+  auto bad = [&](const std::string& what) { fail(where, "key 'quantization_config': " + what); };
+  if (!q.is_object()) bad("expected an object");
+  const auto method = q.value("quant_method", json());
+  if (method != "lmforge") bad("quant_method " + printable(method.dump(), 40) + " is not supported (only lmforge's own int8)");
+  QuantizationConfig out;
+  const auto scheme = q.value("scheme", json("dynamic"));
+  if (scheme != "dynamic" && scheme != "weight_only") bad("scheme must be \"dynamic\" or \"weight_only\", got " + printable(scheme.dump(), 40));
+  out.scheme = scheme.get<std::string>();
+  const auto modules = q.value("modules_in_higher_precision", json::object());
+  if (!modules.is_object()) bad("modules_in_higher_precision must map module names to dtypes");
+  for (auto it = modules.begin(); it != modules.end(); ++it) {
+    const json& d = it.value();
+    if (d != "bfloat16" && d != "float16" && d != "float32")
+      bad("modules_in_higher_precision['" + printable(it.key(), 80) + "'] must be bfloat16, float16 or float32, got " +
+          printable(d.dump(), 40));
+    out.modules_in_higher_precision[it.key()] = d.get<std::string>();
+  }
+  return out;
+}
+
 ModelConfig parse_model_config(const std::string& json_text, const std::string& where) {
   json j;
   try {
@@ -212,6 +235,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   if (!parse_activation(c.activation_name, &c.activation))
     r.bad("activation_function", "unsupported activation '" + printable(c.activation_name) + "'");
 
+  if (const json* q = r.find("quantization_config"); q && !q->is_null()) c.quantization = parse_quantization(*q, where);
   check_shapes(c, r);
   return c;
 }

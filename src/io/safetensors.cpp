@@ -163,7 +163,7 @@ Checkpoint Checkpoint::open_safetensors(const std::filesystem::path& file) {
     v.source = where;
     b.add(where, e.name, std::move(v));
   }
-  b.own(map);
+  b.own_mapping(map);
   b.describe(io::short_name(file));
   return b.take();
 }

@@ -184,6 +184,7 @@ void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, 
     case WeightType::BF16: return gemv_rows_typed(x, M, w.K, static_cast<const Bf16*>(w.data), nullptr, bias, n0, n1, y, ldy);
     case WeightType::F16: return gemv_rows_typed(x, M, w.K, static_cast<const F16*>(w.data), nullptr, bias, n0, n1, y, ldy);
     case WeightType::I8:
+    case WeightType::I8_DYNAMIC:  // (matmul_wt sends it to gemm_i8_dynamic; widened here it is plain I8)
       return gemv_rows_typed(x, M, w.K, static_cast<const int8_t*>(w.data), w.scales, bias, n0, n1, y, ldy);
   }
 }
@@ -193,7 +194,8 @@ void to_float(WeightType type, const void* data, size_t n, float* out) {
     case WeightType::F32: return to_float_typed(static_cast<const float*>(data), n, out);
     case WeightType::BF16: return to_float_typed(static_cast<const Bf16*>(data), n, out);
     case WeightType::F16: return to_float_typed(static_cast<const F16*>(data), n, out);
-    case WeightType::I8: return to_float_typed(static_cast<const int8_t*>(data), n, out);
+    case WeightType::I8:
+    case WeightType::I8_DYNAMIC: return to_float_typed(static_cast<const int8_t*>(data), n, out);
   }
 }
 

@@ -27,6 +27,14 @@ constexpr int kMaxGemvRows = 16;
 // y[m*ldy + n] = sum_k x[m*w.K + k] * w[n, k] (+ bias[n] when non-null), w widened to fp32 (and
 // times its row scale for int8), for n in [n0, n1), m in [0, M), 1 <= M <= kMaxGemvRows.
 void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
+// I8_DYNAMIC (see kernels.h for the math): y[m*ldy + n] for n in [n0, n1), m in [0, M), any M,
+// from activation rows already quantized (quantize_activation_row_int8): row m's int8 values at
+// qx + m*ldq, zero-padded to ldq, a multiple of 32 (so every activation load is a whole vector),
+// and its scale sx[m]. w.data/w.scales are the int8 weights and their row scales.
+void gemm_i8_dynamic(const int8_t* qx, size_t ldq, const float* sx, int M, const WeightMatrix& w, const float* bias,
+                     int n0, int n1, float* y, int ldy);
+// quantize_activation_row_int8, vectorized (the same bits).
+float quantize_activation_row(const float* x, int K, int8_t* q);
 // out[0..n) = the n weights at `data` widened to fp32 (int8: the raw values, no scale).
 void to_float(WeightType type, const void* data, size_t n, float* out);
 void dot_rows(const float* q, const float* keys, size_t ld, int rows, int n, float scale, float* scores);

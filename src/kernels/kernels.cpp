@@ -37,7 +37,8 @@ float weight_at(const WeightMatrix& w, size_t i) {
     case WeightType::F32: return static_cast<const float*>(w.data)[i];
     case WeightType::BF16: return bf16_to_float(static_cast<const uint16_t*>(w.data)[i]);
     case WeightType::F16: return fp16_to_float(static_cast<const uint16_t*>(w.data)[i]);
-    case WeightType::I8: return static_cast<const int8_t*>(w.data)[i];
+    case WeightType::I8:
+    case WeightType::I8_DYNAMIC: return static_cast<const int8_t*>(w.data)[i];
   }
   return 0.0f;
 }
@@ -87,6 +88,53 @@ int task_count(long work, int items, int min_items, int per_thread = 4) {
 void gemv(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const Split split{w.N, task_count(static_cast<long>(w.N) * w.K * M, w.N, 48), 12};
   parallel_for(split.tasks, [&](int t) { gemv_range(x, M, w, bias, split.begin(t), split.end(t), y); });
+}
+
+// I8_DYNAMIC, portable: the same integer sums and the same final fma as avx2::gemm_i8_dynamic
+// (exact int32 sums, so the two give the same bits).
+void gemm_i8_dynamic_portable(const int8_t* qx, size_t ldq, const float* sx, int M, const WeightMatrix& w,
+                              const float* bias, int n0, int n1, float* y, int ldy) {
+  const int K = w.K;
+  for (int n = n0; n < n1; ++n) {
+    const int8_t* wr = static_cast<const int8_t*>(w.data) + static_cast<size_t>(n) * K;
+    for (int m = 0; m < M; ++m) {
+      const int8_t* xr = qx + m * ldq;
+      int32_t sum = 0;
+      for (int k = 0; k < K; ++k) sum += static_cast<int32_t>(xr[k]) * wr[k];
+      y[static_cast<long>(m) * ldy + n] = std::fma(static_cast<float>(sum), sx[m] * w.scales[n], bias ? bias[n] : 0.0f);
+    }
+  }
+}
+
+// Activation rows of I8_DYNAMIC are padded to a multiple of this many int8 (with zeros, which add
+// nothing to the sums), so the AVX2 kernel reads them as whole 32-byte vectors.
+constexpr size_t kQuantRowAlign = 32;
+
+// y[M,N] = x w^T + bias for I8_DYNAMIC weights, every M: the activation rows are quantized once
+// (split by rows when there are many), then the weight rows are split into contiguous slabs as in
+// gemv; for many rows each task loops over row blocks of its slab (avx2::gemm_i8_dynamic).
+void matmul_i8_dynamic(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
+  const int K = w.K;
+  const size_t ldq = (K + kQuantRowAlign - 1) / kQuantRowAlign * kQuantRowAlign;
+  std::vector<int8_t> qx(M * ldq);  // zero-initialized: the padding
+  std::vector<float> sx(M);
+  auto quantize = [&](int m0, int m1) {
+    for (int m = m0; m < m1; ++m)
+      sx[m] = quantize_activation_row_int8(x + static_cast<long>(m) * K, K, qx.data() + m * ldq);
+  };
+  const Split rows{M, task_count(static_cast<long>(M) * K, M, 4), 1};
+  if (rows.tasks == 1)
+    quantize(0, M);  // decode: not worth waking the threads
+  else
+    parallel_for(rows.tasks, [&](int t) { quantize(rows.begin(t), rows.end(t)); });
+  const Split split{w.N, task_count(static_cast<long>(w.N) * K * M, w.N, 48), 12};
+  parallel_for(split.tasks, [&](int t) {
+    const int n0 = split.begin(t), n1 = split.end(t);
+    if (kAvx2)
+      avx2::gemm_i8_dynamic(qx.data(), ldq, sx.data(), M, w, bias, n0, n1, y, w.N);
+    else
+      gemm_i8_dynamic_portable(qx.data(), ldq, sx.data(), M, w, bias, n0, n1, y, w.N);
+  });
 }
 
 // y[M,N] = x w^T + bias for larger M: single-threaded sgemm calls on column slabs of y (each
@@ -171,7 +219,9 @@ void layer_norm_row(const float* xr, int E, const float* gamma, const float* bet
 bool using_avx2() { return kAvx2; }
 
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
-  if (M <= kGemvMaxRows)
+  if (w.type == WeightType::I8_DYNAMIC)
+    matmul_i8_dynamic(x, M, w, bias, y);
+  else if (M <= kGemvMaxRows)
     gemv(x, M, w, bias, y);
   else
     sgemm_columns(x, M, w, bias, y);
@@ -186,7 +236,8 @@ size_t weight_type_size(WeightType t) {
     case WeightType::F32: return 4;
     case WeightType::BF16:
     case WeightType::F16: return 2;
-    case WeightType::I8: return 1;
+    case WeightType::I8:
+    case WeightType::I8_DYNAMIC: return 1;
   }
   return 4;
 }
@@ -197,6 +248,7 @@ const char* to_string(WeightType t) {
     case WeightType::BF16: return "bfloat16";
     case WeightType::F16: return "float16";
     case WeightType::I8: return "int8";
+    case WeightType::I8_DYNAMIC: return "int8_dynamic";
   }
   return "?";
 }
@@ -204,7 +256,8 @@ const char* to_string(WeightType t) {
 std::optional<WeightType> weight_type_from_string(std::string_view name) {
   static const std::pair<std::string_view, WeightType> names[] = {
       {"float32", WeightType::F32}, {"fp32", WeightType::F32},  {"bfloat16", WeightType::BF16}, {"bf16", WeightType::BF16},
-      {"float16", WeightType::F16}, {"fp16", WeightType::F16},  {"half", WeightType::F16},      {"int8", WeightType::I8}};
+      {"float16", WeightType::F16}, {"fp16", WeightType::F16},  {"half", WeightType::F16},      {"int8", WeightType::I8},
+      {"int8_dynamic", WeightType::I8_DYNAMIC}};
   for (const auto& [n, type] : names)
     if (name == n) return type;
   return std::nullopt;

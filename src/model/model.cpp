@@ -104,13 +104,24 @@ Model::Model(ModelConfig cfg, std::unique_ptr<ModelWeights> w) : config_(std::mo
 
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, kernels::WeightType dtype) {
+std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, std::optional<kernels::WeightType> dtype) {
+  if (!std::filesystem::is_directory(dir)) throw Error("model folder '" + dir.string() + "' does not exist");
+  return load_with_types(dir, dtype ? MatrixTypes(*dtype) : stored_matrix_types(load_model_config(dir / "config.json")));
+}
+
+std::unique_ptr<Model> Model::load_with_types(const std::filesystem::path& dir, const MatrixTypes& types) {
   if (!std::filesystem::is_directory(dir)) throw Error("model folder '" + dir.string() + "' does not exist");
   ModelConfig cfg = load_model_config(dir / "config.json");
   const Checkpoint ckpt = Checkpoint::open(dir);
-  auto w = std::make_unique<ModelWeights>(allocate_weights(cfg, dtype));
+  auto w = std::make_unique<ModelWeights>(allocate_weights(cfg, types));
   load_weights(ckpt, cfg, *w);
   return std::unique_ptr<Model>(new Model(std::move(cfg), std::move(w)));
+}
+
+std::unique_ptr<Model> Model::from_weights(ModelConfig cfg, ModelWeights w) {
+  if (w.slices.empty()) throw Error("Model::from_weights: no weights");
+  // The views point into w's vectors, whose buffers a move keeps.
+  return std::unique_ptr<Model>(new Model(std::move(cfg), std::make_unique<ModelWeights>(std::move(w))));
 }
 
 std::unique_ptr<LanguageModelSession> Model::start(int rows, int capacity) const {

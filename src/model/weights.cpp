@@ -1,7 +1,10 @@
 // Parameter layout and loading from HF checkpoints.
 #include "lmforge/model/weights.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <set>
 #include <string>
 
 #include "lmforge/error.h"
@@ -98,9 +101,8 @@ const ParamSlice* find_slice(const ModelWeights& w, const std::string& name) {
 
 // The low-precision matrix of `rows` rows starting at slice s (rows x in).
 kernels::WeightMatrix lowp_matrix(const ModelWeights& w, const ParamSlice& s, int rows, int in) {
-  const size_t bytes = s.offset * kernels::weight_type_size(w.matrix_type);
-  const float* scales = w.matrix_type == kernels::WeightType::I8 ? w.matrix_scales.data() + s.scale_offset : nullptr;
-  return {w.matrix_type, w.matrix_data.data() + bytes, scales, rows, in};
+  const float* scales = kernels::is_int8(s.type) ? w.matrix_scales.data() + s.scale_offset : nullptr;
+  return {s.type, w.matrix_data.data() + s.offset, scales, rows, in};
 }
 
 // Points the views of `w` into w.params (and w.matrix_data) following the slice table.
@@ -108,17 +110,17 @@ void bind_views(const ModelConfig& c, ModelWeights& w) {
   const int E = c.n_embd, I = c.inner_dim(), V = c.vocab_size;
   auto at = [&](const std::string& name) -> const float* {
     const ParamSlice* s = find_slice(w, name);
-    return s && !s->lowp ? w.params.data() + s->offset : nullptr;
+    return s && !s->lowp() ? w.params.data() + s->offset : nullptr;
   };
   // A linear layer [out, in]: fp32 view, or the low-precision matrix.
   auto linear = [&](const std::string& weight, const float* bias, int in, int out) {
     LinearWeights l{at(weight), bias, in, out, {}};
     const ParamSlice* s = find_slice(w, weight);
-    if (s && s->lowp) l.lowp = lowp_matrix(w, *s, out, in);
+    if (s && s->lowp()) l.lowp = lowp_matrix(w, *s, out, in);
     return l;
   };
   w.wte = at("transformer.wte.weight");
-  if (const ParamSlice* s = find_slice(w, "transformer.wte.weight"); s && s->lowp) w.wte_lowp = lowp_matrix(w, *s, V, E);
+  if (const ParamSlice* s = find_slice(w, "transformer.wte.weight"); s && s->lowp()) w.wte_lowp = lowp_matrix(w, *s, V, E);
   w.wpe = at("transformer.wpe.weight");
   w.blocks.assign(c.n_layer, {});
   const bool j = c.arch == Arch::GPTJ;
@@ -153,18 +155,19 @@ int64_t matrix_rows(const ParamSlice& s) { return s.transposed ? s.hf_shape[1] :
 // fp32 values (already in [out, in] layout) into slice s of the low-precision store.
 void store_lowp(const ParamSlice& s, const float* values, ModelWeights& w) {
   const int64_t rows = matrix_rows(s), in = numel(s.hf_shape) / rows;
-  uint8_t* base = w.matrix_data.data();
-  switch (w.matrix_type) {
+  uint8_t* dst = w.matrix_data.data() + s.offset;
+  switch (s.type) {
     case kernels::WeightType::BF16:
     case kernels::WeightType::F16: {
-      auto* dst = reinterpret_cast<uint16_t*>(base) + s.offset;
-      const bool bf = w.matrix_type == kernels::WeightType::BF16;
-      for (int64_t i = 0; i < rows * in; ++i) dst[i] = bf ? float_to_bf16(values[i]) : float_to_fp16(values[i]);
+      auto* d = reinterpret_cast<uint16_t*>(dst);
+      const bool bf = s.type == kernels::WeightType::BF16;
+      for (int64_t i = 0; i < rows * in; ++i) d[i] = bf ? float_to_bf16(values[i]) : float_to_fp16(values[i]);
       return;
     }
     case kernels::WeightType::I8:
-      kernels::quantize_rows_int8(values, static_cast<int>(rows), static_cast<int>(in),
-                                  reinterpret_cast<int8_t*>(base) + s.offset, w.matrix_scales.data() + s.scale_offset);
+    case kernels::WeightType::I8_DYNAMIC:
+      kernels::quantize_rows_int8(values, static_cast<int>(rows), static_cast<int>(in), reinterpret_cast<int8_t*>(dst),
+                                  w.matrix_scales.data() + s.scale_offset);
       return;
     case kernels::WeightType::F32:
       break;
@@ -179,48 +182,115 @@ const TensorView* find_tensor(const Checkpoint& ckpt, const std::string& name) {
   return nullptr;
 }
 
+// The module a weight belongs to: its name without ".weight".
+std::string module_of(const std::string& weight_name) {
+  return weight_name.ends_with(".weight") ? weight_name.substr(0, weight_name.size() - 7) : weight_name;
+}
+
+// How tensor `name` is held: its module's type for weight matrices, fp32 for everything else.
+kernels::WeightType stored_type(const std::string& name, const MatrixTypes& types) {
+  return is_matrix(name) ? types.of(module_of(name)) : kernels::WeightType::F32;
+}
+
+bool is_fused_qkv(const ModelConfig& c, const std::string& name) {
+  return c.arch == Arch::GPTJ &&
+         (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight") || name.ends_with("v_proj.weight"));
+}
+
+// GPT-J's q/k/v are one matrix here: one storage type for the three.
+void check_fused_types(const ModelConfig& c, const MatrixTypes& types) {
+  if (c.arch != Arch::GPTJ) return;
+  for (int l = 0; l < c.n_layer; ++l) {
+    const std::string a = "transformer.h." + std::to_string(l) + ".attn.";
+    const auto q = types.of(a + "q_proj"), k = types.of(a + "k_proj"), v = types.of(a + "v_proj");
+    if (q != k || q != v)
+      throw Error(a + "q_proj, k_proj and v_proj must share one dtype (they form one fused matrix), got " +
+                  kernels::to_string(q) + ", " + kernels::to_string(k) + ", " + kernels::to_string(v));
+  }
+}
+
 }  // namespace
 
-ModelWeights allocate_weights(const ModelConfig& c, kernels::WeightType matrices) {
+ModelWeights allocate_weights(const ModelConfig& c, const MatrixTypes& types) {
   ModelWeights w;
-  w.matrix_type = matrices;
-  const bool lowp = matrices != kernels::WeightType::F32;
+  w.types = types;
+  w.matrix_type = types.base;
   const auto plan = c.arch == Arch::GPTJ ? plan_gptj(c) : plan_gpt2(c);
-  // Two stores: fp32 params, and (in low precision) the matrices, in elements and in rows.
-  size_t offset = 0, lowp_offset = 0, lowp_rows = 0;
+  check_fused_types(c, types);
+  // Two stores: fp32 params (counted in floats) and the low-precision matrices (in bytes, each
+  // matrix 64-byte aligned), plus one scale per int8 row.
+  size_t floats = 0, bytes = 0, scale_rows = 0;
   // GPT-J's q, k, v must be adjacent as [q; k; v]: give them offsets inside one fused block.
   size_t fused_base = 0, fused_rows = 0;
   for (const auto& p : plan) {
-    ParamSlice s{p.name, 0, p.hf_shape, p.transposed, lowp && is_matrix(p.name), 0};
+    ParamSlice s{p.name, 0, p.hf_shape, p.transposed, stored_type(p.name, types), 0};
     const size_t n = numel(p.hf_shape);
     const size_t rows = p.hf_shape.size() == 2 ? matrix_rows(s) : 0;
-    size_t& next = s.lowp ? lowp_offset : offset;
-    const bool is_qkv = c.arch == Arch::GPTJ && (p.name.ends_with("q_proj.weight") || p.name.ends_with("k_proj.weight") ||
-                                                 p.name.ends_with("v_proj.weight"));
-    if (is_qkv) {
+    const size_t unit = s.lowp() ? kernels::weight_type_size(s.type) : 1;  // bytes, or one float
+    const bool scaled = kernels::is_int8(s.type);
+    size_t& next = s.lowp() ? bytes : floats;
+    if (s.lowp()) next = (next + 63) / 64 * 64;
+    if (is_fused_qkv(c, p.name)) {
       if (p.name.ends_with("k_proj.weight")) {  // first of the three in HF order: reserve the block
         fused_base = next;
-        next += 3 * n;
-        fused_rows = lowp_rows;
-        if (s.lowp) lowp_rows += 3 * rows;
+        next += 3 * n * unit;
+        fused_rows = scale_rows;
+        if (scaled) scale_rows += 3 * rows;
       }
-      s.offset = fused_base + qkv_row_block(p.name) * n;
+      s.offset = fused_base + qkv_row_block(p.name) * n * unit;
       s.scale_offset = fused_rows + qkv_row_block(p.name) * rows;
     } else {
       s.offset = next;
-      next += n;
-      if (s.lowp) {
-        s.scale_offset = lowp_rows;
-        lowp_rows += rows;
+      next += n * unit;
+      if (scaled) {
+        s.scale_offset = scale_rows;
+        scale_rows += rows;
       }
     }
     w.slices.push_back(std::move(s));
   }
-  w.params.assign(offset, 0.0f);
-  w.matrix_data.assign(lowp_offset * kernels::weight_type_size(matrices), 0);
-  if (matrices == kernels::WeightType::I8) w.matrix_scales.assign(lowp_rows, 1.0f);
+  w.params.assign(floats, 0.0f);
+  w.matrix_data.assign(bytes, 0);
+  w.matrix_scales.assign(scale_rows, 1.0f);
   bind_views(c, w);
   return w;
+}
+
+MatrixTypes stored_matrix_types(const ModelConfig& c) {
+  if (!c.quantization) return MatrixTypes(kernels::WeightType::F32);
+  const auto& q = *c.quantization;
+  MatrixTypes t(q.scheme == "weight_only" ? kernels::WeightType::I8 : kernels::WeightType::I8_DYNAMIC);
+  std::set<std::string> known;
+  for (const auto& unit : matrix_modules(c)) known.insert(unit.begin(), unit.end());
+  for (const auto& [module, dtype] : q.modules_in_higher_precision) {
+    if (!known.count(module))
+      throw Error("config.json quantization_config: '" + module + "' is not a weight matrix of this " + c.model_type +
+                  " model");
+    t.overrides[module] = kernels::weight_type_from_string(dtype).value_or(kernels::WeightType::F32);
+  }
+  return t;
+}
+
+std::vector<std::vector<std::string>> matrix_modules(const ModelConfig& c) {
+  // The embedding (a tied GPT-2 head is this same matrix).
+  std::vector<std::vector<std::string>> units = {{"transformer.wte"}};
+  const bool j = c.arch == Arch::GPTJ;
+  for (int l = 0; l < c.n_layer; ++l) {
+    const std::string h = "transformer.h." + std::to_string(l) + ".";
+    if (j) {
+      units.push_back({h + "attn.q_proj", h + "attn.k_proj", h + "attn.v_proj"});
+      units.push_back({h + "attn.out_proj"});
+      units.push_back({h + "mlp.fc_in"});
+      units.push_back({h + "mlp.fc_out"});
+    } else {
+      units.push_back({h + "attn.c_attn"});
+      units.push_back({h + "attn.c_proj"});
+      units.push_back({h + "mlp.c_fc"});
+      units.push_back({h + "mlp.c_proj"});
+    }
+  }
+  if (j || !c.tie_word_embeddings) units.push_back({"lm_head"});
+  return units;
 }
 
 void embedding_row(const ModelWeights& w, int token, int E, float* out) {
@@ -230,32 +300,115 @@ void embedding_row(const ModelWeights& w, int token, int E, float* out) {
     kernels::widen_rows(w.wte_lowp, token, token + 1, out);
 }
 
-void load_weights(const Checkpoint& ckpt, const ModelConfig& c, ModelWeights& w) {
+namespace {
+
+// The checkpoint tensor of slice s, its shape checked against config.json's.
+const TensorView& checked_tensor(const Checkpoint& ckpt, const ParamSlice& s) {
+  const TensorView* t = find_tensor(ckpt, s.hf_name);
+  if (!t) throw Error(ckpt.description() + ": missing tensor '" + s.hf_name + "'");
+  if (t->shape != s.hf_shape)
+    throw Error(ckpt.description() + ": tensor '" + s.hf_name + "' has shape " + shape_str(t->shape) +
+                ", config.json implies " + shape_str(s.hf_shape));
+  return *t;
+}
+
+// [in, out] (HF Conv1D) -> our [out, in], any element type.
+template <class T>
+void transpose_into(const T* src, int64_t in, int64_t out, T* dst) {
+  for (int64_t i = 0; i < in; ++i)
+    for (int64_t o = 0; o < out; ++o) dst[o * in + i] = src[i * out + o];
+}
+
+// A float tensor of slice s as fp32 values in our [out, in] layout, into dst.
+void read_float(const TensorView& t, const ParamSlice& s, float* dst, std::vector<float>& tmp) {
+  if (!s.transposed) return to_float32(t, dst);
+  tmp.resize(numel(s.hf_shape));
+  to_float32(t, tmp.data());
+  transpose_into(tmp.data(), s.hf_shape[0], s.hf_shape[1], dst);
+}
+
+// The per-row scales of int8 tensor `t` (slice s), as `lmforge quantize` writes them: a float
+// tensor "<name>_scale" of shape [rows], every entry finite and positive.
+std::vector<float> int8_scales(const Checkpoint& ckpt, const ParamSlice& s) {
+  const std::string name = s.hf_name + "_scale";
+  const TensorView* t = find_tensor(ckpt, name);
+  const std::string where = ckpt.description() + ": int8 tensor '" + s.hf_name + "'";
+  if (!t) throw Error(where + " has no scales '" + name + "' (one fp32 scale per output row)");
+  const int64_t rows = matrix_rows(s);
+  if (t->shape != std::vector<int64_t>{rows})
+    throw Error(where + ": scales '" + name + "' have shape " + shape_str(t->shape) + ", expected [" +
+                std::to_string(rows) + "] (one per output row)");
+  std::vector<float> scales = to_float32(*t);
+  for (float v : scales)
+    if (!(v > 0.0f) || !std::isfinite(v)) throw Error(where + ": scales '" + name + "' hold a non-positive or non-finite value");
+  ckpt.release(*t);
+  return scales;
+}
+
+// An int8 tensor (with its scales) into slice s: kept as int8 when s is int8, else dequantized
+// (q * scale) and stored in the slice's type.
+void load_int8(const Checkpoint& ckpt, const ParamSlice& s, const TensorView& t, ModelWeights& w,
+               std::vector<float>& staged) {
+  const std::vector<float> scales = int8_scales(ckpt, s);
+  const int64_t rows = matrix_rows(s), in = numel(s.hf_shape) / rows;
+  const auto* q = reinterpret_cast<const int8_t*>(t.data);
+  std::vector<int8_t> ordered;
+  if (s.transposed) {
+    ordered.resize(rows * in);
+    transpose_into(q, s.hf_shape[0], s.hf_shape[1], ordered.data());
+    q = ordered.data();
+  }
+  if (kernels::is_int8(s.type)) {
+    std::memcpy(w.matrix_data.data() + s.offset, q, rows * in);
+    std::copy(scales.begin(), scales.end(), w.matrix_scales.begin() + s.scale_offset);
+  } else {
+    float* dst = s.lowp() ? (staged.resize(rows * in), staged.data()) : w.params.data() + s.offset;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < in; ++k) dst[r * in + k] = q[r * in + k] * scales[r];
+    if (s.lowp()) store_lowp(s, dst, w);
+  }
+}
+
+// A bf16 / fp16 tensor already in the slice's type and layout: its bytes are copied as they are.
+bool same_half_type(const TensorView& t, const ParamSlice& s) {
+  return !s.transposed && ((t.dtype == DType::BF16 && s.type == kernels::WeightType::BF16) ||
+                           (t.dtype == DType::F16 && s.type == kernels::WeightType::F16));
+}
+
+}  // namespace
+
+void load_weights(const Checkpoint& ckpt, const ModelConfig& /*cfg: the layout is in w*/, ModelWeights& w) {
   std::vector<float> tmp, staged;
   for (const auto& s : w.slices) {
-    const TensorView* t = find_tensor(ckpt, s.hf_name);
-    if (!t) throw Error(ckpt.description() + ": missing tensor '" + s.hf_name + "'");
-    if (t->shape != s.hf_shape)
-      throw Error(ckpt.description() + ": tensor '" + s.hf_name + "' has shape " + shape_str(t->shape) +
-                  ", config.json implies " + shape_str(s.hf_shape));
-    // fp32 tensors go straight to their place; low-precision ones through one tensor's worth of
-    // fp32 scratch (`staged`), converted as soon as it is complete.
-    float* dst = s.lowp ? nullptr : w.params.data() + s.offset;
-    if (s.lowp) {
-      staged.resize(numel(s.hf_shape));
-      dst = staged.data();
+    const TensorView& t = checked_tensor(ckpt, s);
+    if (t.dtype == DType::I8) {
+      load_int8(ckpt, s, t, w, staged);
+    } else if (same_half_type(t, s)) {
+      std::memcpy(w.matrix_data.data() + s.offset, t.data, t.nbytes);
+    } else {
+      // fp32 tensors go straight to their place; low-precision ones through one tensor's worth
+      // of fp32 scratch (`staged`), converted as soon as it is complete.
+      float* dst = s.lowp() ? (staged.resize(numel(s.hf_shape)), staged.data()) : w.params.data() + s.offset;
+      read_float(t, s, dst, tmp);
+      if (s.lowp()) store_lowp(s, dst, w);
     }
-    if (!s.transposed) {
-      to_float32(*t, dst);
-    } else {  // Conv1D [in, out] -> our [out, in]
-      const int64_t in = s.hf_shape[0], out = s.hf_shape[1];
-      tmp.resize(in * out);
-      to_float32(*t, tmp.data());
-      for (int64_t i = 0; i < in; ++i)
-        for (int64_t o = 0; o < out; ++o) dst[o * in + i] = tmp[i * out + o];
-    }
-    if (s.lowp) store_lowp(s, staged.data(), w);
+    ckpt.release(t);
   }
+}
+
+ModelWeights convert_weights(const ModelConfig& cfg, const ModelWeights& fp32, const MatrixTypes& types) {
+  ModelWeights out = allocate_weights(cfg, types);
+  if (fp32.slices.size() != out.slices.size()) throw Error("convert_weights: the source does not match config");
+  for (size_t i = 0; i < out.slices.size(); ++i) {
+    const ParamSlice &src = fp32.slices[i], &dst = out.slices[i];
+    if (src.lowp() || src.hf_name != dst.hf_name) throw Error("convert_weights: the source must be an fp32 model of this config");
+    const float* values = fp32.params.data() + src.offset;
+    if (dst.lowp())
+      store_lowp(dst, values, out);
+    else
+      std::memcpy(out.params.data() + dst.offset, values, numel(dst.hf_shape) * sizeof(float));
+  }
+  return out;
 }
 
 }  // namespace lmforge

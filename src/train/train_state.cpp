@@ -112,17 +112,6 @@ void check_same_architecture(const ModelConfig& ck, const ModelConfig& m, const 
     differ("tie_word_embeddings", ck.tie_word_embeddings ? "true" : "false", m.tie_word_embeddings ? "true" : "false");
 }
 
-void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
-  static const char* files[] = {"vocab.json",        "merges.txt",           "tokenizer.json",
-                                "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"};
-  for (const char* f : files) {
-    std::error_code ec;
-    if (!fs::is_regular_file(from / f, ec)) continue;
-    fs::copy_file(from / f, to / f, fs::copy_options::overwrite_existing, ec);
-    if (ec) throw Error("cannot copy '" + (from / f).string() + "' into '" + to.string() + "': " + ec.message());
-  }
-}
-
 }  // namespace
 
 // ---- files -----------------------------------------------------------------------------------

@@ -60,17 +60,6 @@ fs::path tokenizer_dir_of(const TrainConfig& cfg) {
   return cfg.model;
 }
 
-void copy_tokenizer_files(const fs::path& from, const fs::path& to) {
-  for (const char* f : {"vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                        "added_tokens.json"}) {
-    if (!fs::exists(from / f)) continue;
-    std::ifstream in(from / f, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    write_file_atomic(to / f, ss.str());
-  }
-}
-
 // HF Trainer's eval_loss: the mean of per-batch mean losses weighted by rows per batch.
 double validation_loss(const ModelConfig& c, const ModelWeights& w, const DataLoader& val, TrainWorkspace& ws) {
   double sum = 0;

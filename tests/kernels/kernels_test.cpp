@@ -7,18 +7,13 @@
 #include <random>
 #include <vector>
 
+#include "common/random_data.h"
 #include "lmforge/kernels/kernels.h"
 
 namespace lmforge::kernels {
 namespace {
 
-std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test::random_vector;
 
 TEST(MatmulWt, MatchesReferenceForEveryPathAndShape) {
   // M up to 16 takes the GEMV kernel, above it sgemm; K and N cover vector tails and tile edges.

@@ -56,6 +56,7 @@ TypedWeights make_weights(WeightType type, int N, int K, uint32_t seed) {
       t.m.data = t.half.data();
       break;
     case WeightType::I8:
+    case WeightType::I8_DYNAMIC:  // (its products are checked in int8_dynamic_test.cpp)
       t.q.resize(t.f32.size());
       t.scales.resize(N);
       quantize_rows_int8(t.f32.data(), N, K, t.q.data(), t.scales.data());

@@ -73,7 +73,7 @@ TEST(LowPrecisionForward, Int8KeepsMatricesInOneByteWithRowScales) {
   EXPECT_NE(qkv.scales, nullptr);
   size_t matrix_elems = 0;
   for (const auto& s : w.slices)
-    if (s.lowp) {
+    if (s.lowp()) {
       size_t n = 1;
       for (auto d : s.hf_shape) n *= d;
       matrix_elems += n;

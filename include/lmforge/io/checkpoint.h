@@ -33,9 +33,21 @@ class Checkpoint {
   // Human description, e.g. "gpt2/model.safetensors" or "3 shards of gpt2/pytorch_model.bin.index.json".
   const std::string& description() const { return description_; }
 
+  // Tells the OS that `t`'s bytes will not be read again soon: where they lie in an mmap'd file,
+  // the whole pages inside them leave this process's resident set (madvise DONTNEED; a later read
+  // faults them back in from the file). Loaders call it after converting each tensor, so loading
+  // a model never keeps the checkpoint resident beside the converted weights. No-op for tensors
+  // in heap buffers (.bin archives).
+  void release(const TensorView& t) const;
+
  private:
   std::map<std::string, TensorView> tensors_;
   std::vector<std::shared_ptr<const void>> owners_;  // mmaps / buffers the views point into
+  struct Range {
+    const std::byte* begin;
+    size_t size;
+  };
+  std::vector<Range> mapped_;  // the read-only file mappings among owners_
   std::string description_;
   friend struct CheckpointBuilder;
 };

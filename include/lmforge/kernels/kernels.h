@@ -12,20 +12,33 @@ namespace lmforge::kernels {
 
 // How the elements of a weight matrix are stored. Low-precision weights are widened to fp32 in
 // registers and multiplied with fp32 accumulation (this CPU class has AVX2/FMA/F16C but no native
-// bf16 or int8 matrix instructions, so what they save is memory traffic).
+// bf16 or int8 matrix instructions, so what they save is memory traffic) -- except I8_DYNAMIC,
+// which multiplies int8 by int8 with integer dot products: widening each int8 weight to fp32
+// takes longer than loading it, so weight-only I8 is compute-bound even at batch 1.
 enum class WeightType : uint8_t {
   F32,
   BF16,  // the top 16 bits of an fp32
   F16,   // IEEE half
   I8,    // symmetric per output row: w[n, k] = q[n, k] * scales[n]
+  // Stored as I8 (int8 [N, K] + fp32 scales[N], w[n, k] = q[n, k] * scales[n]), but matmul_wt
+  // quantizes every activation row on the fly (quantize_activation_row_int8: s_x[m], q_x[m, k])
+  // and computes, with S[m, n] = Σ_k q_x[m, k] * q[n, k] summed exactly in int32,
+  //   y[m, n] = fma(float(S[m, n]), s_x[m] * scales[n], bias[n])
+  // (s_x[m] * scales[n] rounded to fp32 first, then one rounding for the multiply-add; bias 0 when
+  // null). Any int8 weight, -128 included. The AVX2 and portable paths give bit-identical
+  // results. Needs K <= 131072 (the int32 sums).
+  I8_DYNAMIC,
 };
 
 size_t weight_type_size(WeightType t);
 const char* to_string(WeightType t);
-// "float32" (or fp32), "bfloat16" (bf16), "float16" (fp16, half), "int8"; nullopt for anything else.
+// "float32" (or fp32), "bfloat16" (bf16), "float16" (fp16, half), "int8", "int8_dynamic"; nullopt
+// for anything else.
 std::optional<WeightType> weight_type_from_string(std::string_view name);
+// Both int8 storages (same data and scales; they differ only in how matmul_wt multiplies).
+inline bool is_int8(WeightType t) { return t == WeightType::I8 || t == WeightType::I8_DYNAMIC; }
 
-// A row-major [N, K] weight matrix ([out, in]) in any storage type. `scales` ([N]) only for I8.
+// A row-major [N, K] weight matrix ([out, in]) in any storage type. `scales` ([N]) only for int8.
 struct WeightMatrix {
   WeightType type = WeightType::F32;
   const void* data = nullptr;
@@ -35,7 +48,8 @@ struct WeightMatrix {
 
 // y[M,N] = x[M,K] · wᵀ (+ bias[N] when non-null) for any weight type: the GEMV path for M ≤ 16,
 // else sgemm on slabs of 64 weight rows widened to fp32 one slab at a time (never the whole
-// matrix).
+// matrix). I8_DYNAMIC: int8 × int8 integer dot products for every M (see WeightType), each thread
+// streaming one contiguous slab of weight rows as the GEMV does.
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // out[(n - n0) * K + k] = w[n, k] widened to fp32 (int8 times its row scale) for n in [n0, n1).
@@ -45,6 +59,13 @@ void widen_rows(const WeightMatrix& w, int n0, int n1, float* out);
 // Symmetric per-row int8: scales[n] = max_k |w[n, k]| / 127 (1 for an all-zero row) and
 // q[n, k] = round(w[n, k] / scales[n]), so |q| <= 127.
 void quantize_rows_int8(const float* w, int N, int K, int8_t* q, float* scales);
+// Dynamic per-token quantization of one activation row (the I8_DYNAMIC path): returns
+// s = max_k |x[k]| / 127 (fp32 division) and sets q[k] = x[k] / s (fp32 division) clamped to
+// [-127, 127] and rounded half to even, for k < K. A row whose s is 0 (all zeros, or so tiny that
+// max/127 underflows) gives s = 0 and q = 0, so its outputs are exactly the bias. NaN entries are
+// ignored by the max and give q = -127 (deterministic, not meaningful). The same bits on the
+// AVX2 and the portable path.
+float quantize_activation_row_int8(const float* x, int K, int8_t* q);
 
 // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N] when non-null). w is row-major [out, in], the layout
 // every weight matrix has after loading. Up to 16 rows (decode, batch decode) stream w once through

@@ -2,6 +2,7 @@
 // The fields of an HF config.json that change the math of GPT-2 / GPT-J, with HF's names and
 // HF's defaults for fields a file leaves out.
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -9,6 +10,16 @@ namespace lmforge {
 
 enum class Arch { GPT2, GPTJ };
 enum class Activation { GeluNew, Gelu, Relu, GeluFast, GeluPytorchTanh, QuickGelu, Silu };
+
+// config.json's "quantization_config" as `lmforge quantize` writes it (quant_method "lmforge"):
+// weight matrices in int8 with one symmetric scale per output row (stored as "<name>_scale"), and
+// activations either quantized to int8 per token at run time ("dynamic", int8 x int8 products) or
+// kept fp32 ("weight_only"). The modules the accuracy check kept in higher precision are listed
+// with their dtype.
+struct QuantizationConfig {
+  std::string scheme = "dynamic";  // or "weight_only"
+  std::map<std::string, std::string> modules_in_higher_precision;  // module -> bfloat16|float16|float32
+};
 
 struct ModelConfig {
   Arch arch = Arch::GPT2;
@@ -29,6 +40,7 @@ struct ModelConfig {
   int rotary_dim = 0;                            // GPT-J; 0 = rotate the whole head
   std::optional<int> bos_token_id, eos_token_id, pad_token_id;
   std::string torch_dtype = "float32";
+  std::optional<QuantizationConfig> quantization;  // a folder written by `lmforge quantize`
 
   int inner_dim() const { return n_inner > 0 ? n_inner : 4 * n_embd; }
   int head_dim() const { return n_embd / n_head; }
