@@ -1,6 +1,9 @@
 // pytorch_model.bin: the zip written by torch.save (since torch 1.6). `<archive>/data.pkl` is a
 // pickle of the state dict whose tensors refer, by persistent id, to raw storages stored as
-// `<archive>/data/<key>`. Storages are read into owned buffers; tensors are views into them.
+// `<archive>/data/<key>`. The file is mmap'd; storages written uncompressed (STORE, which is
+// what torch.save always does) are views straight into the mapping, so a 24 GB checkpoint does
+// not need 24 GB of heap; compressed records (a re-zipped file) are decompressed into owned
+// buffers. Tensors are views into their storage.
 #include <zip.h>
 
 #include <cstring>
@@ -11,6 +14,7 @@
 #include "io/checkpoint_builder.h"
 #include "io/io_util.h"
 #include "io/pickle.h"
+#include "io/zip_index.h"
 #include "lmforge/io/checkpoint.h"
 
 namespace lmforge {
@@ -125,13 +129,29 @@ void check_byteorder(zip_t* z, const std::string& prefix, const std::string& whe
 }
 
 struct Storage {
-  std::shared_ptr<io::AlignedBuffer> buf;
+  const std::byte* data;  // into the file mapping, or into a heap buffer the builder owns
   DType dtype;
   uint64_t numel;
 };
 
+// The archive opened twice over: by libzip (names, stat, decompression, CRC of small records)
+// and as a read-only mapping with its central directory parsed by hand (where each record's
+// bytes lie, which libzip does not expose).
+struct Archive {
+  zip_t* zip;
+  std::shared_ptr<const io::MappedFile> map;
+  std::vector<io::ZipEntry> entries;  // index i is libzip's index i
+};
+
 // Reads <prefix>data/<key> once; its size must match the pickle's element count exactly.
-Storage load_storage(zip_t* z, const std::string& prefix, const io::PickledTensor& t, const std::string& where) {
+// A STORE record becomes a view into the mapping. Its CRC is deliberately not checked: that
+// would read every byte of the checkpoint up front (24 GB for GPT-J-6B in fp32) and defeat the
+// point of mapping it; the sizes and offsets are still validated against the central directory,
+// the local header, libzip and the pickle. Compressed records are inflated by libzip into a
+// heap buffer, which verifies their CRC.
+Storage load_storage(const Archive& a, const std::string& prefix, const io::PickledTensor& t, const std::string& where,
+                     CheckpointBuilder& b) {
+  zip_t* z = a.zip;
   const std::string label = "storage 'data/" + printable(t.storage_key) + "' of tensor '" + printable(t.name) + "'";
   auto idx = locate(z, prefix + "data/" + t.storage_key);
   if (!idx) fail(where, label + " is missing from the archive");
@@ -141,9 +161,28 @@ Storage load_storage(zip_t* z, const std::string& prefix, const io::PickledTenso
   if (size != expected)
     fail(where, label + " holds " + std::to_string(size) + " bytes but the pickle declares " + std::to_string(t.storage_numel) +
                     " " + dtype_name(t.dtype) + " elements (" + std::to_string(expected) + " bytes)");
-  Storage s{io::AlignedBuffer::allocate(size, where), t.dtype, t.storage_numel};
-  read_entry(z, *idx, s.buf->data(), size, where, label);
-  return s;
+  zip_stat_t st;
+  zip_stat_init(&st);
+  if (zip_stat_index(z, *idx, 0, &st) != 0 || !(st.valid & ZIP_STAT_COMP_METHOD) || !(st.valid & ZIP_STAT_COMP_SIZE))
+    fail(where, label + ": cannot stat zip record: " + printable(zip_strerror(z)));
+  // libzip and the hand-parsed central directory must describe the same record.
+  if (*idx >= a.entries.size()) fail(where, label + ": zip record index is outside the central directory");
+  const io::ZipEntry& e = a.entries[*idx];
+  if (e.name != prefix + "data/" + t.storage_key || e.method != st.comp_method || e.size != size ||
+      e.comp_size != st.comp_size)
+    fail(where, label + ": central directory disagrees with libzip about this record");
+  constexpr uint16_t kEncrypted = 1;
+  if (e.method == io::kZipStore && !(e.flags & kEncrypted)) {
+    if (e.comp_size != e.size) fail(where, label + ": stored record has different compressed and uncompressed sizes");
+    // Checked: the local header is valid and [off, off + size) lies inside the file (which is
+    // not empty, since it holds a central directory, so the mapping is not null).
+    const uint64_t off = io::zip_entry_data_offset(a.map->data(), a.map->size(), e, where);
+    return Storage{a.map->data() + off, t.dtype, t.storage_numel};
+  }
+  auto buf = io::AlignedBuffer::allocate(size, where);
+  read_entry(z, *idx, buf->data(), size, where, label);
+  b.own(buf);
+  return Storage{buf->data(), t.dtype, t.storage_numel};
 }
 
 bool is_contiguous(const std::vector<int64_t>& sizes, const std::vector<int64_t>& strides) {
@@ -187,7 +226,7 @@ TensorView make_view(const io::PickledTensor& t, const Storage& s, const std::st
   v.nbytes = nbytes;
   if (numel == 0) {
     if (t.offset > s.numel) fail(where, tag + ": storage offset is beyond its storage");
-    v.data = s.buf->data() + t.offset * es;
+    v.data = s.data + t.offset * es;
     return v;
   }
   // Largest element index the view reaches: offset + sum((size-1) * stride).
@@ -202,7 +241,7 @@ TensorView make_view(const io::PickledTensor& t, const Storage& s, const std::st
     fail(where, tag + ": offset " + std::to_string(t.offset) + " with its size/stride needs element " + std::to_string(last) +
                     " but its storage has " + std::to_string(s.numel));
   if (is_contiguous(t.sizes, t.strides)) {
-    v.data = s.buf->data() + t.offset * es;
+    v.data = s.data + t.offset * es;
     return v;
   }
   // A gathered copy is never larger than the storage it reads (stride-0 "expanded" views could
@@ -211,7 +250,7 @@ TensorView make_view(const io::PickledTensor& t, const Storage& s, const std::st
     fail(where, tag + ": non-contiguous view has more elements (" + std::to_string(numel) + ") than its storage (" +
                     std::to_string(s.numel) + ")");
   auto copy = io::AlignedBuffer::allocate(nbytes, where);
-  copy_strided(s.buf->data(), copy->data(), es, t, numel);
+  copy_strided(s.data, copy->data(), es, t, numel);
   v.data = copy->data();
   b.own(copy);
   return v;
@@ -222,6 +261,12 @@ TensorView make_view(const io::PickledTensor& t, const Storage& s, const std::st
 Checkpoint Checkpoint::open_torch_bin(const std::filesystem::path& file) {
   const std::string where = file.string();
   ZipPtr zip = open_zip(file, where);
+  Archive archive{zip.get(), io::MappedFile::open(file), {}};
+  archive.entries = io::read_zip_central_directory(archive.map->data(), archive.map->size(), where);
+  const zip_int64_t n_entries = zip_get_num_entries(zip.get(), 0);
+  if (n_entries < 0 || static_cast<uint64_t>(n_entries) != archive.entries.size())
+    fail(where, "zip: central directory holds " + std::to_string(archive.entries.size()) + " records but libzip reads " +
+                    std::to_string(n_entries));
   const std::string prefix = find_prefix(zip.get(), where);
   check_byteorder(zip.get(), prefix, where);
   auto pkl_idx = locate(zip.get(), prefix + "data.pkl");
@@ -230,12 +275,12 @@ Checkpoint Checkpoint::open_torch_bin(const std::filesystem::path& file) {
   const auto tensors = io::parse_torch_pickle(pkl, where);
 
   CheckpointBuilder b;
+  b.own_mapping(archive.map);  // views point into it; registered so Checkpoint::release can drop its pages
   std::unordered_map<std::string, Storage> storages;  // key -> bytes; tied weights share one
   for (const auto& t : tensors) {
     auto it = storages.find(t.storage_key);
     if (it == storages.end()) {
-      it = storages.emplace(t.storage_key, load_storage(zip.get(), prefix, t, where)).first;
-      b.own(it->second.buf);
+      it = storages.emplace(t.storage_key, load_storage(archive, prefix, t, where, b)).first;
     } else if (it->second.dtype != t.dtype || it->second.numel != t.storage_numel) {
       fail(where, "storage 'data/" + printable(t.storage_key) + "' is declared with two different types or sizes");
     }
