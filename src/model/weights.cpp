@@ -226,6 +226,10 @@ ModelWeights allocate_weights(const ModelConfig& c, const MatrixTypes& types) {
     ParamSlice s{p.name, 0, p.hf_shape, p.transposed, stored_type(p.name, types), 0};
     const size_t n = numel(p.hf_shape);
     const size_t rows = p.hf_shape.size() == 2 ? matrix_rows(s) : 0;
+    if (s.type == kernels::WeightType::I8_DYNAMIC && rows > 0 && n / rows > kernels::kMaxInt8DynamicK)
+      throw Error("dtype int8_dynamic is not supported for this model: '" + p.name + "' has " + std::to_string(n / rows) +
+                  " inputs per row, more than the int8 kernels' " + std::to_string(kernels::kMaxInt8DynamicK) +
+                  " (their int32 sums could overflow); use int8 (weight-only) or bfloat16");
     const size_t unit = s.lowp() ? kernels::weight_type_size(s.type) : 1;  // bytes, or one float
     const bool scaled = kernels::is_int8(s.type);
     size_t& next = s.lowp() ? bytes : floats;

@@ -169,6 +169,26 @@ TEST(QuantizedCheckpoint, BadQuantizationConfigIsNamed) {
   fs::remove_all(dir);
 }
 
+TEST(QuantizedCheckpoint, DtypeTheKernelsCannotTakeIsRefused) {
+  // fc_out of this model has more inputs than the int8 x int8 kernels' int32 sums allow.
+  ModelConfig c;
+  c.n_layer = 1;
+  c.n_embd = 4;
+  c.n_head = 1;
+  c.n_inner = kernels::kMaxInt8DynamicK + 8;
+  c.vocab_size = 16;
+  c.n_positions = 8;
+  try {
+    allocate_weights(c, MatrixTypes(WeightType::I8_DYNAMIC));
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("int8_dynamic is not supported for this model: 'transformer.h.0.mlp.c_proj.weight'"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_NO_THROW(allocate_weights(c, MatrixTypes(WeightType::I8)));  // weight-only has no such limit
+}
+
 TEST(QuantizedCheckpoint, GptjQkvMustShareOneType) {
   MatrixTypes t(WeightType::I8);
   t.overrides["transformer.h.0.attn.q_proj"] = WeightType::BF16;

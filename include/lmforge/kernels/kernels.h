@@ -35,6 +35,9 @@ const char* to_string(WeightType t);
 // "float32" (or fp32), "bfloat16" (bf16), "float16" (fp16, half), "int8", "int8_dynamic"; nullopt
 // for anything else.
 std::optional<WeightType> weight_type_from_string(std::string_view name);
+// The widest input (K) the I8_DYNAMIC products take: 127 * 127 * K must fit an int32 sum.
+constexpr int kMaxInt8DynamicK = 131072;
+
 // Both int8 storages (same data and scales; they differ only in how matmul_wt multiplies).
 inline bool is_int8(WeightType t) { return t == WeightType::I8 || t == WeightType::I8_DYNAMIC; }
 
