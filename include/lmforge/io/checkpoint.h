@@ -2,7 +2,8 @@
 // The tensors of an HF checkpoint folder, whatever their on-disk form:
 //   model.safetensors | model-0000i-of-0000n.safetensors + model.safetensors.index.json
 //   pytorch_model.bin | pytorch_model-0000i-of-0000n.bin + pytorch_model.bin.index.json
-// Safetensors files are mmap'd (zero copy); .bin zips are parsed with a restricted pickle reader
+// Safetensors files and the stored (uncompressed) entries of .bin zips are mmap'd (zero copy, so a
+// 24 GB fp32 pytorch_model.bin loads on a 24 GB machine); .bin pickles are parsed with a restricted pickle reader
 // that never executes anything. Names are kept exactly as stored (e.g. "transformer.h.0.attn.c_attn.weight").
 #include <filesystem>
 #include <map>
@@ -37,7 +38,7 @@ class Checkpoint {
   // the whole pages inside them leave this process's resident set (madvise DONTNEED; a later read
   // faults them back in from the file). Loaders call it after converting each tensor, so loading
   // a model never keeps the checkpoint resident beside the converted weights. No-op for tensors
-  // in heap buffers (.bin archives).
+  // in heap buffers (compressed .bin entries, gathered strided views).
   void release(const TensorView& t) const;
 
  private:
