@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -94,9 +95,31 @@ void check_writable_file(const fs::path& file, const std::string& flag) {
     throw Error(flag + ": cannot write '" + file.string() + "': folder '" + dir.string() + "' is missing or not writable");
 }
 
-// Fails before the tuning when the folder cannot be written.
+// The files a quantized folder holds; a folder with anything else in it is not replaced.
+bool is_ours(const std::string& name) {
+  static const std::set<std::string> kFiles = {"config.json", "model.safetensors", "generation_config.json",
+                                                "tuning_history.json", "vocab.json", "merges.txt", "tokenizer.json",
+                                                "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"};
+  return kFiles.count(name) != 0;
+}
+
+// "out/" and "out" alike: the folder's own path, without a trailing separator.
+fs::path folder_path(const std::string& text) {
+  fs::path p = fs::path(text).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  return p;
+}
+
+// Fails before the tuning when the folder cannot be written, or when it exists holding files
+// that are not a quantized model's (the folder is replaced whole).
 void check_save_path(const fs::path& p) {
+  if (p.empty() || p == "." || p == "..") throw Error("--save_path: give a folder name, not '" + p.string() + "'");
   if (fs::exists(p) && !fs::is_directory(p)) throw Error("--save_path: '" + p.string() + "' exists and is not a folder");
+  if (fs::is_directory(p))
+    for (const auto& entry : fs::directory_iterator(p))
+      if (!is_ours(entry.path().filename().string()))
+        throw Error("--save_path: '" + p.string() + "' holds '" + entry.path().filename().string() +
+                    "', which is not part of a quantized model; choose an empty or new folder");
   const fs::path parent = p.has_parent_path() ? p.parent_path() : fs::path(".");
   if (!fs::is_directory(parent))
     throw Error("--save_path: cannot write '" + p.string() + "': folder '" + parent.string() + "' does not exist");
@@ -211,7 +234,8 @@ int run() {
   opt.max_trials = args.max_trials;
   eval::check_quantize_options(opt);  // every check before the model is read
   if (args.num_samples < 1) throw Error("--num_samples: must be at least 1");
-  check_save_path(args.save_path);
+  const fs::path save_path = folder_path(args.save_path);
+  check_save_path(save_path);
   if (!args.history.empty()) check_writable_file(args.history, "--history");
   apply_threads(args.threads);
 
@@ -246,7 +270,7 @@ int run() {
             << " module(s) in " << args.fallback_dtype << "\n";
   ModelConfig cfg = model->config();
   cfg.quantization = r.best_config;
-  save_folder(args.save_path, cfg, convert_weights(cfg, model->weights(), r.best_types), history);
+  save_folder(save_path, cfg, convert_weights(cfg, model->weights(), r.best_types), history);
   std::cerr << "lmforge: wrote " << args.save_path
             << (args.history.empty() ? " (tuning history: tuning_history.json inside)" : "") << "\n";
   return 0;

@@ -108,6 +108,10 @@ TEST_F(CliQuantize, BadInputs) {
   expect_one_error(base() + " --metric accuracy", "--labels_path");
   expect_one_error(base() + " --column nope", "nope");
   expect_one_error(base((dir_ / "missing" / "out").string()), "does not exist");
+  fs::create_directories(dir_ / "mine");
+  std::ofstream(dir_ / "mine" / "notes.txt") << "keep me";
+  expect_one_error(base((dir_ / "mine").string() + "/"), "holds 'notes.txt'");
+  EXPECT_TRUE(fs::exists(dir_ / "mine" / "notes.txt"));
   std::ofstream(dir_ / "empty.csv") << "publish_date,headline_text\n20030201,\n";
   expect_one_error("quantize --model " + model() + " --data_path " + (dir_ / "empty.csv").string() + " --save_path " +
                        (dir_ / "int8").string(),
