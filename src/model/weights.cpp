@@ -152,10 +152,11 @@ void bind_views(const ModelConfig& c, ModelWeights& w) {
 // Rows of a matrix slice in our [out, in] layout.
 int64_t matrix_rows(const ParamSlice& s) { return s.transposed ? s.hf_shape[1] : s.hf_shape[0]; }
 
-// fp32 values (already in [out, in] layout) into slice s of the low-precision store.
-void store_lowp(const ParamSlice& s, const float* values, ModelWeights& w) {
-  const int64_t rows = matrix_rows(s), in = numel(s.hf_shape) / rows;
-  uint8_t* dst = w.matrix_data.data() + s.offset;
+// fp32 values of rows [row0, row0 + rows) of slice s (already in [out, in] layout) into the
+// low-precision store.
+void store_lowp_rows(const ParamSlice& s, const float* values, int64_t row0, int64_t rows, ModelWeights& w) {
+  const int64_t in = numel(s.hf_shape) / matrix_rows(s);
+  uint8_t* dst = w.matrix_data.data() + s.offset + row0 * in * kernels::weight_type_size(s.type);
   switch (s.type) {
     case kernels::WeightType::BF16:
     case kernels::WeightType::F16: {
@@ -167,11 +168,16 @@ void store_lowp(const ParamSlice& s, const float* values, ModelWeights& w) {
     case kernels::WeightType::I8:
     case kernels::WeightType::I8_DYNAMIC:
       kernels::quantize_rows_int8(values, static_cast<int>(rows), static_cast<int>(in), reinterpret_cast<int8_t*>(dst),
-                                  w.matrix_scales.data() + s.scale_offset);
+                                  w.matrix_scales.data() + s.scale_offset + row0);
       return;
     case kernels::WeightType::F32:
       break;
   }
+}
+
+// A whole slice.
+void store_lowp(const ParamSlice& s, const float* values, ModelWeights& w) {
+  store_lowp_rows(s, values, 0, matrix_rows(s), w);
 }
 
 // Finds `name` in the checkpoint with or without the "transformer." prefix.
@@ -379,6 +385,27 @@ bool same_half_type(const TensorView& t, const ParamSlice& s) {
                            (t.dtype == DType::F16 && s.type == kernels::WeightType::F16));
 }
 
+// A float matrix already in [out, in] layout into a low-precision slice, a block of rows at a
+// time: the fp32 scratch is one block (≤ 16 MB), not the whole tensor (825 MB for GPT-J-6B's
+// embedding), and each block's mapped pages are released as soon as it is converted.
+void store_in_row_blocks(const Checkpoint& ckpt, const ParamSlice& s, const TensorView& t, ModelWeights& w,
+                         std::vector<float>& staged) {
+  const int64_t rows = matrix_rows(s), in = numel(s.hf_shape) / rows;
+  const int64_t block = std::max<int64_t>(1, (int64_t{4} << 20) / in);
+  const size_t row_bytes = static_cast<size_t>(in) * dtype_size(t.dtype);
+  for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    const int64_t n = std::min(block, rows - r0);
+    TensorView part = t;
+    part.shape = {n, in};
+    part.data = t.data + static_cast<size_t>(r0) * row_bytes;
+    part.nbytes = static_cast<size_t>(n) * row_bytes;
+    staged.resize(static_cast<size_t>(n * in));
+    to_float32(part, staged.data());
+    store_lowp_rows(s, staged.data(), r0, n, w);
+    ckpt.release(part);
+  }
+}
+
 }  // namespace
 
 void load_weights(const Checkpoint& ckpt, const ModelConfig& /*cfg: the layout is in w*/, ModelWeights& w) {
@@ -389,9 +416,11 @@ void load_weights(const Checkpoint& ckpt, const ModelConfig& /*cfg: the layout i
       load_int8(ckpt, s, t, w, staged);
     } else if (same_half_type(t, s)) {
       std::memcpy(w.matrix_data.data() + s.offset, t.data, t.nbytes);
+    } else if (s.lowp() && !s.transposed) {
+      store_in_row_blocks(ckpt, s, t, w, staged);
     } else {
-      // fp32 tensors go straight to their place; low-precision ones through one tensor's worth
-      // of fp32 scratch (`staged`), converted as soon as it is complete.
+      // fp32 tensors go straight to their place; transposed low-precision ones through one
+      // tensor's worth of fp32 scratch (`staged`), converted as soon as it is complete.
       float* dst = s.lowp() ? (staged.resize(numel(s.hf_shape)), staged.data()) : w.params.data() + s.offset;
       read_float(t, s, dst, tmp);
       if (s.lowp()) store_lowp(s, dst, w);
