@@ -225,9 +225,8 @@ void save_folder(const fs::path& dir, const ModelConfig& cfg, const ModelWeights
 
 int run() {
   const auto fallback = kernels::weight_type_from_string(args.fallback_dtype);
-  if (!fallback || kernels::is_int8(*fallback))
-    throw Error("--fallback_dtype: bfloat16, float16 or float32, not '" + args.fallback_dtype + "'");
-  eval::QuantizeOptions opt;
+  if (!fallback) throw Error("--fallback_dtype: bfloat16, float16 or float32, not '" + args.fallback_dtype + "'");
+  eval::QuantizeOptions opt;  // an int8 fallback is refused by check_quantize_options
   opt.scheme = args.scheme;
   opt.tolerance = args.tolerance;
   opt.fallback = *fallback;

@@ -106,12 +106,17 @@ Model::~Model() = default;
 
 std::unique_ptr<Model> Model::load(const std::filesystem::path& dir, std::optional<kernels::WeightType> dtype) {
   if (!std::filesystem::is_directory(dir)) throw Error("model folder '" + dir.string() + "' does not exist");
-  return load_with_types(dir, dtype ? MatrixTypes(*dtype) : stored_matrix_types(load_model_config(dir / "config.json")));
+  ModelConfig cfg = load_model_config(dir / "config.json");
+  const MatrixTypes types = dtype ? MatrixTypes(*dtype) : stored_matrix_types(cfg);
+  return load_folder(dir, std::move(cfg), types);
 }
 
 std::unique_ptr<Model> Model::load_with_types(const std::filesystem::path& dir, const MatrixTypes& types) {
   if (!std::filesystem::is_directory(dir)) throw Error("model folder '" + dir.string() + "' does not exist");
-  ModelConfig cfg = load_model_config(dir / "config.json");
+  return load_folder(dir, load_model_config(dir / "config.json"), types);
+}
+
+std::unique_ptr<Model> Model::load_folder(const std::filesystem::path& dir, ModelConfig cfg, const MatrixTypes& types) {
   const Checkpoint ckpt = Checkpoint::open(dir);
   auto w = std::make_unique<ModelWeights>(allocate_weights(cfg, types));
   load_weights(ckpt, cfg, *w);

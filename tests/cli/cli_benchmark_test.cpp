@@ -19,15 +19,9 @@ namespace {
 namespace fs = std::filesystem;
 using test::model_cases;
 using test::model_dir;
+using test::count_lines;
+using test::ids_arg;
 using test::run_cli;
-
-std::string ids_arg(const std::vector<int>& ids) {
-  std::string s;
-  for (int id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
-  return "'" + s + "'";
-}
-
-int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 fs::path temp_file(const std::string& name) { return fs::temp_directory_path() / ("lmforge-bench-" + name); }
 

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -30,5 +31,13 @@ RunResult run_cli(const std::string& args) {
   std::remove(tmpl);
   return r;
 }
+
+std::string ids_arg(const std::vector<int>& ids) {
+  std::string s;
+  for (int id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
+  return "'" + s + "'";
+}
+
+int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 }  // namespace lmforge::test

@@ -1,6 +1,7 @@
 #pragma once
 // Runs the lmforge binary for CLI tests and captures what it printed.
 #include <string>
+#include <vector>
 
 namespace lmforge::test {
 
@@ -12,5 +13,9 @@ struct RunResult {
 
 // Runs `LMFORGE_CLI <args>` through /bin/sh (args are pasted as written: quote them).
 RunResult run_cli(const std::string& args);
+
+// Token ids as one quoted shell argument, e.g. "'1 2 3'".
+std::string ids_arg(const std::vector<int>& ids);
+int count_lines(const std::string& s);
 
 }  // namespace lmforge::test

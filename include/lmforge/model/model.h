@@ -45,6 +45,8 @@ class Model : public LanguageModel {
 
  private:
   Model(ModelConfig cfg, std::unique_ptr<ModelWeights> w);
+  // The weights of `dir` (config already read) in `types`.
+  static std::unique_ptr<Model> load_folder(const std::filesystem::path& dir, ModelConfig cfg, const MatrixTypes& types);
   ModelConfig config_;
   std::unique_ptr<ModelWeights> weights_;
   std::unique_ptr<Rope> rope_;
