@@ -1,0 +1,29 @@
+#pragma once
+// Command-line usage errors, turned into one line a user can act on, and the checks every
+// subcommand's shared flags get. Exit-code rule (README, `lmforge --help`): usage errors 2,
+// everything else 1.
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace lmforge::cli {
+
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitFailure = 1;
+
+// The subcommand names closest to `word` by edit distance, for "did you mean": the best one when it
+// is close enough to be a plausible typo, else "".
+std::string closest(const std::string& word, const std::vector<std::string>& candidates);
+
+// An unknown subcommand in argv[1] (not a flag): the one-line message, else "" (argv is fine so far).
+std::string check_subcommand(const CLI::App& app, int argc, char** argv);
+
+// One line for a CLI11 parse error, naming the subcommand, the flag and, for a mistyped flag, the
+// closest valid one: "generate: unknown flag '--max_new_token' (did you mean '--max_new_tokens'?)".
+std::string describe_parse_error(const CLI::App& app, const CLI::ParseError& e);
+
+// --threads must be >= 1 and --seed a non-negative integer, on every subcommand that has them
+// (given flags only: leaving --threads out still means all cores).
+void add_shared_checks(CLI::App& sub);
+
+}  // namespace lmforge::cli
