@@ -1,13 +1,12 @@
-// Loss-curve plots: one layout, rendered to an RGB raster (-> PNG via libpng) or to SVG.
-#include <png.h>
+// Loss-curve plots drawn with cairo: one drawing routine, rendered onto an image surface (PNG) or
+// an SVG surface, so both files show the same picture with real fonts and antialiasing.
+#include <cairo-svg.h>
+#include <cairo.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <csetjmp>
 #include <cstdio>
-#include <cstring>
-#include <sstream>
+#include <memory>
 
 #include "lmforge/error.h"
 #include "lmforge/train/metrics.h"
@@ -19,182 +18,233 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr uint32_t kWhite = 0xffffff, kBlack = 0x000000, kGrid = 0xe0e0e0, kFrame = 0x808080;
+constexpr uint32_t kBlack = 0x000000, kGrid = 0xe0e0e0, kFrame = 0x808080, kText = 0x222222;
+constexpr const char* kFont = "sans-serif";  // fontconfig picks the system's sans face
 
-struct Layout {
-  int W = 0, H = 0, s = 1;
-  int left = 0, right = 0, top = 0, bottom = 0;  // plot rectangle, inclusive pixel bounds
-  double x0 = 0, x1 = 1, y0 = 0, y1 = 1;
-  std::vector<double> xt, yt;
-  double xstep = 1, ystep = 1;
-  int pad = 6, char_h = 7, tick = 4;
+using Surface = std::unique_ptr<cairo_surface_t, decltype(&cairo_surface_destroy)>;
+using Context = std::unique_ptr<cairo_t, decltype(&cairo_destroy)>;
 
-  double px(double x) const { return left + (x - x0) / (x1 - x0) * (right - left); }
-  double py(double y) const { return bottom - (y - y0) / (y1 - y0) * (bottom - top); }
-};
-
-void span_of(const std::vector<CurvePoint>& pts, double& lo, double& hi, bool x) {
-  for (const auto& p : pts) {
-    const double v = x ? p.step : p.value;
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-  }
+void set_color(cairo_t* cr, uint32_t c, double alpha = 1.0) {
+  cairo_set_source_rgba(cr, ((c >> 16) & 0xff) / 255.0, ((c >> 8) & 0xff) / 255.0, (c & 0xff) / 255.0, alpha);
 }
 
-Layout make_layout(const LossCurve& c, const PlotOptions& opt) {
-  if (opt.width < 64 || opt.height < 48 || opt.width > 16384 || opt.height > 16384)
-    throw Error("plot size " + std::to_string(opt.width) + "x" + std::to_string(opt.height) + " is outside 64x48 .. 16384x16384");
-  Layout L;
-  L.W = opt.width;
-  L.H = opt.height;
-  L.s = std::max(1, std::min(L.W, L.H) / 240);
-  L.pad = 6 * L.s;
-  L.char_h = 7 * L.s;
-  L.tick = 4 * L.s;
+// Data range -> axis ticks; a degenerate range is widened so the axes are never empty.
+struct Axes {
+  std::vector<double> xt, yt;
+  double xstep = 1, ystep = 1;
+};
 
+Axes make_axes(const LossCurve& c) {
   double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
-  span_of(c.train, xlo, xhi, true);
-  span_of(c.validation, xlo, xhi, true);
-  span_of(c.train, ylo, yhi, false);
-  span_of(c.validation, ylo, yhi, false);
+  for (const auto* pts : {&c.train, &c.validation})
+    for (const auto& p : *pts) {
+      xlo = std::min(xlo, p.step), xhi = std::max(xhi, p.step);
+      ylo = std::min(ylo, p.value), yhi = std::max(yhi, p.value);
+    }
   if (!(xlo <= xhi)) xlo = 0, xhi = 1;
   if (!(ylo <= yhi)) ylo = 0, yhi = 1;
   if (xlo == xhi) xlo -= 1, xhi += 1;
   if (ylo == yhi) {
     const double d = std::max(std::abs(ylo) * 0.1, 0.5);
-    ylo -= d;
-    yhi += d;
+    ylo -= d, yhi += d;
   }
-  L.xt = nice_ticks(xlo, xhi, 6);
-  L.yt = nice_ticks(ylo, yhi, 5);
-  L.x0 = L.xt.front();
-  L.x1 = L.xt.back();
-  L.y0 = L.yt.front();
-  L.y1 = L.yt.back();
-  L.xstep = L.xt.size() > 1 ? L.xt[1] - L.xt[0] : 1;
-  L.ystep = L.yt.size() > 1 ? L.yt[1] - L.yt[0] : 1;
-
-  int ylabel_w = 0;
-  for (double y : L.yt) ylabel_w = std::max(ylabel_w, text_width(format_tick(y, L.ystep), L.s));
-  const int last_x_half = text_width(format_tick(L.xt.back(), L.xstep), L.s) / 2;
-  L.left = L.pad + ylabel_w + L.tick + L.pad / 2;
-  L.right = L.W - 1 - std::max(2 * L.pad, last_x_half + L.pad / 2);
-  L.top = L.pad + L.char_h + L.pad + L.char_h + L.pad;  // title, then the y label above the axis
-  L.bottom = L.H - 1 - (L.pad + L.char_h + L.pad + L.char_h + L.tick + L.pad / 2);
-  if (L.right - L.left < 16 || L.bottom - L.top < 16)
-    throw Error("plot size " + std::to_string(opt.width) + "x" + std::to_string(opt.height) + " is too small for its labels");
-  return L;
+  Axes a;
+  a.xt = nice_ticks(xlo, xhi, 6);
+  a.yt = nice_ticks(ylo, yhi, 5);
+  a.xstep = a.xt[1] - a.xt[0];
+  a.ystep = a.yt[1] - a.yt[0];
+  return a;
 }
 
-std::vector<CurvePoint> sorted(std::vector<CurvePoint> v) {
-  std::stable_sort(v.begin(), v.end(), [](const CurvePoint& a, const CurvePoint& b) { return a.step < b.step; });
-  return v;
+double text_width(cairo_t* cr, const std::string& s) {
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, s.c_str(), &e);
+  return e.x_advance;
 }
 
-void fill_rect(Image& img, int x0, int y0, int x1, int y1, uint32_t color) {
-  for (int y = y0; y <= y1; ++y)
-    for (int x = x0; x <= x1; ++x) img.set(x, y, color);
-}
-
-// Bresenham with a square brush of side `w`.
-void draw_line(Image& img, int x0, int y0, int x1, int y1, uint32_t color, int w) {
-  const int dx = std::abs(x1 - x0), sx = x0 < x1 ? 1 : -1;
-  const int dy = -std::abs(y1 - y0), sy = y0 < y1 ? 1 : -1;
-  int err = dx + dy;
-  const int lo = -(w - 1) / 2, hi = w / 2;
-  for (;;) {
-    fill_rect(img, x0 + lo, y0 + lo, x0 + hi, y0 + hi, color);
-    if (x0 == x1 && y0 == y1) break;
-    const int e2 = 2 * err;
-    if (e2 >= dy) {
-      err += dy;
-      x0 += sx;
-    }
-    if (e2 <= dx) {
-      err += dx;
-      y0 += sy;
-    }
-  }
-}
-
-int iround(double v) { return static_cast<int>(std::lround(v)); }
-
-std::string xml_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&apos;"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 && c != '\t') o += ' ';
-        else o += c;
-    }
-  }
-  return o;
-}
-
-std::string hex_color(uint32_t c) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "#%06x", c & 0xffffffu);
-  return buf;
-}
-
-struct LegendEntry {
-  std::string label;
-  uint32_t color;
-  bool marker;
+// Plot rectangle in device units, from the font's real metrics and the widest tick label.
+struct Frame {
+  double left, right, top, bottom;
+  double x0, x1, y0, y1;  // data values at the edges
+  double px(double x) const { return left + (x - x0) / (x1 - x0) * (right - left); }
+  double py(double y) const { return bottom - (y - y0) / (y1 - y0) * (bottom - top); }
 };
 
-std::vector<LegendEntry> legend_entries(const LossCurve& c) {
-  std::vector<LegendEntry> e;
-  if (!c.train.empty()) e.push_back({"train loss", kTrainColor, false});
-  if (!c.validation.empty()) e.push_back({"validation loss", kValidationColor, true});
-  return e;
+struct Style {
+  double font, title_font, pad, tick, line;
+};
+
+Style style_for(const PlotOptions& opt) {
+  const double s = std::min(opt.width, opt.height) / 480.0;  // 1 at the default 800x480
+  return {std::max(8.0, 13 * s), std::max(9.0, 16 * s), std::max(3.0, 8 * s), std::max(2.0, 5 * s), std::max(1.0, 2 * s)};
 }
 
-// libpng's error path longjmps: keep it in a function whose locals are all trivially destructible.
-const char* png_write_rows(std::FILE* fp, int w, int h, const uint8_t* rgb) {
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  if (png == nullptr) return "cannot create the PNG writer";
-  png_infop info = png_create_info_struct(png);
-  if (info == nullptr) {
-    png_destroy_write_struct(&png, nullptr);
-    return "cannot create the PNG info";
+Frame make_frame(cairo_t* cr, const Axes& a, const Style& st, const PlotOptions& opt) {
+  cairo_set_font_size(cr, st.font);
+  cairo_font_extents_t fe;
+  cairo_font_extents(cr, &fe);
+  double ytick_w = 0;
+  for (double y : a.yt) ytick_w = std::max(ytick_w, text_width(cr, format_tick(y, a.ystep)));
+  const double last_x_half = text_width(cr, format_tick(a.xt.back(), a.xstep)) / 2;
+  Frame f;
+  // Left: the rotated y label, then the tick labels and ticks.
+  f.left = st.pad + fe.height + st.pad + ytick_w + st.tick + st.pad / 2;
+  f.right = opt.width - std::max(2 * st.pad, last_x_half + st.pad);
+  f.top = st.pad + st.title_font * 1.3 + st.pad;
+  f.bottom = opt.height - (st.pad / 2 + st.tick + fe.height + st.pad / 2 + fe.height + st.pad);
+  if (f.right - f.left < 16 || f.bottom - f.top < 16)
+    throw Error("plot size " + std::to_string(opt.width) + "x" + std::to_string(opt.height) + " is too small for its labels");
+  f.x0 = a.xt.front(), f.x1 = a.xt.back(), f.y0 = a.yt.front(), f.y1 = a.yt.back();
+  return f;
+}
+
+// Text with its anchor at (x, y): ax/ay = 0 left/top, 0.5 centre, 1 right/bottom of the ink box
+// horizontally and of the font's line box vertically.
+void draw_text(cairo_t* cr, const std::string& s, double x, double y, double ax, double ay) {
+  cairo_font_extents_t fe;
+  cairo_font_extents(cr, &fe);
+  const double w = text_width(cr, s), h = fe.ascent + fe.descent;
+  cairo_move_to(cr, x - ax * w, y - ay * h + fe.ascent);
+  cairo_show_text(cr, s.c_str());
+}
+
+// 1-pixel lines on pixel centres stay crisp instead of smearing over two rows.
+double crisp(double v) { return std::floor(v) + 0.5; }
+
+void draw_grid_and_ticks(cairo_t* cr, const Axes& a, const Frame& f, const Style& st) {
+  cairo_set_line_width(cr, 1);
+  set_color(cr, kGrid);
+  for (double x : a.xt) cairo_move_to(cr, crisp(f.px(x)), f.top), cairo_line_to(cr, crisp(f.px(x)), f.bottom);
+  for (double y : a.yt) cairo_move_to(cr, f.left, crisp(f.py(y))), cairo_line_to(cr, f.right, crisp(f.py(y)));
+  cairo_stroke(cr);
+  set_color(cr, kFrame);
+  cairo_rectangle(cr, crisp(f.left), crisp(f.top), crisp(f.right) - crisp(f.left), crisp(f.bottom) - crisp(f.top));
+  cairo_stroke(cr);
+  set_color(cr, kBlack);
+  for (double x : a.xt) cairo_move_to(cr, crisp(f.px(x)), crisp(f.bottom)), cairo_rel_line_to(cr, 0, st.tick);
+  for (double y : a.yt) cairo_move_to(cr, crisp(f.left), crisp(f.py(y))), cairo_rel_line_to(cr, -st.tick, 0);
+  cairo_move_to(cr, crisp(f.left), f.top), cairo_line_to(cr, crisp(f.left), crisp(f.bottom));
+  cairo_line_to(cr, f.right, crisp(f.bottom));
+  cairo_stroke(cr);
+  cairo_set_font_size(cr, st.font);
+  set_color(cr, kText);
+  for (double x : a.xt) draw_text(cr, format_tick(x, a.xstep), f.px(x), f.bottom + st.tick + st.pad / 2, 0.5, 0);
+  for (double y : a.yt) draw_text(cr, format_tick(y, a.ystep), f.left - st.tick - st.pad / 2, f.py(y), 1, 0.5);
+}
+
+void draw_labels(cairo_t* cr, const Frame& f, const Style& st, const PlotOptions& opt) {
+  set_color(cr, kText);
+  cairo_set_font_size(cr, st.font);
+  draw_text(cr, opt.x_label, (f.left + f.right) / 2, opt.height - st.pad, 0.5, 1);
+  cairo_save(cr);  // the y label reads bottom to top along the axis
+  cairo_translate(cr, st.pad, (f.top + f.bottom) / 2);
+  cairo_rotate(cr, -M_PI / 2);
+  draw_text(cr, opt.y_label, 0, 0, 0.5, 0);
+  cairo_restore(cr);
+  cairo_select_font_face(cr, kFont, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
+  cairo_set_font_size(cr, st.title_font);
+  draw_text(cr, opt.title, opt.width / 2.0, st.pad, 0.5, 0);
+  cairo_select_font_face(cr, kFont, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+}
+
+void marker(cairo_t* cr, double x, double y, double r) {
+  cairo_new_sub_path(cr);
+  cairo_arc(cr, x, y, r, 0, 2 * M_PI);
+}
+
+void draw_curve(cairo_t* cr, std::vector<CurvePoint> pts, uint32_t color, bool markers, const Frame& f, const Style& st) {
+  if (pts.empty()) return;
+  std::stable_sort(pts.begin(), pts.end(), [](const CurvePoint& a, const CurvePoint& b) { return a.step < b.step; });
+  set_color(cr, color);
+  cairo_set_line_width(cr, st.line);
+  cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+  for (const auto& p : pts) cairo_line_to(cr, f.px(p.step), f.py(p.value));
+  cairo_stroke(cr);
+  if (!markers && pts.size() > 1) return;  // a lone point would be invisible without its marker
+  for (const auto& p : pts) marker(cr, f.px(p.step), f.py(p.value), 2 * st.line);
+  cairo_fill(cr);
+}
+
+void draw_legend(cairo_t* cr, const LossCurve& c, const Frame& f, const Style& st) {
+  struct Entry {
+    const char* label;
+    uint32_t color;
+    bool marker;
+  };
+  std::vector<Entry> entries;
+  if (!c.train.empty()) entries.push_back({"train loss", kTrainColor, false});
+  if (!c.validation.empty()) entries.push_back({"validation loss", kValidationColor, true});
+  if (entries.empty()) return;
+  cairo_set_font_size(cr, st.font);
+  cairo_font_extents_t fe;
+  cairo_font_extents(cr, &fe);
+  double text_w = 0;
+  for (const auto& e : entries) text_w = std::max(text_w, text_width(cr, e.label));
+  const double sample_w = 2.5 * st.font, row_h = fe.height + st.pad / 2;
+  const double w = st.pad + sample_w + st.pad + text_w + st.pad, h = st.pad + entries.size() * row_h;
+  const double x0 = f.right - st.pad - w, y0 = f.top + st.pad;
+  cairo_rectangle(cr, crisp(x0), crisp(y0), std::round(w), std::round(h));
+  set_color(cr, 0xffffff, 0.9);  // the curves stay faintly visible under the box
+  cairo_fill_preserve(cr);
+  set_color(cr, kFrame);
+  cairo_set_line_width(cr, 1);
+  cairo_stroke(cr);
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const double cy = y0 + st.pad / 2 + (i + 0.5) * row_h;
+    set_color(cr, entries[i].color);
+    cairo_set_line_width(cr, st.line);
+    cairo_move_to(cr, x0 + st.pad, cy), cairo_rel_line_to(cr, sample_w, 0);
+    cairo_stroke(cr);
+    if (entries[i].marker) marker(cr, x0 + st.pad + sample_w / 2, cy, 2 * st.line), cairo_fill(cr);
+    set_color(cr, kText);
+    draw_text(cr, entries[i].label, x0 + 2 * st.pad + sample_w, cy, 0, 0.5);
   }
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_write_struct(&png, &info);
-    return "libpng failed while writing";
-  }
-  png_init_io(png, fp);
-  png_set_IHDR(png, info, static_cast<png_uint_32>(w), static_cast<png_uint_32>(h), 8, PNG_COLOR_TYPE_RGB,
-               PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  png_write_info(png, info);
-  for (int y = 0; y < h; ++y) png_write_row(png, const_cast<png_bytep>(rgb + static_cast<size_t>(y) * w * 3));
-  png_write_end(png, nullptr);
-  png_destroy_write_struct(&png, &info);
-  return nullptr;
+}
+
+void draw_plot(cairo_t* cr, const LossCurve& c, const PlotOptions& opt) {
+  const Style st = style_for(opt);
+  const Axes a = make_axes(c);
+  cairo_select_font_face(cr, kFont, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  const Frame f = make_frame(cr, a, st, opt);
+  set_color(cr, 0xffffff);
+  cairo_paint(cr);
+  draw_grid_and_ticks(cr, a, f, st);
+  draw_labels(cr, f, st, opt);
+  cairo_save(cr);  // curves outside the axes' range (none today) would not spill over the labels
+  cairo_rectangle(cr, f.left, f.top, f.right - f.left, f.bottom - f.top);
+  cairo_clip(cr);
+  draw_curve(cr, c.train, kTrainColor, false, f, st);
+  draw_curve(cr, c.validation, kValidationColor, true, f, st);
+  cairo_restore(cr);
+  draw_legend(cr, c, f, st);
+}
+
+void check_size(const PlotOptions& opt) {
+  if (opt.width < 64 || opt.height < 48 || opt.width > 16384 || opt.height > 16384)
+    throw Error("plot size " + std::to_string(opt.width) + "x" + std::to_string(opt.height) +
+                " is outside 64x48 .. 16384x16384");
+}
+
+void check_cairo(cairo_status_t s, const char* what) {
+  if (s != CAIRO_STATUS_SUCCESS) throw Error(std::string("cannot draw the loss-curve ") + what + ": " + cairo_status_to_string(s));
+}
+
+cairo_status_t append_bytes(void* closure, const unsigned char* data, unsigned int length) {
+  static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(data), length);
+  return CAIRO_STATUS_SUCCESS;
+}
+
+// Draws onto `surface`, checking every step (cairo records errors instead of throwing).
+void render(cairo_surface_t* surface, const LossCurve& c, const PlotOptions& opt, const char* what) {
+  check_cairo(cairo_surface_status(surface), what);
+  Context cr(cairo_create(surface), cairo_destroy);
+  draw_plot(cr.get(), c, opt);
+  check_cairo(cairo_status(cr.get()), what);
+  cairo_surface_flush(surface);
+  check_cairo(cairo_surface_status(surface), what);
 }
 
 }  // namespace
-
-// ---- Image -----------------------------------------------------------------------------------
-
-void Image::set(int x, int y, uint32_t color) {
-  if (x < 0 || y < 0 || x >= width || y >= height) return;
-  uint8_t* p = rgb.data() + (static_cast<size_t>(y) * width + x) * 3;
-  p[0] = static_cast<uint8_t>(color >> 16);
-  p[1] = static_cast<uint8_t>(color >> 8);
-  p[2] = static_cast<uint8_t>(color);
-}
-
-uint32_t Image::get(int x, int y) const {
-  if (x < 0 || y < 0 || x >= width || y >= height) return 0;
-  const uint8_t* p = rgb.data() + (static_cast<size_t>(y) * width + x) * 3;
-  return (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | p[2];
-}
 
 // ---- ticks -----------------------------------------------------------------------------------
 
@@ -236,181 +286,32 @@ std::string format_tick(double v, double step) {
   return buf;
 }
 
-// ---- raster ----------------------------------------------------------------------------------
+// ---- files -----------------------------------------------------------------------------------
 
-Image render_loss_curve(const LossCurve& curve, const PlotOptions& opt) {
-  const Layout L = make_layout(curve, opt);
-  Image img;
-  img.width = L.W;
-  img.height = L.H;
-  img.rgb.assign(static_cast<size_t>(L.W) * L.H * 3, 0xff);
-  const int s = L.s;
-
-  // Grid and ticks.
-  for (double x : L.xt) {
-    const int X = iround(L.px(x));
-    draw_line(img, X, L.top, X, L.bottom, kGrid, 1);
-    draw_line(img, X, L.bottom, X, L.bottom + L.tick, kBlack, std::max(1, s / 2));
-    const std::string lab = format_tick(x, L.xstep);
-    draw_text(img, X - text_width(lab, s) / 2, L.bottom + L.tick + L.pad / 2, lab, kBlack, s);
-  }
-  for (double y : L.yt) {
-    const int Y = iround(L.py(y));
-    draw_line(img, L.left, Y, L.right, Y, kGrid, 1);
-    draw_line(img, L.left - L.tick, Y, L.left, Y, kBlack, std::max(1, s / 2));
-    const std::string lab = format_tick(y, L.ystep);
-    draw_text(img, L.left - L.tick - L.pad / 2 - text_width(lab, s), Y - L.char_h / 2, lab, kBlack, s);
-  }
-  // Frame: black axes (left, bottom), grey top/right.
-  draw_line(img, L.left, L.top, L.right, L.top, kFrame, 1);
-  draw_line(img, L.right, L.top, L.right, L.bottom, kFrame, 1);
-  draw_line(img, L.left, L.top, L.left, L.bottom, kBlack, std::max(1, s / 2));
-  draw_line(img, L.left, L.bottom, L.right, L.bottom, kBlack, std::max(1, s / 2));
-
-  // Labels.
-  draw_text(img, (L.W - text_width(opt.title, s)) / 2, L.pad, opt.title, kBlack, s);
-  draw_text(img, L.pad, L.pad + L.char_h + L.pad, opt.y_label, kBlack, s);
-  draw_text(img, L.left + (L.right - L.left - text_width(opt.x_label, s)) / 2, L.H - L.pad - L.char_h, opt.x_label,
-            kBlack, s);
-
-  // Curves.
-  auto plot = [&](const std::vector<CurvePoint>& pts, uint32_t color, bool markers) {
-    const auto p = sorted(pts);
-    for (size_t i = 0; i < p.size(); ++i) {
-      const int X = iround(L.px(p[i].step)), Y = iround(L.py(p[i].value));
-      if (i > 0) draw_line(img, iround(L.px(p[i - 1].step)), iround(L.py(p[i - 1].value)), X, Y, color, s);
-      if (markers || p.size() == 1) fill_rect(img, X - 2 * s, Y - 2 * s, X + 2 * s, Y + 2 * s, color);
-    }
-  };
-  plot(curve.train, kTrainColor, false);
-  plot(curve.validation, kValidationColor, true);
-
-  // Legend, inside the plot's top-right corner.
-  const auto entries = legend_entries(curve);
-  if (!entries.empty()) {
-    int text_w = 0;
-    for (const auto& e : entries) text_w = std::max(text_w, text_width(e.label, s));
-    const int sample_w = 16 * s, row_h = L.char_h + L.pad;
-    const int box_w = L.pad + sample_w + L.pad + text_w + L.pad;
-    const int box_h = L.pad / 2 + static_cast<int>(entries.size()) * row_h + L.pad / 2;
-    const int bx1 = L.right - L.pad, bx0 = bx1 - box_w, by0 = L.top + L.pad, by1 = by0 + box_h;
-    fill_rect(img, bx0, by0, bx1, by1, kWhite);
-    draw_line(img, bx0, by0, bx1, by0, kFrame, 1);
-    draw_line(img, bx0, by1, bx1, by1, kFrame, 1);
-    draw_line(img, bx0, by0, bx0, by1, kFrame, 1);
-    draw_line(img, bx1, by0, bx1, by1, kFrame, 1);
-    for (size_t i = 0; i < entries.size(); ++i) {
-      const int ty = by0 + L.pad / 2 + static_cast<int>(i) * row_h + L.pad / 2;
-      const int cy = ty + L.char_h / 2;
-      draw_line(img, bx0 + L.pad, cy, bx0 + L.pad + sample_w, cy, entries[i].color, s);
-      if (entries[i].marker) {
-        const int mx = bx0 + L.pad + sample_w / 2;
-        fill_rect(img, mx - 2 * s, cy - 2 * s, mx + 2 * s, cy + 2 * s, entries[i].color);
-      }
-      draw_text(img, bx0 + L.pad + sample_w + L.pad, ty, entries[i].label, kBlack, s);
-    }
-  }
-  return img;
+std::string loss_curve_png(const LossCurve& curve, const PlotOptions& opt) {
+  check_size(opt);
+  Surface surface(cairo_image_surface_create(CAIRO_FORMAT_RGB24, opt.width, opt.height), cairo_surface_destroy);
+  render(surface.get(), curve, opt, "PNG");
+  std::string bytes;
+  check_cairo(cairo_surface_write_to_png_stream(surface.get(), append_bytes, &bytes), "PNG");
+  return bytes;
 }
-
-void write_png(const fs::path& file, const Image& img) {
-  if (img.width <= 0 || img.height <= 0 || img.rgb.size() != static_cast<size_t>(img.width) * img.height * 3)
-    throw Error("cannot write '" + file.string() + "': malformed image");
-  const fs::path tmp = file.string() + ".tmp";
-  std::FILE* fp = std::fopen(tmp.c_str(), "wb");
-  if (fp == nullptr) throw Error("cannot write '" + tmp.string() + "': " + std::strerror(errno));
-  const char* err = png_write_rows(fp, img.width, img.height, img.rgb.data());
-  const bool closed = std::fclose(fp) == 0;
-  if (err != nullptr || !closed) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw Error("cannot write '" + file.string() + "': " + (err != nullptr ? err : "write error"));
-  }
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (ec) throw Error("cannot rename '" + tmp.string() + "' to '" + file.string() + "': " + ec.message());
-}
-
-void write_loss_curve_png(const fs::path& file, const LossCurve& curve, const PlotOptions& opt) {
-  write_png(file, render_loss_curve(curve, opt));
-}
-
-// ---- SVG -------------------------------------------------------------------------------------
 
 std::string loss_curve_svg(const LossCurve& curve, const PlotOptions& opt) {
-  const Layout L = make_layout(curve, opt);
-  const int s = L.s;
-  const int fs_px = 10 * s;  // font size whose capitals are about the bitmap font's 7*s
-  std::ostringstream o;
-  o.precision(6);
-  o << "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-    << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << L.W << "\" height=\"" << L.H << "\" viewBox=\"0 0 " << L.W
-    << ' ' << L.H << "\" font-family=\"monospace\" font-size=\"" << fs_px << "\">\n"
-    << "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n";
-  o << "<g stroke=\"" << hex_color(kGrid) << "\" stroke-width=\"1\">\n";
-  for (double x : L.xt) o << "<line x1=\"" << L.px(x) << "\" y1=\"" << L.top << "\" x2=\"" << L.px(x) << "\" y2=\"" << L.bottom << "\"/>\n";
-  for (double y : L.yt) o << "<line x1=\"" << L.left << "\" y1=\"" << L.py(y) << "\" x2=\"" << L.right << "\" y2=\"" << L.py(y) << "\"/>\n";
-  o << "</g>\n";
-  o << "<rect x=\"" << L.left << "\" y=\"" << L.top << "\" width=\"" << L.right - L.left << "\" height=\"" << L.bottom - L.top
-    << "\" fill=\"none\" stroke=\"" << hex_color(kFrame) << "\"/>\n";
-  o << "<g stroke=\"#000000\" stroke-width=\"" << std::max(1, s / 2) << "\">\n"
-    << "<line x1=\"" << L.left << "\" y1=\"" << L.top << "\" x2=\"" << L.left << "\" y2=\"" << L.bottom << "\"/>\n"
-    << "<line x1=\"" << L.left << "\" y1=\"" << L.bottom << "\" x2=\"" << L.right << "\" y2=\"" << L.bottom << "\"/>\n";
-  for (double x : L.xt) o << "<line x1=\"" << L.px(x) << "\" y1=\"" << L.bottom << "\" x2=\"" << L.px(x) << "\" y2=\"" << L.bottom + L.tick << "\"/>\n";
-  for (double y : L.yt) o << "<line x1=\"" << L.left - L.tick << "\" y1=\"" << L.py(y) << "\" x2=\"" << L.left << "\" y2=\"" << L.py(y) << "\"/>\n";
-  o << "</g>\n";
-  o << "<g fill=\"#000000\">\n";
-  for (double x : L.xt)
-    o << "<text class=\"xtick\" x=\"" << L.px(x) << "\" y=\"" << L.bottom + L.tick + L.pad / 2 + L.char_h
-      << "\" text-anchor=\"middle\">" << xml_escape(format_tick(x, L.xstep)) << "</text>\n";
-  for (double y : L.yt)
-    o << "<text class=\"ytick\" x=\"" << L.left - L.tick - L.pad / 2 << "\" y=\"" << L.py(y) + L.char_h / 2.0
-      << "\" text-anchor=\"end\">" << xml_escape(format_tick(y, L.ystep)) << "</text>\n";
-  o << "<text class=\"title\" x=\"" << L.W / 2.0 << "\" y=\"" << L.pad + L.char_h << "\" text-anchor=\"middle\">"
-    << xml_escape(opt.title) << "</text>\n";
-  o << "<text class=\"ylabel\" x=\"" << L.pad << "\" y=\"" << L.pad + L.char_h + L.pad + L.char_h << "\">"
-    << xml_escape(opt.y_label) << "</text>\n";
-  o << "<text class=\"xlabel\" x=\"" << (L.left + L.right) / 2.0 << "\" y=\"" << L.H - L.pad << "\" text-anchor=\"middle\">"
-    << xml_escape(opt.x_label) << "</text>\n";
-  o << "</g>\n";
+  check_size(opt);
+  std::string bytes;
+  Surface surface(cairo_svg_surface_create_for_stream(append_bytes, &bytes, opt.width, opt.height), cairo_surface_destroy);
+  cairo_svg_surface_set_document_unit(surface.get(), CAIRO_SVG_UNIT_PX);  // 800x480 pixels, as the PNG
+  render(surface.get(), curve, opt, "SVG");
+  cairo_surface_finish(surface.get());  // the SVG document is written out here
+  check_cairo(cairo_surface_status(surface.get()), "SVG");
+  return bytes;
+}
 
-  auto plot = [&](const std::vector<CurvePoint>& pts, uint32_t color, const char* cls, bool markers) {
-    if (pts.empty()) return;
-    const auto p = sorted(pts);
-    o << "<polyline class=\"" << cls << "\" fill=\"none\" stroke=\"" << hex_color(color) << "\" stroke-width=\"" << s
-      << "\" stroke-linejoin=\"round\" points=\"";
-    for (size_t i = 0; i < p.size(); ++i) o << (i ? " " : "") << L.px(p[i].step) << ',' << L.py(p[i].value);
-    o << "\"/>\n";
-    if (markers || p.size() == 1)
-      for (const auto& q : p)
-        o << "<rect class=\"" << cls << "-marker\" x=\"" << L.px(q.step) - 2 * s << "\" y=\"" << L.py(q.value) - 2 * s
-          << "\" width=\"" << 4 * s << "\" height=\"" << 4 * s << "\" fill=\"" << hex_color(color) << "\"/>\n";
-  };
-  plot(curve.train, kTrainColor, "train", false);
-  plot(curve.validation, kValidationColor, "validation", true);
-
-  const auto entries = legend_entries(curve);
-  if (!entries.empty()) {
-    int text_w = 0;
-    for (const auto& e : entries) text_w = std::max(text_w, text_width(e.label, s));
-    const int sample_w = 16 * s, row_h = L.char_h + L.pad;
-    const int box_w = L.pad + sample_w + L.pad + text_w + L.pad;
-    const int box_h = L.pad / 2 + static_cast<int>(entries.size()) * row_h + L.pad / 2;
-    const int bx1 = L.right - L.pad, bx0 = bx1 - box_w, by0 = L.top + L.pad;
-    o << "<g class=\"legend\">\n<rect x=\"" << bx0 << "\" y=\"" << by0 << "\" width=\"" << box_w << "\" height=\"" << box_h
-      << "\" fill=\"#ffffff\" stroke=\"" << hex_color(kFrame) << "\"/>\n";
-    for (size_t i = 0; i < entries.size(); ++i) {
-      const int ty = by0 + L.pad / 2 + static_cast<int>(i) * row_h + L.pad / 2;
-      const int cy = ty + L.char_h / 2;
-      o << "<line x1=\"" << bx0 + L.pad << "\" y1=\"" << cy << "\" x2=\"" << bx0 + L.pad + sample_w << "\" y2=\"" << cy
-        << "\" stroke=\"" << hex_color(entries[i].color) << "\" stroke-width=\"" << s << "\"/>\n";
-      o << "<text x=\"" << bx0 + L.pad + sample_w + L.pad << "\" y=\"" << ty + L.char_h << "\">"
-        << xml_escape(entries[i].label) << "</text>\n";
-    }
-    o << "</g>\n";
-  }
-  o << "</svg>\n";
-  return o.str();
+// Encoded in memory first, so a drawing error never leaves a file behind, then written to a
+// temporary name and renamed: a reader never sees half a plot.
+void write_loss_curve_png(const fs::path& file, const LossCurve& curve, const PlotOptions& opt) {
+  write_file_atomic(file, loss_curve_png(curve, opt));
 }
 
 void write_loss_curve_svg(const fs::path& file, const LossCurve& curve, const PlotOptions& opt) {

@@ -1,12 +1,13 @@
-// Metrics: the JSONL log, the loss-curve PNG (decoded back with libpng) and SVG, ticks, the
-// bitmap font, and the progress line.
+// Metrics: the JSONL log, the loss-curve PNG (decoded back with cairo's PNG reader) and SVG,
+// ticks, and the progress line.
+#include <cairo.h>
 #include <gtest/gtest.h>
-#include <png.h>
 
 #include <algorithm>
 #include <cmath>
-#include <csetjmp>
 #include <cstdio>
+#include <cstring>
+#include <regex>
 #include <set>
 
 #include "io/io_test_util.h"
@@ -140,37 +141,6 @@ TEST(Ticks, NiceValues) {
   EXPECT_EQ(format_tick(2e7, 1e7), "2e+07");
 }
 
-TEST(Font, GlyphsAreDistinctAndBlankSpace) {
-  const uint8_t* sp = glyph_rows(' ');
-  for (int r = 0; r < 7; ++r) EXPECT_EQ(sp[r], 0);
-  std::set<std::vector<uint8_t>> seen;
-  for (char c = '!'; c <= '~'; ++c) {
-    const uint8_t* g = glyph_rows(c);
-    std::vector<uint8_t> rows(g, g + 7);
-    int ink = 0;
-    for (uint8_t b : rows) {
-      EXPECT_EQ(b & ~0x1f, 0) << c;  // 5 pixels wide
-      ink += __builtin_popcount(b);
-    }
-    EXPECT_GT(ink, 0) << c;
-    EXPECT_TRUE(seen.insert(rows).second) << "glyph of '" << c << "' duplicates another";
-  }
-  // '1' has a vertical stem in the middle column; '-' is one full middle row.
-  for (int r = 0; r < 7; ++r) EXPECT_TRUE(glyph_rows('1')[r] & 0x04) << r;
-  EXPECT_EQ(glyph_rows('-')[3], 0x1f);
-  EXPECT_EQ(glyph_rows('\x01'), glyph_rows('\x7f'));  // both the fallback box
-  EXPECT_EQ(text_width("ab", 2), 22);
-  EXPECT_EQ(text_width("", 3), 0);
-
-  Image img;
-  img.width = 20;
-  img.height = 10;
-  img.rgb.assign(20 * 10 * 3, 0xff);
-  EXPECT_EQ(draw_text(img, 1, 1, "-", 0x000000, 1), 5);
-  for (int x = 0; x < 20; ++x) EXPECT_EQ(img.get(x, 4), (x >= 1 && x <= 5) ? 0x000000u : 0xffffffu) << x;
-  draw_text(img, 15, 8, "WWW", 0x000000, 2);  // clipped at the edges, no crash
-}
-
 LossCurve falling_curve() {
   LossCurve c;
   for (int s = 0; s <= 100; s += 5) c.train.push_back({static_cast<double>(s), 3.0 - 2.0 * s / 100.0});  // 3 -> 1
@@ -178,80 +148,98 @@ LossCurve falling_curve() {
   return c;
 }
 
+// A PNG read back with cairo's own decoder (libpng underneath), as a third party would.
 struct Decoded {
-  int width = 0, height = 0, color_type = -1, bit_depth = 0;
-  std::vector<uint8_t> rgb;
+  int width = 0, height = 0;
+  cairo_format_t format = CAIRO_FORMAT_INVALID;
+  std::vector<uint32_t> px;  // 0xRRGGBB, row-major
+  uint32_t at(int x, int y) const { return px[static_cast<size_t>(y) * width + x]; }
 };
 
-// Reads a PNG back with libpng's classic API, as a third party would.
 bool decode_png(const fs::path& file, Decoded& d) {
-  std::FILE* fp = std::fopen(file.c_str(), "rb");
-  if (fp == nullptr) return false;
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-  png_infop info = png_create_info_struct(png);
-  std::vector<png_bytep> rows;
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    std::fclose(fp);
-    return false;
+  cairo_surface_t* s = cairo_image_surface_create_from_png(file.c_str());
+  const bool ok = cairo_surface_status(s) == CAIRO_STATUS_SUCCESS;
+  if (ok) {
+    d.width = cairo_image_surface_get_width(s);
+    d.height = cairo_image_surface_get_height(s);
+    d.format = cairo_image_surface_get_format(s);
+    const int stride = cairo_image_surface_get_stride(s);
+    const unsigned char* data = cairo_image_surface_get_data(s);
+    for (int y = 0; y < d.height; ++y)
+      for (int x = 0; x < d.width; ++x) {
+        uint32_t v;
+        std::memcpy(&v, data + static_cast<size_t>(y) * stride + 4 * x, 4);  // native-endian xRGB
+        d.px.push_back(v & 0xffffff);
+      }
   }
-  png_init_io(png, fp);
-  png_read_info(png, info);
-  d.width = static_cast<int>(png_get_image_width(png, info));
-  d.height = static_cast<int>(png_get_image_height(png, info));
-  d.color_type = png_get_color_type(png, info);
-  d.bit_depth = png_get_bit_depth(png, info);
-  d.rgb.resize(static_cast<size_t>(d.width) * d.height * 3);
-  rows.resize(static_cast<size_t>(d.height));
-  for (int y = 0; y < d.height; ++y) rows[static_cast<size_t>(y)] = d.rgb.data() + static_cast<size_t>(y) * d.width * 3;
-  png_read_image(png, rows.data());
-  png_read_end(png, nullptr);
-  png_destroy_read_struct(&png, &info, nullptr);
-  std::fclose(fp);
-  return true;
+  cairo_surface_destroy(s);
+  return ok;
 }
 
-TEST(LossCurvePng, ValidFileWithDimensionsAndBothCurves) {
+int channel(uint32_t c, int shift) { return static_cast<int>((c >> shift) & 0xff); }
+bool near_color(uint32_t a, uint32_t b, int tol) {
+  for (int sh : {0, 8, 16})
+    if (std::abs(channel(a, sh) - channel(b, sh)) > tol) return false;
+  return true;
+}
+bool neutral(uint32_t c) { return channel(c, 16) == channel(c, 8) && channel(c, 8) == channel(c, 0); }
+
+TEST(LossCurvePng, DecodesWithSizeAntialiasingAndBothCurves) {
   TempDir dir;
   const fs::path file = dir / "loss.png";
+  write_file(file, "old contents");  // replaced whole
   write_loss_curve_png(file, falling_curve());
-  const std::string bytes = read_file(file);
-  ASSERT_GE(bytes.size(), 8u);
-  EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
-  EXPECT_FALSE(fs::exists(dir / "loss.png.tmp"));
+  EXPECT_EQ(read_file(file).substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1);  // no temp file left
 
   Decoded d;
   ASSERT_TRUE(decode_png(file, d));
   EXPECT_EQ(d.width, 800);
   EXPECT_EQ(d.height, 480);
-  EXPECT_EQ(d.color_type, PNG_COLOR_TYPE_RGB);
-  EXPECT_EQ(d.bit_depth, 8);
-  EXPECT_EQ(d.rgb, render_loss_curve(falling_curve()).rgb);  // the pixels we drew, losslessly
+  EXPECT_EQ(d.format, CAIRO_FORMAT_RGB24);  // opaque RGB
 
-  // Where the curve colours appear: the train loss falls from 3 to 1 as steps go 0 -> 100, so its
-  // pixels near the left edge are higher up (smaller y) than those near the right edge.
-  auto px = [&](int x, int y) {
-    const uint8_t* p = d.rgb.data() + (static_cast<size_t>(y) * d.width + x) * 3;
-    return (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | p[2];
-  };
+  std::set<uint32_t> grey_levels;
+  size_t dark = 0, train = 0, validation = 0, blended_train = 0;
   int min_x = d.width, max_x = -1;
   double y_at_min_x = 0, y_at_max_x = 0;
-  size_t validation_pixels = 0, black = 0;
   for (int y = 0; y < d.height; ++y)
     for (int x = 0; x < d.width; ++x) {
-      const uint32_t c = px(x, y);
-      if (c == kTrainColor) {
-        if (x < min_x) min_x = x, y_at_min_x = y;
-        if (x > max_x) max_x = x, y_at_max_x = y;
-      }
-      validation_pixels += c == kValidationColor;
-      black += c == 0;
+      const uint32_t c = d.at(x, y);
+      if (neutral(c)) grey_levels.insert(c);
+      dark += channel(c, 16) < 80 && channel(c, 8) < 80 && channel(c, 0) < 80;
+      validation += near_color(c, kValidationColor, 24);
+      // Antialiased train-curve edges: blue mixed with white, between the two.
+      blended_train += !near_color(c, kTrainColor, 24) && channel(c, 0) > channel(c, 16) + 40 && channel(c, 16) > 60;
+      if (!near_color(c, kTrainColor, 24)) continue;
+      ++train;
+      if (x < min_x) min_x = x, y_at_min_x = y;
+      if (x > max_x) max_x = x, y_at_max_x = y;
     }
+  // Antialiased dark-grey text on white shades its edges through many grey levels; without
+  // antialiasing only the few greys drawn on purpose (text, frame, grid) would appear.
+  EXPECT_GT(grey_levels.size(), 30u);
+  EXPECT_GT(blended_train, 100u);  // antialiased curve
+  EXPECT_GT(dark, 300u);           // axes, ticks, labels
+  EXPECT_GT(validation, 50u);
+  EXPECT_GT(train, 300u);
+  // The train loss falls from 3 to 1 as steps go 0 -> 100: its pixels near the left edge of the
+  // plot are higher up (smaller y) than those near the right edge, and the curve spans most of
+  // the width, inside the image's margins (axes and labels around it).
   ASSERT_LT(min_x, max_x);
-  EXPECT_LT(y_at_min_x, y_at_max_x);
-  EXPECT_GT(max_x - min_x, d.width / 2);  // spans most of the width
-  EXPECT_GT(validation_pixels, 50u);
-  EXPECT_GT(black, 500u);  // axes, ticks and labels
+  EXPECT_LT(y_at_min_x + 100, y_at_max_x);
+  EXPECT_GT(max_x - min_x, d.width / 2);
+  EXPECT_GT(min_x, 20);
+  EXPECT_LT(max_x, d.width - 5);
+
+  // Text: the title in the top band, centred; tick labels left of the plot.
+  auto dark_in = [&](int x0, int y0, int x1, int y1) {
+    size_t n = 0;
+    for (int y = y0; y < y1; ++y)
+      for (int x = x0; x < x1; ++x) n += channel(d.at(x, y), 8) < 128 && channel(d.at(x, y), 0) < 128;
+    return n;
+  };
+  EXPECT_GT(dark_in(d.width / 2 - 60, 0, d.width / 2 + 60, 30), 20u);  // "Loss"
+  EXPECT_GT(dark_in(0, 40, min_x, d.height - 60), 50u);                // y ticks and label
 }
 
 PlotOptions sized(int w, int h) {
@@ -261,43 +249,70 @@ PlotOptions sized(int w, int h) {
   return o;
 }
 
-TEST(LossCurvePng, EmptyCurvesAndSizes) {
+TEST(LossCurvePng, EmptyAndOnePointCurvesAndErrors) {
   TempDir dir;
   write_loss_curve_png(dir / "empty.png", LossCurve{}, sized(320, 200));
   Decoded d;
   ASSERT_TRUE(decode_png(dir / "empty.png", d));
   EXPECT_EQ(d.width, 320);
   EXPECT_EQ(d.height, 200);
+  EXPECT_FALSE(std::any_of(d.px.begin(), d.px.end(), [](uint32_t c) { return near_color(c, kTrainColor, 24); }));
+
   LossCurve one;
   one.validation.push_back({7, 2.0});
-  EXPECT_NO_THROW(render_loss_curve(one));
-  EXPECT_TRUE(ThrowsError([] { render_loss_curve(LossCurve{}, sized(10, 10)); }, {"plot size"}));
-  EXPECT_TRUE(ThrowsError([&] { write_png(dir / "no" / "such" / "x.png", render_loss_curve(one)); }, {"x.png"}));
+  write_loss_curve_png(dir / "one.png", one);
+  ASSERT_TRUE(decode_png(dir / "one.png", d));
+  // The lone point is drawn as a marker (a line through one point would be invisible).
+  EXPECT_GT(std::count_if(d.px.begin(), d.px.end(), [](uint32_t c) { return near_color(c, kValidationColor, 24); }), 10);
+
+  EXPECT_TRUE(ThrowsError([] { loss_curve_png(LossCurve{}, sized(10, 10)); }, {"plot size", "10x10"}));
+  EXPECT_TRUE(ThrowsError([] { loss_curve_svg(LossCurve{}, sized(70000, 480)); }, {"plot size"}));
+  const fs::path bad = dir / "no" / "such" / "x.png";
+  try {
+    write_loss_curve_png(bad, one);
+    ADD_FAILURE() << "no error for " << bad;
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(bad.string()), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  EXPECT_FALSE(fs::exists(dir / "no"));
 }
 
-TEST(LossCurveSvg, AxesTicksLegendAndEscaping) {
+// Percent colours "rgb(12.156863%,46.666667%,70.588235%)" as cairo writes them -> 0xRRGGBB.
+std::vector<uint32_t> svg_colors(const std::string& svg) {
+  static const std::regex rgb(R"(rgb\(\s*([0-9.]+)%\s*,\s*([0-9.]+)%\s*,\s*([0-9.]+)%\s*\))");
+  std::vector<uint32_t> out;
+  for (std::sregex_iterator it(svg.begin(), svg.end(), rgb), end; it != end; ++it) {
+    uint32_t c = 0;
+    for (int i = 1; i <= 3; ++i) c = (c << 8) | static_cast<uint32_t>(std::lround(std::stod((*it)[i]) * 2.55));
+    out.push_back(c);
+  }
+  return out;
+}
+
+TEST(LossCurveSvg, SameDrawingAsVectorDocument) {
   TempDir dir;
-  PlotOptions o;
-  o.title = "loss <gpt2> & co";
-  write_loss_curve_svg(dir / "loss.svg", falling_curve(), o);
+  write_loss_curve_svg(dir / "loss.svg", falling_curve());
   const std::string svg = read_file(dir / "loss.svg");
   EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
-  EXPECT_NE(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"800\" height=\"480\""), std::string::npos);
-  EXPECT_NE(svg.find("<polyline class=\"train\""), std::string::npos);
-  EXPECT_NE(svg.find("<polyline class=\"validation\""), std::string::npos);
-  EXPECT_NE(svg.find(">train loss</text>"), std::string::npos);
-  EXPECT_NE(svg.find(">validation loss</text>"), std::string::npos);
-  EXPECT_NE(svg.find(">loss &lt;gpt2&gt; &amp; co</text>"), std::string::npos);
-  // Losses span [1, 3]: y ticks 1.0 .. 3.0 by 0.5. Steps span [0, 100]: x ticks 0 .. 100 by 20.
-  for (const char* lab : {">1.0</text>", ">1.5</text>", ">2.0</text>", ">2.5</text>", ">3.0</text>"})
-    EXPECT_NE(svg.find(lab), std::string::npos) << lab;
-  for (const char* lab : {">0</text>", ">20</text>", ">40</text>", ">60</text>", ">80</text>", ">100</text>"})
-    EXPECT_NE(svg.find(lab), std::string::npos) << lab;
-  EXPECT_EQ(svg.substr(svg.size() - 7), "</svg>\n");
-  // 21 train points in the polyline.
-  const size_t a = svg.find("points=\"", svg.find("<polyline class=\"train\"")) + 8;
-  const std::string pts = svg.substr(a, svg.find('"', a) - a);
-  EXPECT_EQ(std::count(pts.begin(), pts.end(), ','), 21);
+  EXPECT_NE(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
+  EXPECT_NE(svg.find("width=\"800px\" height=\"480px\""), std::string::npos) << svg.substr(0, 300);
+  EXPECT_EQ(svg.substr(svg.find_last_not_of("\n") - 5, 6), "</svg>");
+  const auto colors = svg_colors(svg);
+  auto has = [&](uint32_t want) {
+    return std::any_of(colors.begin(), colors.end(), [&](uint32_t c) { return near_color(c, want, 1); });
+  };
+  EXPECT_TRUE(has(kTrainColor));
+  EXPECT_TRUE(has(kValidationColor));
+  // Text is drawn as glyph outlines: the title, labels and ticks need dozens of glyphs.
+  size_t glyphs = 0;
+  for (size_t p = 0; (p = svg.find("<use xlink:href=\"#glyph", p)) != std::string::npos; ++p) ++glyphs;
+  EXPECT_GT(glyphs, 40u);
+
+  const std::string only_train = loss_curve_svg(LossCurve{falling_curve().train, {}});
+  const auto c2 = svg_colors(only_train);
+  EXPECT_FALSE(std::any_of(c2.begin(), c2.end(), [](uint32_t c) { return near_color(c, kValidationColor, 1); }));
 }
 
 TEST(Progress, FormatsEveryField) {

@@ -1,6 +1,6 @@
 #pragma once
-// Training metrics: a JSONL log, loss-curve plots (PNG via libpng, and SVG), and the terminal
-// progress line.
+// Training metrics: a JSONL log, loss-curve plots (PNG and SVG, drawn with cairo), and the
+// terminal progress line.
 //
 // JSONL records (one JSON object per line, flushed after each line):
 //   {"type":"train","step":S,"epoch":E,"loss":L,"lr":LR,"tokens_per_s":TPS[,"grad_norm":G]}
@@ -58,15 +58,7 @@ struct PlotOptions {
   std::string y_label = "loss";
 };
 
-// An RGB raster (row-major, 3 bytes per pixel, top row first).
-struct Image {
-  int width = 0, height = 0;
-  std::vector<uint8_t> rgb;
-  void set(int x, int y, uint32_t color);  // 0xRRGGBB; ignores points outside
-  uint32_t get(int x, int y) const;
-};
-
-// Colours used by both renderers.
+// Curve colours (0xRRGGBB), the same in both files.
 constexpr uint32_t kTrainColor = 0x1f77b4;       // blue
 constexpr uint32_t kValidationColor = 0xff7f0e;  // orange
 
@@ -76,22 +68,16 @@ std::vector<double> nice_ticks(double lo, double hi, int max_ticks = 6);
 // A tick label with just enough decimals for `step` ("0.5", "1500", "2e+04" style for huge/tiny).
 std::string format_tick(double v, double step);
 
-// Axes with tick labels, both curves (validation points also marked), a legend and the title.
-// Either curve may be empty; with no points at all the axes are drawn over [0, 1].
-Image render_loss_curve(const LossCurve& curve, const PlotOptions& opt = {});
-std::string loss_curve_svg(const LossCurve& curve, const PlotOptions& opt = {});
+// The plot, drawn with cairo (antialiased, "sans-serif" text): axes with tick labels, x/y labels,
+// the title, the train curve, the validation curve with point markers, and a legend. Either curve
+// may be empty; with no points at all the axes are drawn over [0, 1]. Sizes outside
+// 64x48 .. 16384x16384 are refused.
+std::string loss_curve_png(const LossCurve& curve, const PlotOptions& opt = {});  // PNG file bytes (8-bit RGB)
+std::string loss_curve_svg(const LossCurve& curve, const PlotOptions& opt = {});  // SVG document
 
-// Writes an 8-bit RGB PNG (libpng) atomically. Throws lmforge::Error naming the file.
-void write_png(const std::filesystem::path& file, const Image& img);
+// Write the file atomically (temp name + rename). Throw lmforge::Error naming the file.
 void write_loss_curve_png(const std::filesystem::path& file, const LossCurve& curve, const PlotOptions& opt = {});
 void write_loss_curve_svg(const std::filesystem::path& file, const LossCurve& curve, const PlotOptions& opt = {});
-
-// The built-in 5x7 bitmap font (printable ASCII; anything else draws as a box). Bit 4 of each of
-// the 7 row bytes is the leftmost pixel.
-const uint8_t* glyph_rows(char c);
-// Draws `text` with its top-left at (x, y), each font pixel `scale` x `scale`; returns the width.
-int draw_text(Image& img, int x, int y, const std::string& text, uint32_t color, int scale = 1);
-int text_width(const std::string& text, int scale = 1);
 
 // ---- progress line ---------------------------------------------------------------------------
 
