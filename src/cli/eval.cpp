@@ -18,6 +18,7 @@
 #include "lmforge/eval/bleu.h"
 #include "lmforge/eval/perplexity.h"
 #include "lmforge/eval/rouge.h"
+#include "lmforge/eval/training_record.h"
 #include "lmforge/model/model.h"
 #include "lmforge/train/data.h"
 
@@ -46,10 +47,10 @@ struct BleuArgs {
 struct PerplexityArgs {
   std::string model, dtype = "auto";
   std::optional<std::string> text, file, data_path;
-  std::string column = "headline_text";
   int64_t max_rows = 0;
   std::optional<int> stride, max_length;  // unset: the library's defaults
-  std::string prefix, suffix;
+  std::optional<std::string> prefix, suffix, column_flag;  // unset: the training record's, else none
+  std::optional<bool> append_eos;                          // unset: true for CSV rows of a finetuned model
   int threads = 0;
   bool json = false;
 };
@@ -239,7 +240,12 @@ constexpr const char* kPerplexityHelp =
     "added). A text longer than --max_length uses HF's sliding window: windows of --max_length tokens start "
     "every --stride tokens; each window scores only the tokens after the previous window's end; "
     "the result is exp(total NLL / scored tokens) (token-weighted). --data_path: one perplexity per row and the "
-    "corpus value exp(total NLL of all rows / all scored tokens).";
+    "corpus value exp(total NLL of all rows / all scored tokens). A model folder written by `lmforge finetune` "
+    "records its prefix, suffix and text column (lmforge_output.json); they are the defaults here: each CSV row is "
+    "scored as finetune trained on it, prefix + row + suffix + <|endoftext|> (every token after the first, so the "
+    "value is exp(finetune's validation loss) on those rows); a --text/--file is scored after the prefix, which "
+    "is context only (not scored), with no suffix or eos unless --suffix/--append_eos say so. --prefix ''"
+    " --suffix '' --append_eos false score the plain text. The format used is printed on stderr.";
 
 void setup_perplexity(CLI::App& app, PerplexityArgs& a) {
   app.footer(kPerplexityHelp);
@@ -249,12 +255,20 @@ void setup_perplexity(CLI::App& app, PerplexityArgs& a) {
   auto* csv = app.add_option("--data_path", a.data_path, "Score every row of a CSV column");
   text->excludes(file, csv);
   file->excludes(csv);
-  app.add_option("--column", a.column, "--data_path: the text column (default headline_text)");
+  app.add_option("--column", a.column_flag,
+                 "--data_path: the text column (default: the training record's text_column, else headline_text)");
   app.add_option("--max_rows", a.max_rows, "--data_path: first N usable rows only (default: all)");
   app.add_option("--max_length", a.max_length, "Window length (default: the model's n_positions)");
   app.add_option("--stride", a.stride, "Window step, 1..max_length (default: max_length / 2)");
-  app.add_option("--prefix", a.prefix, "Prepended to every text before tokenizing (default none)");
-  app.add_option("--suffix", a.suffix, "Appended to every text before tokenizing (default none)");
+  app.add_option("--prefix", a.prefix,
+                 "Text before each row (scored) or before --text/--file (context, not scored); default: the "
+                 "training record's, else none");
+  app.add_option("--suffix", a.suffix,
+                 "Text after each row (default: the training record's, else none) or after --text/--file "
+                 "(default none); scored");
+  add_bool_option(app, "--append_eos", a.append_eos,
+                  "End each text with the eos token, as finetune's rows (default: true for --data_path rows of a "
+                  "model with a training record, else false)");
   app.add_option("--threads", a.threads, "Threads (default: all cores)");
   add_dtype_option(app, a.dtype);
   app.add_flag("--json", a.json, "Print JSON");
@@ -282,21 +296,83 @@ nlohmann::json result_json(const eval::PerplexityResult& r) {
           {"window_mean_perplexity", r.window_mean_perplexity}, {"windows", windows}};
 }
 
+// The text format of one run: each part from its flag, else from the model's training record,
+// else empty. `rows`: CSV rows (finetune's format, suffix and eos included) or free text (the
+// prefix as unscored context; a record's suffix is not added to text the user wrote).
+struct ScoringFormat {
+  eval::TextFormat format;
+  std::string column = "headline_text";
+  std::string record_line;  // "lmforge: using finetune's ..." or "" when nothing came from a record
+};
+
+ScoringFormat scoring_format(const PerplexityArgs& a, const std::optional<eval::TrainingRecord>& rec, bool rows) {
+  ScoringFormat f;
+  std::vector<std::pair<std::string, std::string>> taken;
+  auto pick = [&](const std::optional<std::string>& flag, const std::optional<std::string>& recorded,
+                  const char* name, bool use_record, std::string fallback) {
+    if (flag) return *flag;
+    if (use_record && recorded) {
+      taken.emplace_back(name, eval::quote_text(*recorded));
+      return *recorded;
+    }
+    return fallback;
+  };
+  const bool have = rec.has_value();
+  f.format.prefix = pick(a.prefix, have ? rec->prefix : std::nullopt, "prefix", true, "");
+  f.format.suffix = pick(a.suffix, have ? rec->suffix : std::nullopt, "suffix", rows, "");
+  f.column = pick(a.column_flag, have ? rec->text_column : std::nullopt, "text_column", rows, "headline_text");
+  f.format.append_eos = a.append_eos.value_or(rows && have);
+  f.format.prefix_is_context = !rows;
+  if (have) f.record_line = eval::record_used_line(*rec, taken);
+  return f;
+}
+
+// "lmforge: each row is scored as '|HEADLINE| ' + row + '.' + <|endoftext|>", so the format that
+// made the number is always on screen.
+std::string format_line(const eval::TextFormat& f, bool rows, const std::string& eos_token) {
+  const std::string what = rows ? "row" : "text";
+  if (f.prefix.empty() && f.suffix.empty() && !f.append_eos)
+    return std::string("lmforge: ") + (rows ? "each row" : "the text") + " is scored as given (no prefix, suffix or eos)";
+  std::string parts;
+  if (!f.prefix.empty())
+    parts += rows ? eval::quote_text(f.prefix) + " + " : "context " + eval::quote_text(f.prefix) + " (not scored) + ";
+  parts += what;
+  if (!f.suffix.empty()) parts += " + " + eval::quote_text(f.suffix);
+  if (f.append_eos) parts += " + " + eos_token;
+  return std::string("lmforge: ") + (rows ? "each row" : "the text") + " is scored as " + parts;
+}
+
+nlohmann::json format_json(const eval::TextFormat& f) {
+  return {{"prefix", f.prefix}, {"suffix", f.suffix}, {"append_eos", f.append_eos}, {"prefix_scored", !f.prefix_is_context}};
+}
+
 int run_perplexity(const PerplexityArgs& a) {
   if (!a.text && !a.file && !a.data_path) throw Error("perplexity: give --text, --file or --data_path");
   if (a.stride && *a.stride <= 0) throw Error("--stride must be at least 1, got " + std::to_string(*a.stride));
   if (a.max_length && *a.max_length < 2) throw Error("--max_length must be at least 2, got " + std::to_string(*a.max_length));
+  const bool rows = a.data_path.has_value();
+  const ScoringFormat sf = scoring_format(a, eval::load_training_record(a.model), rows);
   apply_threads(a.threads);
   const auto model = Model::load(a.model, parse_dtype(a.dtype));
   const auto tok = load_tokenizer_for_model(a.model, model->vocab_size());
   if (!tok) throw Error("--model: " + a.model + " has no tokenizer (vocab.json + merges.txt or tokenizer.json)");
+  if (sf.format.append_eos && !tok->eos_id())
+    throw Error("--append_eos: the tokenizer of " + a.model + " has no eos token; pass --append_eos false");
+  // Printed once the score exists, so a bad input still gets exactly one line on stderr.
+  const auto announce = [&] {
+    if (!sf.record_line.empty()) std::cerr << sf.record_line << "\n";
+    std::cerr << format_line(sf.format, rows, sf.format.append_eos ? tok->id_to_token(*tok->eos_id()) : "") << std::endl;
+  };
   eval::PerplexityOptions opt{a.max_length.value_or(0), a.stride.value_or(0)};
 
-  if (!a.data_path) {
+  if (!rows) {
     const std::string text = a.text ? *a.text : read_text_file(*a.file);
-    const eval::PerplexityResult r = eval::text_perplexity(*model, *tok, text, opt, a.prefix, a.suffix);
+    const eval::PerplexityResult r = eval::text_perplexity(*model, *tok, text, opt, sf.format);
+    announce();
     if (a.json) {
-      std::cout << result_json(r).dump() << "\n";
+      nlohmann::json out = result_json(r);
+      out["format"] = format_json(sf.format);
+      std::cout << out.dump() << "\n";
     } else {
       std::cout << "perplexity " << fixed(r.perplexity, 4) << " (mean NLL " << fixed(r.mean_nll(), 6) << " over "
                 << r.tokens << " tokens, " << r.windows.size() << " window" << (r.windows.size() == 1 ? "" : "s") << ")\n";
@@ -305,17 +381,19 @@ int run_perplexity(const PerplexityArgs& a) {
   }
   DataOptions data;
   data.data_path = *a.data_path;
-  data.text_column = a.column;
+  data.text_column = sf.column;
   data.max_rows = a.max_rows;
-  const TextRows rows = read_text_rows(data);
-  const eval::CorpusPerplexity c = eval::corpus_perplexity(*model, *tok, rows.texts, opt, a.prefix, a.suffix);
+  const TextRows text_rows = read_text_rows(data);
+  const eval::CorpusPerplexity c = eval::corpus_perplexity(*model, *tok, text_rows.texts, opt, sf.format);
+  announce();
   if (a.json) {
     nlohmann::json out{{"perplexity", c.perplexity}, {"mean_nll", c.nll_sum / static_cast<double>(c.tokens)},
-                       {"tokens", c.tokens}, {"rows", rows.texts.size()}, {"skipped_short", c.skipped},
-                       {"mean_row_perplexity", c.mean_row_perplexity}, {"per_row", nlohmann::json::array()}};
+                       {"tokens", c.tokens}, {"rows", text_rows.texts.size()}, {"skipped_short", c.skipped},
+                       {"mean_row_perplexity", c.mean_row_perplexity}, {"format", format_json(sf.format)},
+                       {"per_row", nlohmann::json::array()}};
     for (size_t i = 0; i < c.rows.size(); ++i) {
       nlohmann::json row = result_json(c.rows[i]);
-      row["line"] = rows.lines[i];
+      row["line"] = text_rows.lines[i];
       out["per_row"].push_back(row);
     }
     std::cout << out.dump() << "\n";
@@ -323,11 +401,11 @@ int run_perplexity(const PerplexityArgs& a) {
   }
   std::cout << "line\ttokens\tperplexity\n";
   for (size_t i = 0; i < c.rows.size(); ++i)
-    std::cout << rows.lines[i] << "\t" << c.rows[i].tokens << "\t"
+    std::cout << text_rows.lines[i] << "\t" << c.rows[i].tokens << "\t"
               << (c.rows[i].tokens ? fixed(c.rows[i].perplexity, 4) : std::string("nan")) << "\n";
   std::cout << "corpus perplexity " << fixed(c.perplexity, 4) << " (token-weighted: " << c.tokens << " tokens in "
-            << rows.texts.size() - c.skipped << " rows; " << c.skipped << " rows under 2 tokens skipped; mean of row perplexities "
-            << fixed(c.mean_row_perplexity, 4) << ")\n";
+            << text_rows.texts.size() - c.skipped << " rows; " << c.skipped
+            << " rows under 2 tokens skipped; mean of row perplexities " << fixed(c.mean_row_perplexity, 4) << ")\n";
   return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "lmforge/error.h"
+#include "lmforge/eval/training_record.h"
 #include "lmforge/model/model.h"
 #include "lmforge/synth/synth_report.h"
 #include "lmforge/synth/synthesize.h"
@@ -38,16 +39,20 @@ std::string help_for(const std::string& key) {
       {"num_samples", "Rows per prompt (default 1)"},
       {"batch_size", "Sequences per generate() call (default 16)"},
       {"seed", "Sampling seed (default 42)"},
-      {"prefix", "Text before every prompt, as in training (default '|HEADLINE| ')"},
-      {"suffix", "End of a row, as in training (default '.')"},
+      {"prefix", "Text before every prompt, as in training (default: the prefix finetune recorded in the model "
+                 "folder's lmforge_output.json, else '|HEADLINE| ')"},
+      {"suffix", "End of a row, as in training (default: finetune's recorded suffix, else '.')"},
       {"keep_suffix", "Keep the suffix at the end of a row, as the seed prints it (default true)"},
-      {"output", "Output file, written atomically (default: stdout)"},
+      {"output", "Output file, written atomically (default: stdout); an existing file that is not synth's own "
+                 "earlier output is refused unless --overwrite_output_dir"},
+      {"overwrite_output_dir", "Replace an existing --output/--report file even when it is not synth's own output"},
       {"format", "json (seed 000's [{\"sentences\": [...]}]) | jsonl | csv"},
       {"reference_data", "Training CSV: rows copying it are dropped (privacy guard)"},
       {"column", "Text column of --reference_data (default headline_text)"},
       {"max_copy_ngram", "A row sharing this many consecutive words with a training row is a copy (default 8)"},
       {"privacy", "drop (default) | flag: keep copies and mark them"},
-      {"report", "Write the synthetic-set report as JSON here and print it as a table"},
+      {"report", "Write the synthetic-set report as JSON here and print it as a table (an existing file must be "
+                 "an earlier synth report, unless --overwrite_output_dir)"},
       {"self_bleu_samples", "Rows scored for self-BLEU at most (default 500)"},
       {"threads", "Threads (default: all cores)"},
   };
@@ -55,21 +60,29 @@ std::string help_for(const std::string& key) {
   return it == help.end() ? "HF generation parameter '" + key + "'" : it->second;
 }
 
+// The keys whose value may be the empty string (`--prefix ''`: no prefix). add_key_flags reads an
+// empty value as a bare boolean flag ("true"), so these two are registered here instead.
+bool keeps_empty_value(const std::string& key) { return key == "prefix" || key == "suffix"; }
+
 void setup(CLI::App& app) {
   app.add_option("--model_config", args.model_config, "YAML file (seed 000's config_finetuned.yml; flags win)");
-  add_key_flags(app, synth_config_keys(), is_bool_key, help_for, args.overrides);
+  std::vector<std::string> keys;
+  for (const std::string& key : synth_config_keys())
+    if (!keeps_empty_value(key)) keys.push_back(key);
+  add_key_flags(app, keys, is_bool_key, help_for, args.overrides);
+  for (const std::string key : {"prefix", "suffix"})
+    app.add_option_function<std::string>(
+        "--" + key, [key](const std::string& v) { args.overrides.emplace_back(key, v); }, help_for(key));
   add_dtype_option(app, args.dtype);
 }
 
-// Fails before the (long) generation when a result could not be written at the end.
-void check_writable(const std::string& path, const std::string& key) {
-  if (path.empty()) return;
-  const std::filesystem::path p(path);
-  if (std::filesystem::is_directory(p)) throw Error(key + ": '" + path + "' is a folder, not a file");
-  const std::filesystem::path folder = p.parent_path().empty() ? "." : p.parent_path();
-  if (!std::filesystem::is_directory(folder))
-    throw Error(key + ": cannot write '" + path + "': folder '" + folder.string() + "' does not exist");
-  if (access(folder.c_str(), W_OK) != 0) throw Error(key + ": cannot write '" + path + "': folder is not writable");
+// The prefix/suffix finetune recorded in the model folder, unless the YAML or a flag gave them.
+// Returns the "lmforge: using finetune's ..." line ("" when nothing was taken), printed once the
+// model has loaded, so a bad input still gets exactly one line on stderr.
+std::string apply_record(SynthConfig& cfg) {
+  const auto record = eval::load_training_record(cfg.model);
+  if (!record) return "";
+  return eval::record_used_line(*record, apply_training_record(cfg, *record));
 }
 
 void write_result(const std::string& path, const std::string& key, const std::string& bytes) {
@@ -158,15 +171,16 @@ int run() {
   if (!args.model_config.empty()) load_synth_config(args.model_config, cfg);
   for (const auto& [key, value] : args.overrides) set_synth_value(cfg, key, value, "--" + key);
   validate(cfg);
+  check_output_files(cfg);  // before the (long) generation: a result that could not be written is refused now
+  const std::string record_line = apply_record(cfg);
   apply_threads(cfg.threads);
-  check_writable(cfg.output, "output");
-  check_writable(cfg.report, "report");
 
   const std::vector<std::string> prompts = cfg.prompt_file.empty() ? std::vector<std::string>{} : read_prompt_file(cfg.prompt_file);
   const Reference reference = load_reference(cfg);
   const auto model = Model::load(cfg.model, parse_dtype(args.dtype));
   const Tokenizer tok = load_synth_tokenizer(cfg, model->vocab_size());
   const GenerationConfig gen = generation_config(cfg, model->config(), single_token(tok, cfg.suffix));
+  if (!record_line.empty()) std::cerr << record_line << std::endl;
 
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<SynthRow> rows =

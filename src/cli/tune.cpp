@@ -18,6 +18,7 @@
 #include "cli/common.h"
 #include "cli/options.h"
 #include "lmforge/error.h"
+#include "lmforge/eval/training_record.h"
 #include "lmforge/eval/tune.h"
 #include "lmforge/model/model.h"
 
@@ -34,6 +35,7 @@ struct Args {
   std::optional<int> max_length, max_new_tokens;
   uint64_t seed = 42;
   std::string output;
+  std::optional<std::string> prefix;  // unset: the training record's, else none
   bool json = false;
   int threads = 0;
 } args;
@@ -51,6 +53,9 @@ void setup(CLI::App& app) {
   auto* mn = add_optional(app, "--max_new_tokens", args.max_new_tokens, "HF max_new_tokens: tokens to generate");
   ml->excludes(mn);
   mn->excludes(ml);
+  app.add_option("--prefix", args.prefix,
+                 "Text put before the prompt, as synth does (default: the prefix finetune recorded in the model "
+                 "folder, else none)");
   app.add_option("--seed", args.seed, "Sampling seed, the same for every setting (default 42)");
   app.add_option("--output,-o", args.output, "Write the best setting here as a `lmforge synth --model_config` YAML");
   app.add_flag("--json", args.json, "Print the whole grid as JSON");
@@ -144,8 +149,9 @@ nlohmann::json setting_json(const eval::TuneSetting& s) {
 
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
-nlohmann::json report_json(const eval::TuneReport& report, int max_length_used) {
+nlohmann::json report_json(const eval::TuneReport& report, int max_length_used, const std::string& prefix) {
   nlohmann::json j{{"prompt", args.prompt},
+                   {"prefix", prefix},
                    {"seed", args.seed},
                    {"samples_per_setting", args.samples_per_setting},
                    {"aggregate", "mean of the samples' perplexities"},
@@ -174,6 +180,16 @@ nlohmann::json report_json(const eval::TuneReport& report, int max_length_used) 
   return j;
 }
 
+// The prefix put before the prompt: --prefix, else the one finetune recorded (`record_line` says
+// so), else none.
+std::string resolve_prefix(std::string& record_line) {
+  if (args.prefix) return *args.prefix;
+  const auto rec = eval::load_training_record(args.model);
+  if (!rec || !rec->prefix) return "";
+  record_line = eval::record_used_line(*rec, {{"prefix", eval::quote_text(*rec->prefix)}}) + " (put before the prompt)";
+  return *rec->prefix;
+}
+
 int run() {
   eval::TuneGrid grid;
   grid.top_k = parse_list<int>(args.top_k, "--top_k");
@@ -181,13 +197,16 @@ int run() {
   grid.temperature = parse_list<float>(args.temperature, "--temperature");
   eval::check_grid(grid, args.samples_per_setting);  // before the model is loaded
   if (!args.output.empty()) check_writable(args.output);
+  std::string record_line;
+  const std::string prefix = resolve_prefix(record_line);
   apply_threads(args.threads);
 
   auto model = Model::load(args.model, parse_dtype(args.dtype));
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
   if (!tok)
     throw Error("--model: the folder '" + args.model + "' has no tokenizer (vocab.json + merges.txt or tokenizer.json)");
-  const std::vector<int32_t> prompt_ids = tok->encode(args.prompt);
+  // As synth: the model was trained on prefix + row, so it is prompted the same way.
+  const std::vector<int32_t> prompt_ids = tok->encode(prefix + args.prompt);
   if (prompt_ids.empty()) throw Error("--prompt: the prompt is empty");
 
   // Model config -> generation_config.json -> the seed's lengths and the flags (HF order).
@@ -208,6 +227,7 @@ int run() {
 
   const size_t total = grid.top_k.size() * grid.top_p.size() * grid.temperature.size();
   const eval::TuneReport report = eval::tune(*model, *tok, prompt_ids, grid, opt, [&](size_t i, size_t n, const eval::TuneResult& r) {
+    if (i == 0 && !record_line.empty()) std::cerr << record_line << std::endl;  // every check has passed
     if (args.json) return;
     if (i == 0) print_header(n);  // only once every check has passed
     print_row(i, n, r);
@@ -218,11 +238,13 @@ int run() {
   if (!args.output.empty()) {
     const std::string comment = "lmforge tune: best of " + std::to_string(total) + " settings, perplexity " +
                                 fixed(best.perplexity) + " (mean of " + std::to_string(best.scored) + " sample(s), seed " +
-                                std::to_string(args.seed) + ")\nprompt: " + nlohmann::json(args.prompt).dump();
-    write_file_atomic(args.output, eval::synth_yaml(best.setting, std::filesystem::absolute(args.model).lexically_normal().string(), comment));
+                                std::to_string(args.seed) + ")\nprompt: " + nlohmann::json(args.prompt).dump() +
+                                (prefix.empty() ? "" : ", after the prefix " + nlohmann::json(prefix).dump());
+    write_file_atomic(args.output, eval::synth_yaml(best.setting, std::filesystem::absolute(args.model).lexically_normal().string(),
+                                                    comment, prefix));
   }
   if (args.json) {
-    std::cout << report_json(report, max_length_used).dump() << "\n";
+    std::cout << report_json(report, max_length_used, prefix).dump() << "\n";
   } else {
     std::cout << "best: " << setting_text(best.setting) << "  perplexity " << fixed(best.perplexity) << " (setting "
               << *report.best + 1 << " of " << total << ")\n";

@@ -61,57 +61,107 @@ double window_nll_sum(const LanguageModel& model, const std::vector<int32_t>& id
   return nll;
 }
 
+// The leading tokens of `ids` that lie wholly inside `prefix`: the longest run whose decoded bytes
+// are a prefix of it. The token that straddles the boundary (GPT-2: the prefix's trailing space
+// joined to the text's first word) contains text, so it is not context.
+int64_t prefix_token_count(const Tokenizer& tokenizer, const std::vector<int32_t>& ids, const std::string& prefix) {
+  std::vector<int32_t> head;
+  int64_t count = 0;
+  for (const int32_t id : ids) {
+    head.push_back(id);
+    const std::string bytes = tokenizer.decode(head, false, false);
+    if (bytes.size() > prefix.size() || prefix.compare(0, bytes.size(), bytes) != 0) break;
+    ++count;
+    if (bytes.size() == prefix.size()) break;
+  }
+  return count;
+}
+
 }  // namespace
 
 PerplexityResult perplexity(const LanguageModel& model, const std::vector<int32_t>& ids, const PerplexityOptions& options) {
   const PerplexityOptions o = resolved(model, options);
   const int64_t total = static_cast<int64_t>(ids.size());
   if (total < 2) throw Error("perplexity needs at least 2 tokens, the text has " + std::to_string(total));
+  if (o.context_tokens >= total)
+    throw Error("perplexity: nothing to score after the " + std::to_string(o.context_tokens) + " context (prefix) tokens");
   PerplexityResult r;
   double window_loss_sum = 0;
+  int64_t scoring_windows = 0;
   int64_t prev_end = 0;
   for (int64_t begin = 0;; begin += o.stride) {
     PerplexityWindow w;
     w.begin = begin;
     w.end = std::min<int64_t>(begin + o.max_length, total);
     w.trg_len = w.end - prev_end;
-    const int64_t first_target = std::max(begin + 1, w.end - w.trg_len);
-    w.scored = w.end - first_target;
+    const int64_t first_target = std::max({begin + 1, w.end - w.trg_len, o.context_tokens});
+    w.scored = std::max<int64_t>(0, w.end - first_target);
     const double nll = w.scored > 0 ? window_nll_sum(model, ids, w.begin, w.end, first_target) : 0.0;
     w.loss = w.scored > 0 ? nll / static_cast<double>(w.scored) : std::numeric_limits<double>::quiet_NaN();
     r.nll_sum += nll;
     r.tokens += w.scored;
-    window_loss_sum += w.loss;
+    if (w.scored > 0) {  // a window inside the context (or a lone last token) has no loss to average
+      window_loss_sum += w.loss;
+      ++scoring_windows;
+    }
     r.windows.push_back(w);
     prev_end = w.end;
     if (w.end == total) break;
   }
   r.perplexity = std::exp(r.nll_sum / static_cast<double>(r.tokens));
-  r.window_mean_perplexity = std::exp(window_loss_sum / static_cast<double>(r.windows.size()));
+  r.window_mean_perplexity = std::exp(window_loss_sum / static_cast<double>(scoring_windows));
   return r;
+}
+
+RenderedText render_text(const Tokenizer& tokenizer, const std::string& text, const TextFormat& format) {
+  RenderedText out;
+  out.ids = tokenizer.encode(format.prefix + text + format.suffix);
+  if (format.append_eos) {
+    const auto eos = tokenizer.eos_id();
+    if (!eos) throw Error("the tokenizer has no eos token to end each text with (finetune's rows end with it)");
+    out.ids.push_back(*eos);
+  }
+  if (format.prefix_is_context && !format.prefix.empty()) out.context_tokens = prefix_token_count(tokenizer, out.ids, format.prefix);
+  return out;
 }
 
 PerplexityResult text_perplexity(const LanguageModel& model, const Tokenizer& tokenizer, const std::string& text,
                                  const PerplexityOptions& options, const std::string& prefix, const std::string& suffix) {
-  return perplexity(model, tokenizer.encode(prefix + text + suffix), options);
+  return text_perplexity(model, tokenizer, text, options, TextFormat{prefix, suffix});
+}
+
+PerplexityResult text_perplexity(const LanguageModel& model, const Tokenizer& tokenizer, const std::string& text,
+                                 const PerplexityOptions& options, const TextFormat& format) {
+  const RenderedText rendered = render_text(tokenizer, text, format);
+  PerplexityOptions o = options;
+  o.context_tokens = rendered.context_tokens;
+  return perplexity(model, rendered.ids, o);
 }
 
 CorpusPerplexity corpus_perplexity(const LanguageModel& model, const Tokenizer& tokenizer,
                                    const std::vector<std::string>& texts, const PerplexityOptions& options,
                                    const std::string& prefix, const std::string& suffix) {
-  const PerplexityOptions o = resolved(model, options);  // reject bad options even when every row is skipped
+  return corpus_perplexity(model, tokenizer, texts, options, TextFormat{prefix, suffix});
+}
+
+CorpusPerplexity corpus_perplexity(const LanguageModel& model, const Tokenizer& tokenizer,
+                                   const std::vector<std::string>& texts, const PerplexityOptions& options,
+                                   const TextFormat& format) {
+  const PerplexityOptions checked = resolved(model, options);  // reject bad options even when every row is skipped
   CorpusPerplexity c;
   double row_ppl_sum = 0;
   for (const std::string& text : texts) {
-    const std::vector<int32_t> ids = tokenizer.encode(prefix + text + suffix);
-    if (ids.size() < 2) {
+    const RenderedText rendered = render_text(tokenizer, text, format);
+    PerplexityOptions o = checked;
+    o.context_tokens = rendered.context_tokens;
+    if (static_cast<int64_t>(rendered.ids.size()) < std::max<int64_t>(2, rendered.context_tokens + 1)) {
       PerplexityResult skipped;
       skipped.perplexity = skipped.window_mean_perplexity = std::numeric_limits<double>::quiet_NaN();
       c.rows.push_back(skipped);
       ++c.skipped;
       continue;
     }
-    c.rows.push_back(perplexity(model, ids, o));
+    c.rows.push_back(perplexity(model, rendered.ids, o));
     c.nll_sum += c.rows.back().nll_sum;
     c.tokens += c.rows.back().tokens;
     row_ppl_sum += c.rows.back().perplexity;

@@ -129,7 +129,8 @@ std::string format_float(float v) {
   return s;
 }
 
-std::string synth_yaml(const TuneSetting& best, const std::string& model_path, const std::string& comment) {
+std::string synth_yaml(const TuneSetting& best, const std::string& model_path, const std::string& comment,
+                       const std::string& prefix) {
   std::ostringstream y;
   if (!comment.empty()) {
     std::istringstream lines(comment);
@@ -141,6 +142,7 @@ std::string synth_yaml(const TuneSetting& best, const std::string& model_path, c
     << "top_k: " << best.top_k << "\n"
     << "top_p: " << format_float(best.top_p) << "\n"
     << "temperature: " << format_float(best.temperature) << "\n";
+  if (!prefix.empty()) y << "prefix: " << nlohmann::json(prefix).dump() << "\n";
   return y.str();
 }
 

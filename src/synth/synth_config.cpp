@@ -3,6 +3,7 @@
 // reader unchanged.
 #include "lmforge/synth/synth_config.h"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,8 +11,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <sstream>
 
 #include "lmforge/error.h"
 #include "lmforge/train/train_config.h"
@@ -147,6 +150,8 @@ const std::map<std::string, Setter>& setters() {
            c.seed = static_cast<uint64_t>(s);
          }},
         {"output", string_member(&SynthConfig::output)},
+        {"overwrite_output_dir",
+         [](SynthConfig& c, const std::string& k, const Value& v) { c.overwrite_output_dir = as_bool(v, k); }},
         {"format",
          [](SynthConfig& c, const std::string& k, const Value& v) {
            c.format = as_choice<OutputFormat>(
@@ -191,6 +196,7 @@ void set_value(SynthConfig& cfg, const std::string& key, const Value& v) {
   }
   if (v.typed.is_null() && !is_generation_key(key)) return;  // `key:` alone keeps the default
   it->second(cfg, key, v);
+  cfg.given.insert(key);
 }
 
 // ---- YAML ---------------------------------------------------------------------------------------
@@ -292,7 +298,9 @@ const std::vector<std::string>& synth_config_keys() {
   return keys;
 }
 
-bool is_bool_key(const std::string& key) { return key == "do_sample" || key == "keep_suffix"; }
+bool is_bool_key(const std::string& key) {
+  return key == "do_sample" || key == "keep_suffix" || key == "overwrite_output_dir";
+}
 
 void load_synth_config(const std::filesystem::path& file, SynthConfig& cfg) {
   if (!std::filesystem::is_regular_file(file)) throw Error("--model_config: cannot read '" + file.string() + "'");
@@ -318,7 +326,105 @@ void set_synth_value(SynthConfig& cfg, const std::string& key, const std::string
     } catch (const YAML::Exception&) {
     }
   }
+  // An empty flag value is the empty string (`--prefix ''`: no prefix), not YAML's null that keeps
+  // the default; the HF keys keep HF's None reading.
+  if (value.empty() && !is_generation_key(key)) return set_value(cfg, key, Value{value, std::string(), where});
   set_value(cfg, key, Value{value, scalar_value(value), where});
+}
+
+std::vector<std::pair<std::string, std::string>> apply_training_record(SynthConfig& cfg,
+                                                                       const eval::TrainingRecord& record) {
+  std::vector<std::pair<std::string, std::string>> taken;
+  auto take = [&](const char* key, const std::optional<std::string>& recorded, std::string& target) {
+    if (!recorded || cfg.given.count(key)) return;
+    target = *recorded;
+    taken.emplace_back(key, eval::quote_text(*recorded));
+  };
+  take("prefix", record.prefix, cfg.prefix);
+  take("suffix", record.suffix, cfg.suffix);
+  return taken;
+}
+
+// ---- output files -------------------------------------------------------------------------------
+
+namespace {
+
+std::string read_all(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool is_rows_json(const nlohmann::json& j) {
+  if (!j.is_array()) return false;
+  for (const auto& entry : j)
+    if (!entry.is_object() || !entry.contains("sentences") || !entry["sentences"].is_array()) return false;
+  return true;
+}
+
+bool is_rows_jsonl(const std::string& content) {
+  std::istringstream lines(content);
+  bool any = false;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_object() || !j.contains("prompt") || !j.contains("text")) return false;
+    any = true;
+  }
+  return any;
+}
+
+bool is_rows_csv(const std::string& content) {
+  std::string header = content.substr(0, content.find('\n'));
+  if (!header.empty() && header.back() == '\r') header.pop_back();
+  return header == "prompt,text,tokens,stop" || header == "prompt,text,tokens,stop,privacy";
+}
+
+void check_output_file(const std::string& path, const std::string& key, bool overwrite,
+                       bool (*is_ours)(const std::string&), const char* what) {
+  if (path.empty()) return;
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  if (fs::is_directory(p)) throw Error(key + ": '" + path + "' is a folder, not a file");
+  const fs::path folder = p.parent_path().empty() ? "." : p.parent_path();
+  if (!fs::is_directory(folder))
+    throw Error(key + ": cannot write '" + path + "': folder '" + folder.string() + "' does not exist");
+  if (access(folder.c_str(), W_OK) != 0) throw Error(key + ": cannot write '" + path + "': folder is not writable");
+  std::error_code ec;
+  if (!fs::exists(p, ec) || overwrite) return;
+  if (!fs::is_regular_file(p, ec))
+    throw Error(key + ": '" + path + "' exists and is not a regular file; pass --overwrite_output_dir to replace it");
+  if (fs::file_size(p, ec) == 0) return;  // nothing to lose
+  if (access(p.c_str(), R_OK) == 0 && is_ours(read_all(p))) return;
+  throw Error(key + ": '" + path + "' exists and is not an earlier `lmforge synth` " + what +
+              "; pass --overwrite_output_dir to replace it");
+}
+
+}  // namespace
+
+bool is_synth_rows_output(const std::string& content) {
+  if (is_rows_csv(content)) return true;
+  const nlohmann::json whole = nlohmann::json::parse(content, nullptr, false);
+  if (!whole.is_discarded()) return is_rows_json(whole) || (whole.is_object() && is_rows_jsonl(content));
+  return is_rows_jsonl(content);
+}
+
+bool is_synth_report_output(const std::string& content) {
+  const nlohmann::json j = nlohmann::json::parse(content, nullptr, false);
+  return j.is_object() && j.contains("rows") && j["rows"].is_object() && j["rows"].contains("generated") &&
+         j["rows"].contains("kept") && j.contains("self_bleu");
+}
+
+void check_output_files(const SynthConfig& cfg) {
+  namespace fs = std::filesystem;
+  if (!cfg.output.empty() && !cfg.report.empty()) {
+    std::error_code ec;
+    if (cfg.output == cfg.report || fs::equivalent(cfg.output, cfg.report, ec))
+      throw Error("report: '" + cfg.report + "' is also the output file; give two different files");
+  }
+  check_output_file(cfg.output, "output", cfg.overwrite_output_dir, is_synth_rows_output, "output (rows)");
+  check_output_file(cfg.report, "report", cfg.overwrite_output_dir, is_synth_report_output, "report");
 }
 
 void validate(const SynthConfig& c) {

@@ -110,7 +110,7 @@ TEST_F(CliQuantize, BadInputs) {
   expect_one_error(base((dir_ / "missing" / "out").string()), "does not exist");
   fs::create_directories(dir_ / "mine");
   std::ofstream(dir_ / "mine" / "notes.txt") << "keep me";
-  expect_one_error(base((dir_ / "mine").string() + "/"), "holds 'notes.txt'");
+  expect_one_error(base((dir_ / "mine").string() + "/"), "is not an earlier `lmforge quantize` output");
   EXPECT_TRUE(fs::exists(dir_ / "mine" / "notes.txt"));
   std::ofstream(dir_ / "empty.csv") << "publish_date,headline_text\n20030201,\n";
   expect_one_error("quantize --model " + model() + " --data_path " + (dir_ / "empty.csv").string() + " --save_path " +

@@ -107,5 +107,48 @@ TEST(Perplexity, CorpusIsTokenWeighted) {
   EXPECT_EQ(c.skipped, tok.encode("a").size() < 2 ? 1 : 0);
 }
 
+
+// Context tokens condition the rest but are not scored: with one window, the full score splits
+// exactly into the context's own score and the rest's.
+TEST(Perplexity, ContextTokensAreNotScored) {
+  const auto model = Model::load(test::model_dir("gpt2-tiny"));
+  const std::vector<int32_t> ids = {5, 17, 300, 42, 9, 11, 250, 3};
+  const PerplexityResult full = perplexity(*model, ids);
+  PerplexityOptions ctx;
+  ctx.context_tokens = 5;
+  const PerplexityResult rest = perplexity(*model, ids, ctx);
+  const PerplexityResult head = perplexity(*model, {5, 17, 300, 42, 9});
+  EXPECT_EQ(rest.tokens, 3);
+  EXPECT_NEAR(full.nll_sum, head.nll_sum + rest.nll_sum, 1e-9 * full.nll_sum);
+  // Sliding windows: the same tokens scored; the first window [0, 4) lies inside the context and
+  // scores nothing, and is left out of the window mean.
+  ctx.max_length = 4;
+  ctx.stride = 2;
+  const PerplexityResult slid = perplexity(*model, ids, ctx);
+  EXPECT_EQ(slid.tokens, 3);
+  EXPECT_EQ(slid.windows.front().scored, 0);
+  EXPECT_TRUE(std::isfinite(slid.window_mean_perplexity));
+  ctx.context_tokens = 8;
+  EXPECT_THROW(perplexity(*model, ids, ctx), Error);
+}
+
+// finetune's rows end with eos; free text keeps the prefix as context, split where BPE splits it.
+TEST(Perplexity, RenderTextAsTrainingOrAsContext) {
+  const Tokenizer tok = Tokenizer::from_dir(test::model_dir("gpt2-tiny"));
+  const RenderedText row = render_text(tok, "farmers pleased", TextFormat{"|HEADLINE| ", ".", false, true});
+  std::vector<int32_t> want = tok.encode("|HEADLINE| farmers pleased.");
+  want.push_back(*tok.eos_id());
+  EXPECT_EQ(row.ids, want);
+  EXPECT_EQ(row.context_tokens, 0);
+
+  const RenderedText text = render_text(tok, "farmers pleased", TextFormat{"|HEADLINE| ", "", true, false});
+  EXPECT_EQ(text.ids, tok.encode("|HEADLINE| farmers pleased"));
+  ASSERT_GT(text.context_tokens, 0);
+  const std::vector<int32_t> context(text.ids.begin(), text.ids.begin() + text.context_tokens);
+  EXPECT_EQ(tok.decode(context), "|HEADLINE|");  // the trailing space travels with " farmers", as in training
+  const std::vector<int32_t> scored(text.ids.begin() + text.context_tokens, text.ids.end());
+  EXPECT_EQ(tok.decode(scored), " farmers pleased");
+}
+
 }  // namespace
 }  // namespace lmforge::eval

@@ -151,5 +151,73 @@ TEST_F(SynthConfigTest, GenerationConfigMapsTheSeedLengthsToHfTerms) {
   EXPECT_THROW(generation_config(c, mc, 13), Error);
 }
 
+
+// finetune's record fills prefix/suffix only where neither the YAML nor a flag gave them.
+TEST_F(SynthConfigTest, TrainingRecordFillsOnlyWhatWasNotGiven) {
+  eval::TrainingRecord rec;
+  rec.prefix = "<<";
+  rec.suffix = "!";
+  SynthConfig none;
+  const auto taken = apply_training_record(none, rec);
+  EXPECT_EQ(none.prefix, "<<");
+  EXPECT_EQ(none.suffix, "!");
+  ASSERT_EQ(taken.size(), 2u);
+  EXPECT_EQ(taken[0], (std::pair<std::string, std::string>{"prefix", "'<<'"}));
+
+  SynthConfig yaml = load("prefix: '|HEADLINE| '\n");
+  apply_training_record(yaml, rec);
+  EXPECT_EQ(yaml.prefix, "|HEADLINE| ");
+  EXPECT_EQ(yaml.suffix, "!");
+
+  SynthConfig flag;
+  set_synth_value(flag, "suffix", "", "--suffix");
+  const auto only_prefix = apply_training_record(flag, rec);
+  EXPECT_EQ(flag.suffix, "");
+  EXPECT_EQ(flag.prefix, "<<");
+  EXPECT_EQ(only_prefix.size(), 1u);
+
+  SynthConfig partial;  // a record without a suffix leaves synth's default
+  eval::TrainingRecord prefix_only;
+  prefix_only.prefix = "";
+  apply_training_record(partial, prefix_only);
+  EXPECT_EQ(partial.prefix, "");
+  EXPECT_EQ(partial.suffix, ".");
+}
+
+TEST_F(SynthConfigTest, RecognisesSynthOutputs) {
+  EXPECT_TRUE(is_synth_rows_output("[{\"sentences\": [\"a.\", \"b.\"]}, {\"sentences\": []}]\n"));
+  EXPECT_TRUE(is_synth_rows_output("[{\"sentences\": [\"a.\"], \"privacy\": [\"none\"]}]\n"));
+  EXPECT_TRUE(is_synth_rows_output("{\"prompt\": \"\", \"text\": \"a.\", \"tokens\": 2, \"stop\": \"eos\"}\n"));
+  EXPECT_TRUE(is_synth_rows_output("{\"prompt\": \"\", \"text\": \"a.\"}\n\n{\"prompt\": \"x\", \"text\": \"b\"}\n"));
+  EXPECT_TRUE(is_synth_rows_output("prompt,text,tokens,stop\n,a.,2,eos\n"));
+  EXPECT_TRUE(is_synth_rows_output("prompt,text,tokens,stop,privacy\r\n"));
+  EXPECT_FALSE(is_synth_rows_output("publish_date,headline_text\n2020,a\n"));
+  EXPECT_FALSE(is_synth_rows_output("my notes\n"));
+  EXPECT_FALSE(is_synth_rows_output("[1, 2]"));
+  EXPECT_FALSE(is_synth_rows_output("{\"rows\": {\"generated\": 1, \"kept\": 1}, \"self_bleu\": null}"));
+  EXPECT_FALSE(is_synth_rows_output("{\"prompt\": \"\", \"text\": \"a.\"}\nnot json\n"));
+  EXPECT_TRUE(is_synth_report_output("{\"rows\": {\"generated\": 1, \"kept\": 1}, \"self_bleu\": {\"value\": null}}"));
+  EXPECT_FALSE(is_synth_report_output("[{\"sentences\": []}]"));
+  EXPECT_FALSE(is_synth_report_output("{\"rows\": 3}"));
+}
+
+TEST_F(SynthConfigTest, OutputFileRule) {
+  SynthConfig c;
+  c.output = write("notes.txt", "keep\n").string();
+  EXPECT_THROW(check_output_files(c), Error);
+  c.overwrite_output_dir = true;
+  EXPECT_NO_THROW(check_output_files(c));
+  c.overwrite_output_dir = false;
+  c.output = write("old.json", "[{\"sentences\": [\"x\"]}]\n").string();
+  EXPECT_NO_THROW(check_output_files(c));
+  c.report = write("report.json", "[{\"sentences\": [\"x\"]}]\n").string();  // rows are not a report
+  EXPECT_THROW(check_output_files(c), Error);
+  c.report = (dir_ / "new.json").string();
+  EXPECT_NO_THROW(check_output_files(c));
+  SynthConfig flag;
+  set_synth_value(flag, "overwrite_output_dir", "true", "--overwrite_output_dir");
+  EXPECT_TRUE(flag.overwrite_output_dir);
+}
+
 }  // namespace
 }  // namespace lmforge::synth

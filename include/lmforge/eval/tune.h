@@ -96,8 +96,10 @@ TuneReport tune(const LanguageModel& model, const Tokenizer& tokenizer, const st
 
 // The best setting as a `lmforge synth --model_config` YAML: `model: {path: ...}`, `do_sample:
 // true`, `top_k`, `top_p`, `temperature` (floats in their shortest round-trip form, e.g. 0.95),
-// after a comment block with `comment` (one line per '\n'-separated line).
-std::string synth_yaml(const TuneSetting& best, const std::string& model_path, const std::string& comment = "");
+// after a comment block with `comment` (one line per '\n'-separated line), and `prefix: "..."` when
+// `prefix` (the one the samples were prompted with) is not empty, so synth prompts the same way.
+std::string synth_yaml(const TuneSetting& best, const std::string& model_path, const std::string& comment = "",
+                       const std::string& prefix = "");
 
 // The value as written in a table or YAML: the shortest form that reads back as the same float,
 // with ".0" added to a whole number (0.95 -> "0.95", 1 -> "1.0").

@@ -19,11 +19,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "lmforge/eval/training_record.h"
 #include "lmforge/generate/generation_config.h"
 #include "lmforge/model/config.h"
 
@@ -55,6 +58,7 @@ struct SynthConfig {
   // Output.
   std::string output;  // "" = stdout
   OutputFormat format = OutputFormat::Json;
+  bool overwrite_output_dir = false;  // replace an --output/--report file that is not synth's own
 
   // Privacy guard and report.
   std::string reference_data;
@@ -65,6 +69,8 @@ struct SynthConfig {
   int self_bleu_samples = 500;
 
   int threads = 0;  // 0 = all cores
+
+  std::set<std::string> given;  // keys set by the YAML or a flag (a training record fills only the others)
 
   int max_new_tokens() const { return min_length + max_length_buffer; }
 };
@@ -80,6 +86,25 @@ bool is_bool_key(const std::string& key);
 void load_synth_config(const std::filesystem::path& file, SynthConfig& cfg);
 // One key from a flag value ("0.9", "true", "out.json"); `where` names it ("--top_p").
 void set_synth_value(SynthConfig& cfg, const std::string& key, const std::string& value, const std::string& where);
+
+// finetune's training record of the model folder: its prefix and suffix become the config's unless
+// the YAML or a flag gave them (cfg.given). Returns (key, value as shown) of what was taken, for
+// eval::record_used_line.
+std::vector<std::pair<std::string, std::string>> apply_training_record(SynthConfig& cfg,
+                                                                       const eval::TrainingRecord& record);
+
+// HF's --overwrite_output_dir rule for the files synth writes (output, report), checked before the
+// generation: a missing or empty file is fine; an existing one must look like synth's own earlier
+// output of that kind (below), else it is refused (lmforge::Error naming the key) unless
+// overwrite_output_dir. Also refuses a folder, a missing or read-only folder, and the same file
+// for both. Never deletes anything itself.
+void check_output_files(const SynthConfig& cfg);
+// synth's rows in any of its formats: JSON (an array of objects, each with a "sentences" list),
+// JSONL (every non-blank line an object with "prompt" and "text"), CSV (first line
+// "prompt,text,tokens,stop" or "prompt,text,tokens,stop,privacy").
+bool is_synth_rows_output(const std::string& content);
+// synth's report JSON: an object with a "rows" object holding "generated" and "kept", and "self_bleu".
+bool is_synth_report_output(const std::string& content);
 
 // Range checks naming the key: min_length >= 0, max_length_buffer >= 0 and max length >= 1,
 // num_samples >= 1, batch_size >= 1, max_copy_ngram >= 1, model given, ...
