@@ -2,7 +2,6 @@
 #include "lmforge/synth/synthesize.h"
 
 #include <algorithm>
-#include <fstream>
 
 #include "lmforge/error.h"
 
@@ -16,23 +15,6 @@ std::string trim(std::string_view s) {
   while (b < e && space(s[b])) ++b;
   while (e > b && space(s[e - 1])) --e;
   return std::string(s.substr(b, e - b));
-}
-
-// A line wrapped in quotes is one CSV field: strip them and undouble inner quotes.
-std::string unquote_csv_field(const std::string& line) {
-  if (line.size() < 2 || line.front() != '"' || line.back() != '"') return line;
-  std::string out;
-  for (size_t i = 1; i + 1 < line.size(); ++i) {
-    out.push_back(line[i]);
-    if (line[i] == '"' && line[i + 1] == '"') ++i;
-  }
-  return out;
-}
-
-bool is_header(const std::string& line) {
-  std::string l = trim(line);
-  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return l == "prompt";
 }
 
 std::vector<int32_t> concat(const std::vector<int32_t>& a, const std::vector<int32_t>& b, size_t b_len) {
@@ -169,24 +151,6 @@ std::string render_json(const std::vector<SynthRow>& rows, size_t num_prompts, P
 }
 
 }  // namespace
-
-std::vector<std::string> read_prompt_file(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!std::filesystem::is_regular_file(file) || !in) throw Error("prompt_file: cannot read '" + file.string() + "'");
-  std::vector<std::string> prompts;
-  std::string line;
-  bool first = true;
-  while (std::getline(in, line)) {
-    if (first && line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);  // UTF-8 BOM
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
-    const bool header = first && is_header(line);
-    if (!line.empty()) first = false;
-    if (line.empty() || header) continue;
-    prompts.push_back(unquote_csv_field(line));
-  }
-  if (prompts.empty()) throw Error("prompt_file: '" + file.string() + "' holds no prompt");
-  return prompts;
-}
 
 const char* to_string(StopReason r) {
   static constexpr const char* kNames[] = {"suffix", "eos", "length"};  // in enum order

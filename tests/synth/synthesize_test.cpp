@@ -34,36 +34,6 @@ Postprocessed run(const std::string& prompt, const std::vector<int32_t>& generat
   return postprocess(gpt2_tokenizer(), ids(cfg.prefix + prompt), generated, kStops, cfg);
 }
 
-// ---- prompt files -------------------------------------------------------------------------------
-
-class PromptFile : public ::testing::Test {
- protected:
-  std::filesystem::path file_ = std::filesystem::temp_directory_path() / ("lmforge_prompts_" + std::to_string(::getpid()));
-  void TearDown() override { std::filesystem::remove(file_); }
-  std::vector<std::string> read(const std::string& text) {
-    std::ofstream(file_, std::ios::binary) << text;
-    return read_prompt_file(file_);
-  }
-};
-
-TEST_F(PromptFile, OnePromptPerLineAsTheSeed) {
-  EXPECT_EQ(read("Community\nFarmers"), (std::vector<std::string>{"Community", "Farmers"}));
-  EXPECT_EQ(read("Community\r\n\r\n  Farmers rally \r\n"), (std::vector<std::string>{"Community", "  Farmers rally"}));
-}
-
-TEST_F(PromptFile, OptionalHeaderAndQuotedFields) {
-  EXPECT_EQ(read("prompt\nCommunity\n\"Farmers, \"\"again\"\"\"\n"),
-            (std::vector<std::string>{"Community", "Farmers, \"again\""}));
-  EXPECT_EQ(read("\xEF\xBB\xBFPrompt\nA\n"), (std::vector<std::string>{"A"}));
-}
-
-TEST_F(PromptFile, EmptyOrMissingIsAnError) {
-  EXPECT_THROW(read(""), Error);
-  EXPECT_THROW(read("\n\n"), Error);
-  EXPECT_THROW(read("prompt\n"), Error);
-  EXPECT_THROW(read_prompt_file("/nonexistent/prompts.csv"), Error);
-}
-
 // ---- post-processing ----------------------------------------------------------------------------
 
 TEST(Postprocess, StripsThePrefixAndStopsAtTheSuffixToken) {

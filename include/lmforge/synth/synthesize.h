@@ -8,17 +8,12 @@
 #include <vector>
 
 #include "lmforge/generate/generate.h"
+#include "lmforge/io/prompt_file.h"  // prompt files: lmforge::read_prompt_file, shared with generate
 #include "lmforge/synth/privacy_guard.h"
 #include "lmforge/synth/synth_config.h"
 #include "lmforge/tokenizer/tokenizer.h"
 
 namespace lmforge::synth {
-
-// One prompt per line. A line is used as written (trailing whitespace and CR removed); a line
-// wrapped in double quotes is a CSV field ("" inside is one quote). Blank lines are skipped, and a
-// first line `prompt` (any case) is a header and skipped. Throws lmforge::Error for a missing or
-// unreadable file and for one without a prompt.
-std::vector<std::string> read_prompt_file(const std::filesystem::path& file);
 
 enum class StopReason { Suffix, Eos, Length };
 const char* to_string(StopReason r);  // "suffix", "eos", "length"
