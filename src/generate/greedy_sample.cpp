@@ -16,24 +16,39 @@ namespace lmforge::gen {
 
 namespace {
 
-// The token `row` gets this step: processors, then (sampling) warpers, then the choice.
-int32_t choose_token(const BatchDecoder& dec, int row, const ProcessorChain& processors, const ProcessorChain& warpers,
-                     bool do_sample, Sampler& sampler, std::vector<float>& scratch) {
+struct Choice {
+  int32_t token;
+  float logprob;  // only when asked for
+};
+
+// The token `row` gets this step: processors, then (sampling) warpers, then the choice. With
+// `logprob`, also the token's log_softmax under those processed scores (what HF's
+// compute_transition_scores with normalize_logits=True gives for it), from a copy made before
+// sampling turns the scores into probabilities.
+Choice choose_token(const BatchDecoder& dec, int row, const ProcessorChain& processors, const ProcessorChain& warpers,
+                    bool do_sample, bool logprob, Sampler& sampler, std::vector<float>& scratch,
+                    std::vector<float>& processed) {
   const int vocab = dec.vocab();
   scratch.assign(dec.logits(row), dec.logits(row) + vocab);
   processors.apply(dec.ids(row), scratch.data(), vocab);
-  if (!do_sample) return argmax(scratch.data(), vocab);
-  warpers.apply(dec.ids(row), scratch.data(), vocab);
-  softmax_inplace(scratch.data(), vocab);
-  const int t = sampler.sample(scratch.data(), vocab);
-  if (t < 0) throw Error("sampling: every token was filtered out (check --top_k / --top_p / --no_repeat_ngram_size)");
-  return t;
+  if (do_sample) warpers.apply(dec.ids(row), scratch.data(), vocab);
+  if (logprob) processed = scratch;
+  int t;
+  if (!do_sample) {
+    t = argmax(scratch.data(), vocab);
+  } else {
+    softmax_inplace(scratch.data(), vocab);
+    t = sampler.sample(scratch.data(), vocab);
+    if (t < 0) throw Error("sampling: every token was filtered out (check --top_k / --top_p / --no_repeat_ngram_size)");
+  }
+  return {t, logprob ? log_softmax_at(processed.data(), vocab, t) : 0.0f};
 }
 
-GenerationOutput collect(const BatchDecoder& dec, int prompt_length) {
+GenerationOutput collect(const BatchDecoder& dec, int prompt_length, std::vector<std::vector<float>> logprobs) {
   GenerationOutput out;
   out.prompt_length = prompt_length;
   for (int r = 0; r < dec.rows(); ++r) out.sequences.push_back(dec.ids(r));
+  out.token_logprobs = std::move(logprobs);
   return out;
 }
 
@@ -55,15 +70,21 @@ GenerationOutput run_greedy_or_sample(const LanguageModel& lm, const GenerationP
   const bool pad_finished = plan.has_eos();
   std::vector<bool> unfinished(rows, true);
   std::vector<int32_t> tokens(rows);
-  std::vector<float> scratch;
+  std::vector<float> scratch, processed;
+  std::vector<std::vector<float>> logprobs(cfg.output_scores ? rows : 0);
 
   dec.prefill();
   for (int step = 0;; ++step) {
     for (int r = 0; r < rows; ++r) {
       if (callbacks.on_step_logits) callbacks.on_step_logits(step, r, dec.logits(r), dec.vocab());
-      tokens[r] = (pad_finished && !unfinished[r])
-                      ? *plan.pad
-                      : choose_token(dec, r, processors, warpers, cfg.do_sample, sampler, scratch);
+      if (pad_finished && !unfinished[r]) {
+        tokens[r] = *plan.pad;
+        continue;
+      }
+      const Choice c = choose_token(dec, r, processors, warpers, cfg.do_sample, cfg.output_scores, sampler, scratch,
+                                    processed);
+      tokens[r] = c.token;
+      if (cfg.output_scores) logprobs[r].push_back(c.logprob);
     }
     dec.append(tokens);
     if (callbacks.on_tokens) callbacks.on_tokens(tokens);
@@ -75,7 +96,7 @@ GenerationOutput run_greedy_or_sample(const LanguageModel& lm, const GenerationP
     if (!any_left) break;
     dec.forward_last();
   }
-  return collect(dec, plan.prompt_length);
+  return collect(dec, plan.prompt_length, std::move(logprobs));
 }
 
 }  // namespace lmforge::gen

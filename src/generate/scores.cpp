@@ -34,12 +34,24 @@ void softmax_inplace(float* x, int n) {
   for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void log_softmax_inplace(float* x, int n) {
-  const float m = row_max(x, n);
+namespace {
+// log(sum(exp(x - m))) for the row maximum m, as torch's log_softmax reduces the row.
+float log_sum_exp_shifted(const float* x, int n, float m) {
   double sum = 0.0;
   for (int i = 0; i < n; ++i) sum += std::exp(x[i] - m);
-  const float log_sum = static_cast<float>(std::log(sum));
+  return static_cast<float>(std::log(sum));
+}
+}  // namespace
+
+void log_softmax_inplace(float* x, int n) {
+  const float m = row_max(x, n);
+  const float log_sum = log_sum_exp_shifted(x, n, m);
   for (int i = 0; i < n; ++i) x[i] = (x[i] - m) - log_sum;
+}
+
+float log_softmax_at(const float* x, int n, int i) {
+  const float m = row_max(x, n);
+  return (x[i] - m) - log_sum_exp_shifted(x, n, m);
 }
 
 int argmax(const float* x, int n) {

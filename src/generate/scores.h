@@ -13,6 +13,9 @@ void softmax_inplace(float* x, int n);
 // In place: x <- log_softmax(x) = x - max - log(sum(exp(x - max))), as torch computes it.
 void log_softmax_inplace(float* x, int n);
 
+// log_softmax(x)[i] alone, computed as log_softmax_inplace computes every entry.
+float log_softmax_at(const float* x, int n, int i);
+
 // Index of the largest entry; the first one on ties (torch.argmax).
 int argmax(const float* x, int n);
 

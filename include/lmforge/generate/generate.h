@@ -16,6 +16,13 @@ struct GenerationOutput {
   // prompts left-padded with pad_token_id to the longest, finished rows padded with pad_token_id.
   std::vector<std::vector<int32_t>> sequences;
   std::vector<float> sequences_scores;  // beam search only, HF's scores
+  // cfg.output_scores with greedy search or sampling (empty otherwise): per row, the log-probability
+  // of each generated token under the scores HF returns with output_scores=True, i.e. the logits
+  // after the logits processors and (sampling) the warpers: HF compute_transition_scores(sequences,
+  // scores, normalize_logits=True), which takes log_softmax over the vocabulary of those scores.
+  // One value per token the row generated, up to and including its eos; the pad tokens HF appends
+  // to a row that finished before the others have none (their HF values are meaningless).
+  std::vector<std::vector<float>> token_logprobs;
   int prompt_length = 0;                // padded prompt length (columns before the first new token)
 };
 

@@ -44,6 +44,10 @@ struct GenerationConfig {
 
   std::optional<uint64_t> seed;  // sampling RNG seed
 
+  // HF output_scores: greedy search and sampling also return GenerationOutput::token_logprobs.
+  // Not read from generation_config.json (it changes what generate() returns, not which tokens).
+  bool output_scores = false;
+
   // Throws lmforge::Error naming the flag (HF name, e.g. "--top_p") for impossible values:
   // temperature <= 0 with do_sample, top_p outside (0, 1], top_k < 0, num_beams < 1,
   // num_return_sequences > num_beams (beam search) or < 1, repetition_penalty <= 0, ...
