@@ -223,7 +223,9 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
   // produce ids HF never would, so such input is refused.
   if (auto bad = tk::find_invalid_utf8(text))
     throw Error("tokenizer: text is not valid UTF-8 (at byte " + std::to_string(*bad) + ")");
-  std::string prepared = impl_->add_prefix_space ? " " + std::string(text) : std::string(text);
+  // Appended, not " " + string: GCC 12's -Wrestrict misfires on a literal + a string temporary.
+  std::string prepared = impl_->add_prefix_space ? " " : "";
+  prepared += text;
   std::vector<std::string> parts = impl_->split_on_added(prepared);
   impl_->apply_strip_rules(parts);
 

@@ -34,8 +34,11 @@ RunResult run_cli(const std::string& args) {
 
 std::string ids_arg(const std::vector<int>& ids) {
   std::string s;
-  for (int id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
-  return "'" + s + "'";
+  for (int id : ids) {
+    if (!s.empty()) s += ' ';
+    s += std::to_string(id);
+  }
+  return '\'' + s + '\'';
 }
 
 int count_lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }

@@ -28,7 +28,7 @@ std::string quote(const std::string& arg) {
 // Runs `lmforge tokenize --model MODEL ARGS...`.
 RunResult run_cli(const std::string& model, const std::vector<std::string>& args, bool merge_stderr) {
   std::string cmd = quote(LMFORGE_CLI) + " tokenize --model " + quote(model);
-  for (const auto& a : args) cmd += " " + quote(a);
+  for (const auto& a : args) cmd.append(" ").append(quote(a));
   cmd += merge_stderr ? " 2>&1" : " 2>/dev/null";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return {-1, "popen failed"};
