@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine, offline, in a few minutes on 2 cores (seed 000's workflow):
-#   1. set up and build;
+# The main job on a fresh machine, offline, in a few minutes on 2 cores: fine-tune GPT-2 on a
+# headline CSV, then generate synthetic headlines that never copy a training row:
+#   1. set up and build the lmforge binary (only it: the tests and benchmarks are not needed here);
 #   2. train a small GPT-2 from scratch (real GPT-2 tokenizer) on a news-text CSV -- by default the
 #      press sentences of the Brown corpus that setup builds (data/brown/brown_news.csv);
 #   3. generate synthetic rows from it with `lmforge synth`, drop any that copy the training rows
 #      (privacy guard) and print the synthetic-set report;
-#   4. show generation itself: the seed's beam search and the per-step top-5 choices;
+#   4. show generation itself: beam search and the per-step top-5 choices;
 #   5. quantize it to INT8 with the accuracy check against fp32 (perplexity of held-out rows
 #      within 1 %), then generate from the quantized folder and time fp32 against int8 in the
-#      seed's benchmark mode.
+#      benchmark mode.
 # MODEL=path/to/hf-gpt2-folder fine-tunes that checkpoint instead of training from scratch;
 # DATA=path/to/your.csv (column headline_text, or set COLUMN) uses your own rows.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-scripts/build.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)" --target lmforge_cli
 lmforge=build/lmforge
 data=${DATA:-data/brown/brown_news.csv}
 column=${COLUMN:-headline_text}
@@ -40,12 +42,12 @@ $lmforge synth --model $out/model --prompt_file $out/prompts.csv --num_samples 2
 echo "first rows of $out/synthetic.json:"
 head -c 600 $out/synthetic.json; echo
 
-echo "== 3. generation: beam search (seed 001) and the top-5 choices per step (seed 003)"
+echo "== 3. generation: beam search and the top-5 choices per step"
 $lmforge generate --model $out/model --prompt "|HEADLINE| the city" --num_beams 5 \
   --num_return_sequences 3 --no_repeat_ngram_size 2 --early_stopping --max_new_tokens 16
 $lmforge generate --model $out/model --prompt "|HEADLINE| police" --max_new_tokens 4 --show_choices 5
 
-echo "== 4. INT8 quantization with an accuracy check (seed 000), then benchmark mode fp32 vs int8"
+echo "== 4. INT8 quantization with an accuracy check, then benchmark mode fp32 vs int8"
 $lmforge quantize --model $out/model --data_path "$data" --column "$column" --save_path $out/model-int8 \
   --tolerance 0.01 --seed 1
 $lmforge generate --model $out/model-int8 --prompt "|HEADLINE| the city" --max_new_tokens 16
