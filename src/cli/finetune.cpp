@@ -1,6 +1,7 @@
 // lmforge finetune: causal-LM fine-tuning (or training from scratch) on a CSV column.
 // Every TrainConfig key is a flag of the same name; --model_config reads them from YAML first and
 // flags given on the command line win.
+#include <fstream>
 #include <iostream>
 #include <set>
 
@@ -18,7 +19,7 @@ struct Args {
   int threads = 0;
 } args;
 
-const std::set<std::string> kBoolKeys = {"bfloat16", "bf16", "packing"};
+const std::set<std::string> kBoolKeys = {"bfloat16", "bf16", "packing", "overwrite_output_dir", "save_only_model"};
 
 std::string help_for(const std::string& key) {
   static const std::map<std::string, std::string> help = {
@@ -41,10 +42,14 @@ std::string help_for(const std::string& key) {
       {"max_grad_norm", "Gradient clipping norm (default 1.0; 0 = off)"},
       {"seed", "Seed for sampling, split, shuffling and random init"},
       {"bfloat16", "bf16 matrix products with fp32 master weights (seed flag; HF --bf16)"},
-      {"save_steps", "Checkpoint every N steps (default 500; 0 = only at the end)"},
+      {"save_steps", "Checkpoint every N steps (default 500; 0 = none; the final model is always written)"},
+      {"save_only_model", "Checkpoints hold the model only, no optimizer state (smaller, but cannot be resumed)"},
+      {"overwrite_output_dir",
+       "Write into a --save_path that is not empty and not an earlier finetune output, or start over in one "
+       "that holds checkpoints (they are deleted)"},
       {"eval_steps", "Validate every N steps (default 0 = every epoch)"},
       {"save_total_limit", "Keep at most N checkpoints (0 = all)"},
-      {"resume_from_checkpoint", "checkpoint-<step> folder, or 'latest' in --save_path"},
+      {"resume_from_checkpoint", "checkpoint-<step> folder, or 'latest' in --save_path (Ctrl-C saves one)"},
       {"packing", "Concatenate rows into blocks of block_size instead of padding"},
       {"block_size", "Row length with --packing"},
       {"init", "pretrained | random (train from scratch)"},
@@ -67,12 +72,50 @@ void setup(CLI::App& app) {
       args.overrides);
 }
 
+// `s` as one shell word.
+std::string shell_quote(const std::string& s) {
+  const bool plain = !s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                       "0123456789_-+=./:,@%") == std::string::npos;
+  if (plain) return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// How this program was started (argv[0]), so the printed command runs as typed; "lmforge" if unknown.
+std::string program_name() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::string first;
+  std::getline(in, first, '\0');
+  return first.empty() ? "lmforge" : first;
+}
+
+// This run's command line with --resume_from_checkpoint latest in place of any earlier choice.
+// --overwrite_output_dir is left out: a resume may always write into its folder.
+std::string resume_command() {
+  std::string cmd = shell_quote(program_name()) + " finetune";
+  if (!args.model_config.empty()) cmd += " --model_config " + shell_quote(args.model_config);
+  if (args.threads != 0) cmd += " --threads " + std::to_string(args.threads);
+  for (const auto& [key, value] : args.overrides)
+    if (key != "resume_from_checkpoint" && key != "overwrite_output_dir")
+      cmd += " --" + key + " " + shell_quote(value);
+  return cmd + " --resume_from_checkpoint latest";
+}
+
 int run() {
   apply_threads(args.threads);
   TrainConfig cfg;
   if (!args.model_config.empty()) load_train_config(args.model_config, cfg);
   for (const auto& [key, value] : args.overrides) set_config_value(cfg, key, value, "--" + key);
+  const StopSignalHandlers ctrl_c;  // Ctrl-C: stop after the current step with a checkpoint
   const FinetuneResult r = finetune(cfg);
+  if (r.interrupted) {
+    std::cout.flush();
+    std::cerr << "interrupted after step " << r.steps << " of " << r.total_steps
+              << "; resumable checkpoint: " << r.checkpoint.string() << "\n"
+              << "to resume: " << resume_command() << "\n";
+    return 1;  // the job did not finish: scripts must not take the folder for a trained model
+  }
   std::cout << "final train loss " << r.final_train_loss << ", validation loss " << r.final_eval_loss << ", model in "
             << r.output_dir.string() << "\n";
   return 0;

@@ -115,6 +115,7 @@ const std::vector<KeySpec>& key_specs() {
         {"save_path", str_member(&TrainConfig::save_path), ""},
         {"tokenizer", str_member(&TrainConfig::tokenizer), ""},
         {"resume_from_checkpoint", str_member(&TrainConfig::resume_from_checkpoint), ""},
+        {"overwrite_output_dir", bool_member(&TrainConfig::overwrite_output_dir), ""},
         {"text_column", str_member(&TrainConfig::text_column), ""},
         {"prefix", str_member(&TrainConfig::prefix), ""},
         {"suffix", str_member(&TrainConfig::suffix), ""},
@@ -144,6 +145,7 @@ const std::vector<KeySpec>& key_specs() {
         {"eval_steps", int_member(&TrainConfig::eval_steps), ""},
         {"save_steps", int_member(&TrainConfig::save_steps), ""},
         {"save_total_limit", int_member(&TrainConfig::save_total_limit), ""},
+        {"save_only_model", bool_member(&TrainConfig::save_only_model), ""},
         {"init",
          [](TrainConfig& c, const YAML::Node& n, const std::string& k, const std::string& w) {
            const std::string v = lower(get_string(n, k, w));
@@ -392,6 +394,7 @@ std::string to_yaml(const TrainConfig& c) {
   str("save_path", c.save_path);
   str("tokenizer", c.tokenizer);
   str("resume_from_checkpoint", c.resume_from_checkpoint);
+  boolean("overwrite_output_dir", c.overwrite_output_dir);
   str("text_column", c.text_column);
   str("prefix", c.prefix);
   str("suffix", c.suffix);
@@ -414,6 +417,7 @@ std::string to_yaml(const TrainConfig& c) {
   num("eval_steps", std::to_string(c.eval_steps));
   num("save_steps", std::to_string(c.save_steps));
   num("save_total_limit", std::to_string(c.save_total_limit));
+  boolean("save_only_model", c.save_only_model);
   num("init", to_string(c.init));
   const std::pair<const char*, const std::optional<int>*> dims[] = {
       {"n_layer", &c.n_layer}, {"n_embd", &c.n_embd}, {"n_head", &c.n_head}, {"n_positions", &c.n_positions}};

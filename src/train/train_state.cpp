@@ -112,6 +112,17 @@ void check_same_architecture(const ModelConfig& ck, const ModelConfig& m, const 
     differ("tie_word_embeddings", ck.tie_word_embeddings ? "true" : "false", m.tie_word_embeddings ? "true" : "false");
 }
 
+// A --save_only_model checkpoint holds weights but no optimizer state: resuming from it would
+// silently restart AdamW from zero moments, so it is refused with what to do instead.
+void refuse_model_only(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / kStateFile, ec) || fs::exists(dir / kOptimizerFile, ec)) return;
+  const json j = json::parse(io::read_text_file(dir / kStateFile, "trainer state"), nullptr, false);
+  if (!j.is_object() || !j.value("save_only_model", false)) return;  // an ordinary incomplete folder
+  io::fail(dir.string(), "was saved with --save_only_model (no optimizer state), so training cannot resume from it; "
+                         "start a new run with --model " + dir.string() + " to fine-tune its weights further");
+}
+
 }  // namespace
 
 // ---- files -----------------------------------------------------------------------------------
@@ -163,6 +174,8 @@ std::string trainer_state_json(const TrainerState& s) {
   j["best_model_checkpoint"] = s.best_model_checkpoint;
   j["log_history"] = json::array();
   for (const auto& r : s.log_history) j["log_history"].push_back(r);
+  j["logging_window"] = {{"loss_sum", s.window_loss_sum}, {"steps", s.window_steps}};
+  j["save_only_model"] = s.save_only_model;
   return j.dump(2) + "\n";
 }
 
@@ -216,6 +229,16 @@ TrainerState parse_trainer_state(const std::string& text, const std::string& whe
   const json& hist = member(j, "log_history", where);
   if (!hist.is_array()) io::fail(where, "key 'log_history' must be a list");
   for (const auto& r : hist) s.log_history.push_back(r);
+  // Later additions: optional, so checkpoints written before them still load.
+  if (j.contains("logging_window")) {
+    const json& lw = get_obj(j, "logging_window", where);
+    s.window_loss_sum = get_f64(lw, "loss_sum", where + " (logging_window)");
+    s.window_steps = get_i64(lw, "steps", where + " (logging_window)");
+  }
+  if (j.contains("save_only_model")) {
+    if (!j["save_only_model"].is_boolean()) io::fail(where, "key 'save_only_model' must be true or false");
+    s.save_only_model = j["save_only_model"].get<bool>();
+  }
   return s;
 }
 
@@ -294,7 +317,7 @@ fs::path save_checkpoint(const fs::path& output_dir, const ModelConfig& cfg, con
                          std::span<const float> adam_m, std::span<const float> adam_v, const TrainerState& state,
                          const CheckpointSaveOptions& opt) {
   const size_t n = w.num_parameters();
-  if (adam_m.size() != n || adam_v.size() != n)
+  if (!opt.save_only_model && (adam_m.size() != n || adam_v.size() != n))
     throw Error("save_checkpoint: AdamW state holds " + std::to_string(adam_m.size()) + "/" + std::to_string(adam_v.size()) +
                 " values, the model has " + std::to_string(n) + " parameters");
   if (state.global_step < 0) throw Error("save_checkpoint: negative global_step");
@@ -314,16 +337,19 @@ fs::path save_checkpoint(const fs::path& output_dir, const ModelConfig& cfg, con
 
   save_pretrained(tmp, cfg, w);
   stage("model");
-  write_safetensors(tmp / kOptimizerFile,
-                    {{"exp_avg", DType::F32, {static_cast<int64_t>(n)}, adam_m.data()},
-                     {"exp_avg_sq", DType::F32, {static_cast<int64_t>(n)}, adam_v.data()}},
-                    {{"format", "lmforge-adamw"},
-                     {"layout", "lmforge ModelWeights::params"},
-                     {"num_parameters", std::to_string(n)},
-                     {"step", std::to_string(state.optimizer.step)}});
+  if (!opt.save_only_model)
+    write_safetensors(tmp / kOptimizerFile,
+                      {{"exp_avg", DType::F32, {static_cast<int64_t>(n)}, adam_m.data()},
+                       {"exp_avg_sq", DType::F32, {static_cast<int64_t>(n)}, adam_v.data()}},
+                      {{"format", "lmforge-adamw"},
+                       {"layout", "lmforge ModelWeights::params"},
+                       {"num_parameters", std::to_string(n)},
+                       {"step", std::to_string(state.optimizer.step)}});
   stage("optimizer");
   TrainerState st = state;
   st.num_parameters = static_cast<int64_t>(n);
+  st.save_only_model = opt.save_only_model;
+  if (opt.save_only_model) st.rng_states.clear();  // resume state HF leaves out too
   write_file_atomic(tmp / kStateFile, trainer_state_json(st));
   stage("trainer_state");
   if (!opt.tokenizer_dir.empty()) copy_tokenizer_files(opt.tokenizer_dir, tmp);
@@ -359,6 +385,7 @@ LoadedCheckpoint load_checkpoint(const fs::path& dir, const ModelConfig& cfg, Mo
   const std::string where = dir.string();
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) io::fail(where, "no such checkpoint folder");
+  refuse_model_only(dir);
   for (const char* f : {"config.json", "model.safetensors", kOptimizerFile, kStateFile})
     if (!fs::is_regular_file(dir / f, ec)) io::fail(where, std::string("incomplete checkpoint: no ") + f);
 

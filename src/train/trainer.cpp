@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 
 #include "lmforge/error.h"
 #include "lmforge/io/checkpoint.h"
+#include "lmforge/io/output_dir.h"
 #include "lmforge/model/save.h"
 #include "lmforge/tokenizer/tokenizer.h"
 #include "lmforge/train/backprop.h"
@@ -109,22 +111,126 @@ class Printer {
   bool open_ = false;
 };
 
+// ---- the output folder -----------------------------------------------------------------------
+
+// What this run changed about --save_path, so a failure can undo it (and only it).
+struct SaveFolder {
+  fs::path created_root;   // the topmost folder this run created; empty when save_path existed
+  bool was_empty = false;  // save_path existed and was empty
+};
+
+// The topmost missing folder on the way to `p` (p itself when only it is missing); empty when p exists.
+fs::path first_missing(const fs::path& p) {
+  std::error_code ec;
+  fs::path q = fs::absolute(p, ec).lexically_normal();
+  if (!q.has_filename()) q = q.parent_path();  // "out/" -> "out"
+  fs::path missing;
+  while (!q.empty() && !fs::exists(q, ec) && q != q.parent_path()) {
+    missing = q;
+    q = q.parent_path();
+  }
+  return missing;
+}
+
+// A fresh run must not mix with an earlier one in the same folder: its checkpoints (complete or
+// left over by a kill), metrics and curves go. The earlier final model is overwritten at the end.
+void remove_earlier_run(const fs::path& save) {
+  std::error_code ec;
+  std::vector<fs::path> old;
+  for (const auto& e : fs::directory_iterator(save, ec)) {
+    const std::string name = e.path().filename().string();
+    if ((name.starts_with("checkpoint-") && e.is_directory(ec)) || name == "metrics.jsonl" ||
+        name == "loss_curve.png" || name == "loss_curve.svg")
+      old.push_back(e.path());
+  }
+  for (const auto& p : old) {
+    fs::remove_all(p, ec);
+    if (ec) throw Error("--save_path: cannot delete '" + p.string() + "' of the earlier run: " + ec.message());
+  }
+}
+
+// HF's --overwrite_output_dir rule, then the folder itself. A resume may always write into its folder.
+SaveFolder prepare_save_folder(const TrainConfig& cfg) {
+  const fs::path save = cfg.save_path;
+  const bool resuming = !cfg.resume_from_checkpoint.empty();
+  if (!resuming) {
+    check_output_dir(save, "finetune", cfg.overwrite_output_dir, "--save_path");
+    // Its own earlier output with checkpoints: the user most likely wants to continue it, which
+    // a fresh run would silently throw away. HF's scripts need the flag to start over, too.
+    if (auto latest = latest_checkpoint(save); latest && !cfg.overwrite_output_dir)
+      throw Error("--save_path: '" + save.string() + "' holds checkpoints of an earlier run (latest: " +
+                  latest->filename().string() + "); pass --resume_from_checkpoint latest to continue it, or "
+                  "--overwrite_output_dir to start over (its checkpoints and metrics are deleted)");
+  }
+  SaveFolder f;
+  std::error_code ec;
+  f.created_root = first_missing(save);
+  f.was_empty = f.created_root.empty() && fs::is_directory(save, ec) && fs::is_empty(save, ec);
+  fs::create_directories(save, ec);
+  if (ec || !fs::is_directory(save)) throw Error("--save_path: cannot create folder '" + save.string() + "'");
+  return f;
+}
+
+// After a failure that saved no checkpoint: a folder this run created goes, a folder that was
+// empty is emptied again; one that held anything before is left alone.
+void undo_save_folder(const SaveFolder& f, const fs::path& save) {
+  std::error_code ec;
+  if (!list_checkpoints(save).empty()) return;  // progress to keep (the error names it)
+  if (!f.created_root.empty()) {
+    fs::remove_all(f.created_root, ec);
+  } else if (f.was_empty) {
+    std::vector<fs::path> entries;
+    for (const auto& e : fs::directory_iterator(save, ec)) entries.push_back(e.path());
+    for (const auto& p : entries) fs::remove_all(p, ec);
+  }
+}
+
+// The "training" block of lmforge_output.json (io/output_dir.h): what synth, eval, quantize and
+// tune need to rebuild the exact text format and held-out split. block_size is the packing row
+// length actually used.
+nlohmann::json training_record(const TrainConfig& c, int block_size) {
+  std::error_code ec;
+  const fs::path data = fs::absolute(c.data_path, ec).lexically_normal();
+  return {{"prefix", c.prefix},
+          {"suffix", c.suffix},
+          {"text_column", c.text_column},
+          {"data_path", ec ? c.data_path : data.string()},
+          {"max_rows", c.max_rows},
+          {"sample", to_string(c.sample)},
+          {"validation_fraction", c.validation_fraction},
+          {"seed", c.seed},
+          {"packing", c.packing},
+          {"block_size", block_size}};
+}
+
+std::string signal_name(int sig) {
+  if (sig == SIGINT) return "SIGINT";
+  if (sig == SIGTERM) return "SIGTERM";
+  return sig ? "signal " + std::to_string(sig) : "a stop request";
+}
+
+FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks);
+
 }  // namespace
 
 FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
   validate(cfg);
+  const SaveFolder folder = prepare_save_folder(cfg);
+  try {
+    return run_training(cfg, hooks);
+  } catch (...) {
+    undo_save_folder(folder, cfg.save_path);
+    throw;
+  }
+}
+
+namespace {
+
+FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) {
   Printer out(hooks);
   const fs::path save = cfg.save_path;
-  {
-    std::error_code ec;
-    fs::create_directories(save, ec);
-    if (ec || !fs::is_directory(save)) throw Error("--save_path: cannot create folder '" + save.string() + "'");
-    const fs::path probe = save / ".lmforge-write-test";
-    std::ofstream p(probe);
-    if (!p) throw Error("--save_path: folder '" + save.string() + "' is not writable");
-    p.close();
-    fs::remove(probe);
-  }
+  const std::function<bool()> stop_requested =
+      hooks.stop_requested ? hooks.stop_requested : std::function<bool()>([] { return stop_signal() != 0; });
   // Model and tokenizer.
   const fs::path tok_dir = tokenizer_dir_of(cfg);
   const Tokenizer tok = Tokenizer::from_dir(tok_dir);
@@ -178,6 +284,14 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
     train.set_position(st.data);
     out.line("resumed from " + ckpt.string() + " at step " + std::to_string(st.global_step));
   }
+  // Model and data are fine: only now does an earlier run in this folder give way (a run that
+  // fails on a bad CSV leaves it as it was).
+  if (cfg.resume_from_checkpoint.empty()) remove_earlier_run(save);
+  try {  // from here on the folder is finetune's own output (check_output_dir)
+    write_output_record(save, "finetune", {{"training", training_record(cfg, lo.block_size)}});
+  } catch (const Error& e) {
+    throw Error("--save_path: " + std::string(e.what()));
+  }
   MetricsLog metrics(save / "metrics.jsonl", st.global_step);
   const std::string config_yaml = to_yaml(cfg);
   write_file_atomic(save / "train_config.yml", config_yaml);
@@ -187,13 +301,13 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
   const auto t_start = Clock::now();
   const int64_t start_step = st.global_step;
   int64_t run_tokens = 0;
-  double window_loss = 0, last_loss = NAN, last_eval = NAN;
-  int window_n = 0;
+  double last_loss = NAN, last_eval = NAN;
   fs::path last_checkpoint = st.best_model_checkpoint;
+  int64_t resumable_step = -1;  // the step of this run's last checkpoint with optimizer state
   auto t_window = Clock::now();
   int64_t window_tokens = 0;
 
-  auto checkpoint = [&]() {
+  auto checkpoint = [&](bool model_only) {
     st.data = train.position();
     st.optimizer = {"adamw", opt.steps, 0.9, 0.999, 1e-8, cfg.weight_decay};
     st.scheduler = {"linear", cfg.warmup_steps, total_steps, cfg.lr, sched.lr(std::max<int64_t>(0, st.global_step - 1))};
@@ -201,8 +315,10 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
     so.save_total_limit = cfg.save_total_limit;
     so.tokenizer_dir = tok_dir;
     so.train_config_yaml = config_yaml;
+    so.save_only_model = model_only;
     last_checkpoint = save_checkpoint(save, mc, w, opt.m, opt.v, st, so);
-    out.line("saved " + last_checkpoint.string());
+    if (!model_only) resumable_step = st.global_step;
+    out.line("saved " + last_checkpoint.string() + (model_only ? " (model only)" : ""));
   };
   auto evaluate = [&]() {
     if (!val) return;
@@ -214,6 +330,9 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
              fmt("%.4f", last_eval) + ", perplexity " + fmt("%.2f", std::exp(last_eval)));
   };
 
+  if (stop_requested())  // before any step of this run there is nothing new to save
+    throw Error("interrupted by " + signal_name(stop_signal()) + " before the first training step; nothing was saved");
+  bool interrupted = false;
   while (st.global_step < total_steps) {
     std::fill(grads.begin(), grads.end(), 0.0f);
     double step_loss = 0;
@@ -241,18 +360,18 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
     opt.step(w.params.data(), grads.data(), lr, coef);
     ++st.global_step;
     st.epoch = static_cast<double>(st.global_step) / steps_per_epoch;
-    window_loss += step_loss / counted;
-    ++window_n;
+    st.window_loss_sum += step_loss / counted;
+    ++st.window_steps;
 
     const bool last = st.global_step == total_steps;
     const bool logging_step = (cfg.logging_steps > 0 && st.global_step % cfg.logging_steps == 0) || last;
     if (logging_step) {
       const double secs = std::chrono::duration<double>(Clock::now() - t_window).count();
-      last_loss = window_loss / window_n;
+      last_loss = st.window_loss_sum / st.window_steps;
       const double tps = secs > 0 ? window_tokens / secs : 0;
       metrics.log_train(st.global_step, st.epoch, last_loss, lr, tps, norm);
       st.log_history.push_back({{"step", st.global_step}, {"loss", last_loss}, {"lr", lr}});
-      window_loss = 0, window_n = 0, window_tokens = 0;
+      st.window_loss_sum = 0, st.window_steps = 0, window_tokens = 0;
       t_window = Clock::now();
     }
     ProgressInfo pi;
@@ -266,8 +385,17 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
     const bool epoch_end = st.global_step % steps_per_epoch == 0;
     if ((cfg.eval_steps > 0 && st.global_step % cfg.eval_steps == 0) || (cfg.eval_steps == 0 && epoch_end) || last)
       evaluate();
-    if ((cfg.save_steps > 0 && st.global_step % cfg.save_steps == 0) || last) checkpoint();
+    // No checkpoint at the end: the final model is the result (HF saves on save_steps only).
+    if (cfg.save_steps > 0 && st.global_step % cfg.save_steps == 0) checkpoint(cfg.save_only_model);
     if (hooks.after_step && !hooks.after_step(st.global_step)) break;
+    if (!last && stop_requested()) {
+      interrupted = true;
+      out.line("stopping after step " + std::to_string(st.global_step) + " of " + std::to_string(total_steps) + " (" +
+               signal_name(stop_signal()) + "): saving a resumable checkpoint; press Ctrl-C again to abort at once");
+      // Resuming needs the optimizer state, --save_only_model or not.
+      if (resumable_step != st.global_step) checkpoint(false);
+      break;
+    }
   }
   out.end_progress();
 
@@ -278,7 +406,10 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
   r.train_seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
   r.tokens_per_second = r.train_seconds > 0 ? run_tokens / r.train_seconds : 0;
   r.output_dir = save;
-  if (st.global_step == total_steps) {
+  r.total_steps = total_steps;
+  r.interrupted = interrupted;
+  if (interrupted) r.checkpoint = last_checkpoint;
+  if (!interrupted && st.global_step == total_steps) {
     save_pretrained(save, mc, w);
     copy_tokenizer_files(tok_dir, save);
     const LossCurve curve = loss_curve_from_records(read_metrics(save / "metrics.jsonl"));
@@ -291,4 +422,5 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
   return r;
 }
 
+}  // namespace
 }  // namespace lmforge

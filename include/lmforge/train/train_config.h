@@ -40,6 +40,9 @@ struct TrainConfig {
   std::string save_path;  // output folder: final model, checkpoint-<step>/, metrics
   std::string tokenizer;  // tokenizer folder; empty = the model folder
   std::string resume_from_checkpoint;  // "" = fresh run; a checkpoint folder, or "latest" (newest in save_path)
+  // HF's rule for save_path: a non-empty folder that is not an earlier finetune output is refused
+  // unless this is set (io/output_dir.h); a resume may always write into its folder.
+  bool overwrite_output_dir = false;
 
   // Data (see data.h).
   std::string text_column = "headline_text";
@@ -66,8 +69,9 @@ struct TrainConfig {
   // Bookkeeping. Steps are optimizer steps.
   int64_t logging_steps = 10;  // 0: never (only at the end)
   int64_t eval_steps = 0;      // 0: at the end of every epoch
-  int64_t save_steps = 500;    // 0: only at the end
+  int64_t save_steps = 500;    // 0: no intermediate checkpoints (the final model is always written)
   int save_total_limit = 0;    // 0: keep every checkpoint
+  bool save_only_model = false;  // HF: checkpoints hold the model only (no optimizer state: not resumable)
 
   // Model construction.
   InitMode init = InitMode::Pretrained;

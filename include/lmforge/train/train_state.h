@@ -7,6 +7,8 @@
 //   trainer_state.json      step, epoch, data position, RNG states (strings), scheduler and
 //                           optimizer settings, best metric, log history
 //   train_config.yml, vocab.json, merges.txt, ...   when given (CheckpointSaveOptions)
+// A model-only checkpoint (HF --save_only_model) has no optimizer.safetensors and its
+// trainer_state.json says "save_only_model": true; load_checkpoint refuses to resume from it.
 //
 // Atomicity: everything is written into checkpoint-<step>.tmp/ (each file itself via temp + rename,
 // then fsync'd), and only the complete folder is renamed to checkpoint-<step>/. A folder named
@@ -61,6 +63,11 @@ struct TrainerState {
   std::optional<double> best_metric;  // lowest eval_loss so far
   std::string best_model_checkpoint;  // its folder
   std::vector<nlohmann::json> log_history;  // the metrics records so far
+  // The logging window still open (steps since the last train-loss record and their summed mean
+  // losses), so a resumed run logs the same averages as an uninterrupted one.
+  double window_loss_sum = 0.0;
+  int64_t window_steps = 0;
+  bool save_only_model = false;  // written by a model-only save: no optimizer state to resume from
 };
 
 // trainer_state.json text / parsing (strict: wrong or missing keys -> lmforge::Error naming `where`).
@@ -71,6 +78,9 @@ struct CheckpointSaveOptions {
   int save_total_limit = 0;               // > 0: keep only this many checkpoints (rotate_checkpoints)
   std::filesystem::path tokenizer_dir;    // copy its tokenizer files in, so the folder is self-contained
   std::string train_config_yaml;          // written as train_config.yml when not empty
+  // HF --save_only_model: no optimizer.safetensors and no RNG states (the moments may then be
+  // empty); trainer_state.json is still written (it marks the folder complete).
+  bool save_only_model = false;
   // Test hook: called after each file is written inside the .tmp folder and before the final
   // rename ("model", "optimizer", "trainer_state", "extras", "fsync"). Throwing from it simulates a kill.
   std::function<void(const std::string& stage)> on_stage;
@@ -92,7 +102,8 @@ struct LoadedCheckpoint {
 // Loads a checkpoint folder into `w` (already allocated for `cfg`, e.g. by allocate_weights) and
 // returns the optimizer moments and trainer state. Throws lmforge::Error naming the folder when a
 // file is missing or corrupt, or when the checkpoint's architecture or parameter count differs
-// from `cfg` ("... n_embd 32 in the checkpoint, 16 in the model").
+// from `cfg` ("... n_embd 32 in the checkpoint, 16 in the model"), and with a one-line
+// explanation for a model-only (--save_only_model) checkpoint, which cannot be resumed.
 LoadedCheckpoint load_checkpoint(const std::filesystem::path& checkpoint_dir, const ModelConfig& cfg, ModelWeights& w);
 
 // Complete checkpoints in output_dir (checkpoint-<digits> folders with trainer_state.json),
