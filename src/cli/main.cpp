@@ -59,6 +59,10 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << describe_parse_error(app, e) << "\n";
     return kExitUsage;
   }
+  if (!pending_model_error().empty()) {
+    std::cerr << "error: " << pending_model_error() << "\n";
+    return kExitFailure;
+  }
   try {
     for (auto& [sub, cmd] : subs)
       if (sub->parsed()) return cmd->run();

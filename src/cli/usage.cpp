@@ -4,6 +4,9 @@
 #include <cstdint>
 #include <regex>
 
+#include "lmforge/error.h"
+#include "lmforge/io/hub_cache.h"
+
 namespace lmforge::cli {
 namespace {
 
@@ -143,7 +146,24 @@ std::string describe_parse_error(const CLI::App& app, const CLI::ParseError& e) 
   return where + what;
 }
 
+std::string& pending_model_error() {
+  static std::string message;
+  return message;
+}
+
 void add_shared_checks(CLI::App& sub) {
+  for (const char* name : {"--model", "dir"})
+    if (CLI::Option* opt = sub.get_option_no_throw(name))
+      opt->transform(CLI::Validator(
+          [](std::string& v) -> std::string {
+            try {
+              v = resolve_model_path(v).string();
+            } catch (const Error& e) {
+              pending_model_error() = e.what();  // a validator may only report usage errors
+            }
+            return "";
+          },
+          ""));
   for (CLI::App* inner : sub.get_subcommands([](const CLI::App*) { return true; })) add_shared_checks(*inner);
   if (CLI::Option* opt = sub.get_option_no_throw("--threads"))
     opt->check(CLI::Validator(
