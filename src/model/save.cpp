@@ -12,17 +12,23 @@
 #include "lmforge/io/checkpoint.h"
 
 namespace lmforge {
-namespace {
-
 void write_text_atomic(const std::filesystem::path& path, const std::string& text) {
   const auto tmp = std::filesystem::path(path.string() + ".tmp");
+  std::error_code ec;
   {
-    std::ofstream out(tmp, std::ios::trunc);
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << text;
-    if (!out.flush()) throw Error("cannot write '" + path.string() + "'");
+    if (!out.flush()) {
+      out.close();
+      std::filesystem::remove(tmp, ec);
+      throw Error("cannot write '" + path.string() + "'");
+    }
   }
-  std::filesystem::rename(tmp, path);
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw Error("cannot write '" + path.string() + "': " + ec.message());
 }
+
+namespace {
 
 nlohmann::json optional_id(std::optional<int> id) { return id ? nlohmann::json(*id) : nlohmann::json(nullptr); }
 

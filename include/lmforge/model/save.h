@@ -13,8 +13,10 @@ namespace lmforge {
 // config.json text as HF writes it for this architecture.
 std::string model_config_json(const ModelConfig& c);
 
-// HF's initialisation: N(0, 0.02) matrices (GPT-2's residual projections scaled by
-// 1/sqrt(2 n_layer)), zero biases, unit layer-norm gains. Deterministic for a seed.
+// HF's initialisation in memory, for from-scratch training (random checkpoint folders of any size
+// are written by write_random_checkpoint, random_checkpoint.h): N(0, 0.02) matrices (GPT-2's
+// residual projections scaled by 1/sqrt(2 n_layer)), zero biases, unit layer-norm gains.
+// Deterministic for a seed.
 void init_random_weights(const ModelConfig& c, ModelWeights& w, uint64_t seed);
 
 // Writes config.json, generation_config.json and model.safetensors (HF names and layouts, a tied
@@ -28,5 +30,8 @@ void save_pretrained(const std::filesystem::path& dir, const ModelConfig& c, con
 // tokenizer_config.json, special_tokens_map.json, added_tokens.json) that exist in `from` into
 // `to`, each atomically. Throws lmforge::Error naming the file that cannot be copied.
 void copy_tokenizer_files(const std::filesystem::path& from, const std::filesystem::path& to);
+
+// Writes `text` to `path` atomically: "<path>.tmp", then rename. Throws lmforge::Error naming it.
+void write_text_atomic(const std::filesystem::path& path, const std::string& text);
 
 }  // namespace lmforge
