@@ -2,6 +2,7 @@
 // --benchmark_mode times generation of a fixed number of tokens instead (seed 000's
 // generate_text.py --benchmark_mode --benchmark_seq_length N).
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +19,7 @@
 #include "cli/options.h"
 #include "lmforge/error.h"
 #include "lmforge/generate/generate.h"
+#include "lmforge/io/prompt_file.h"
 #include "lmforge/model/model.h"
 
 namespace lmforge::cli {
@@ -27,6 +29,7 @@ struct Args {
   std::string model, dtype = "auto";
   std::vector<std::string> prompts, prompt_ids;
   std::string prompt_file;
+  std::optional<std::string> prompt_column;
   std::optional<int> max_length, max_new_tokens, min_length, min_new_tokens, num_beams, num_return_sequences, top_k,
       no_repeat_ngram_size, pad_token_id, bos_token_id;
   std::vector<int> eos_token_id;
@@ -44,28 +47,31 @@ struct Args {
   std::optional<std::string> benchmark_json;
 } args;
 
-// seed 000's gptj_generate_text.py: --max_new_tokens "Default - 32", --temperature "Default - 0.9",
-// and it samples. Used for GPT-J checkpoints below generation_config.json and the flags.
-constexpr int kGptjMaxNewTokens = 32;
-constexpr float kGptjTemperature = 0.9f;
-
 constexpr int kBenchmarkWarmup = 1;
 constexpr int kBenchmarkIters = 3;
 // The prompt of benchmark mode when none is given: seed 000's gptj_generate_text.py example.
 constexpr const char* kBenchmarkPrompt = "hello i am";
 
 void setup(CLI::App& app) {
-  app.add_option("--model,-m", args.model, "HF checkpoint folder (config.json, weights, tokenizer)")->required();
+  app.add_option("--model,-m", args.model,
+                 "HF checkpoint folder (config.json, weights, tokenizer), or a Hub name (gpt2, EleutherAI/gpt-j-6b, "
+                 "NAME@REVISION) already in the local Hugging Face cache; nothing is downloaded")
+      ->required();
   app.add_option("--prompt,-p", args.prompts, "Prompt text (repeatable: several prompts form a left-padded batch)");
-  app.add_option("--prompt_file", args.prompt_file, "File with one prompt per line")->check(CLI::ExistingFile);
+  app.add_option("--prompt_file", args.prompt_file,
+                 "Prompts from a file, - = standard input: one per line, or a CSV whose first line is a header "
+                 "naming a prompt or text column (see below)");
+  add_optional(app, "--prompt_column", args.prompt_column,
+               "The CSV column holding the prompts (default: prompt, else text)");
   app.add_option("--prompt_ids", args.prompt_ids, "Prompt as token ids, e.g. \"464 3290\" (repeatable)");
   add_optional(app, "--max_length", args.max_length, "HF max_length: total length, prompt included (default 20)");
   add_optional(app, "--max_new_tokens", args.max_new_tokens,
-               "HF max_new_tokens: tokens to generate (wins over --max_length; GPT-J default 32)");
+               "HF max_new_tokens: tokens to generate (wins over --max_length)");
   add_optional(app, "--min_length", args.min_length, "HF min_length: EOS is blocked before this total length");
   add_optional(app, "--min_new_tokens", args.min_new_tokens, "HF min_new_tokens: EOS is blocked before this many new tokens");
   add_bool_option(app, "--do_sample", args.do_sample,
-                  "HF do_sample: sample instead of greedy/beam search (GPT-J default true; --do_sample false turns it off)");
+                  "HF do_sample: sample instead of greedy/beam search (default false; --do_sample false overrides a "
+                  "generation_config.json that turns it on)");
   add_optional(app, "--num_beams", args.num_beams, "HF num_beams: beam search width (1 = no beam search)");
   add_optional(app, "--num_return_sequences", args.num_return_sequences, "HF num_return_sequences per prompt");
   add_optional(app, "--length_penalty", args.length_penalty, "HF length_penalty: beam score = logprob / length^penalty");
@@ -73,7 +79,7 @@ void setup(CLI::App& app) {
          "--early_stopping", [](const std::string& v) { args.early_stopping = v.empty() ? "true" : v; },
          "HF early_stopping: true | false | never (flag alone = true)")
       ->expected(0, 1);
-  add_optional(app, "--temperature", args.temperature, "HF temperature for sampling (default 1; GPT-J default 0.9)");
+  add_optional(app, "--temperature", args.temperature, "HF temperature for sampling (default 1)");
   add_optional(app, "--top_k", args.top_k, "HF top_k: keep the k most likely tokens (0 = off; HF default 50)");
   add_optional(app, "--top_p", args.top_p, "HF top_p: nucleus sampling threshold in (0, 1]");
   add_optional(app, "--repetition_penalty", args.repetition_penalty, "HF repetition_penalty (1 = off)");
@@ -84,7 +90,8 @@ void setup(CLI::App& app) {
   app.add_option("--stop_strings", args.stop_strings, "HF stop_strings: stop a sequence once its text contains one");
   add_optional(app, "--seed", args.seed, "Seed of the sampling RNG (reproducible sampling)");
   app.add_option("--show_choices", args.show_choices, "Print the top-N next tokens and probabilities of each step");
-  app.add_flag("--json", args.json, "Print [{prompt, sentences, ids, sequences_scores}] as JSON");
+  app.add_flag("--json", args.json,
+               "Print [{prompt, sentences, ids, token_logprobs | sequences_scores}] as JSON (see below)");
   add_bool_option(app, "--skip_special_tokens", args.skip_special_tokens, "Drop special tokens when decoding (default true)");
   add_bool_option(app, "--clean_up_tokenization_spaces", args.clean_up_tokenization_spaces,
                   "HF decode clean-up of spaces before punctuation (default: tokenizer_config.json, else false)");
@@ -104,45 +111,34 @@ void setup(CLI::App& app) {
   add_optional(app, "--benchmark_json", args.benchmark_json,
                "Benchmark mode: also write the results as a JSON object to this file");
   app.footer(
-      "Defaults, each layer overriding the one before: HF's (max_length 20, greedy, temperature 1); for a GPT-J "
-      "model (model_type gptj) seed 000's gptj_generate_text.py ones (max_new_tokens 32, do_sample true, "
-      "temperature 0.9); the model folder's generation_config.json; the flags.\n"
+      "Defaults, as HF generate() for every model type, each layer overriding the one before: HF's GenerationConfig "
+      "(max_length 20, greedy, temperature 1, top_k 50 when sampling; special token ids from config.json), the "
+      "model folder's generation_config.json, the flags. GPT-J's example-script settings are flags: "
+      "--do_sample --temperature 0.9 --max_new_tokens 32.\n"
+      "Prompts: -p, --prompt_ids and --prompt_file; with none of them, standard input when it is not a terminal "
+      "(nothing there: HF's start from bos_token_id). A prompt file (or -) holds one prompt per line, taken as "
+      "written (commas and quotes included), unless its first non-blank line is a CSV header naming the "
+      "--prompt_column, else a prompt or text column (case-insensitive): then it is read as CSV (quoted fields "
+      "may hold commas, \"\" and line breaks). Trailing spaces are dropped, blank lines and empty prompts "
+      "skipped, a UTF-8 BOM and CRLF line ends accepted.\n"
+      "--json: per prompt {prompt, sentences, ids} (sentences null without a tokenizer) plus, for greedy search "
+      "and sampling, token_logprobs: per sequence, the log-probability of each generated token (up to and "
+      "including its eos, none for padding) under the scores HF returns with output_scores=True, i.e. after the "
+      "logits processors (repetition penalty, no-repeat n-grams, min length) and, when sampling, the warpers "
+      "(temperature, top-k, top-p): HF compute_transition_scores(sequences, scores, normalize_logits=True). "
+      "Beam search gives sequences_scores (HF's length-normalised beam scores) instead.\n"
       "Benchmark mode: lmforge generate --model DIR --benchmark_mode --benchmark_seq_length N [--benchmark_warmup 1] "
-      "[--benchmark_iters 3] [--batch_size B] [--benchmark_json FILE]; the prompt is -p/--prompt_file/--prompt_ids, "
-      "else \"" + std::string(kBenchmarkPrompt) + "\" (a model without a tokenizer starts from bos_token_id).\n");
+      "[--benchmark_iters 3] [--batch_size B] [--benchmark_json FILE]; greedy unless --do_sample; the prompt is "
+      "-p/--prompt_file/--prompt_ids, else \"" + std::string(kBenchmarkPrompt) +
+      "\" (standard input is not read unless --prompt_file -; a model without a tokenizer starts from bos_token_id).\n");
 }
 
-// Which of `keys` the model folder's generation_config.json sets (it was already read and checked by
-// generation_defaults, so a file that does not parse here cannot happen; treat it as setting nothing).
-std::vector<std::string> generation_file_keys(const std::vector<std::string>& keys) {
-  std::vector<std::string> set;
-  const auto file = std::filesystem::path(args.model) / "generation_config.json";
-  if (!std::filesystem::exists(file)) return set;
-  std::ifstream in(file);
-  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-  if (!j.is_object()) return set;
-  for (const auto& k : keys)
-    if (j.contains(k)) set.push_back(k);
-  return set;
-}
-
-// seed 000's gptj_generate_text.py defaults, for keys generation_config.json leaves unset (the flags
-// come after and win). The 32-token default also yields to a max_length the file or a flag sets:
-// HF's max_new_tokens would otherwise silently win over it.
-void apply_gptj_defaults(GenerationConfig& g) {
-  const auto set = generation_file_keys({"max_new_tokens", "max_length", "do_sample", "temperature"});
-  auto in_file = [&](const char* k) { return std::find(set.begin(), set.end(), k) != set.end(); };
-  if (!in_file("max_new_tokens") && !in_file("max_length") && !args.max_length) g.max_new_tokens = kGptjMaxNewTokens;
-  if (!in_file("do_sample")) g.do_sample = true;
-  if (!in_file("temperature")) g.temperature = kGptjTemperature;
-}
-
-// Model config -> (GPT-J: seed 000's defaults) -> generation_config.json -> flags, each overriding the
-// one before (HF order).
+// HF's order for every architecture: GenerationConfig defaults (with config.json's special token ids,
+// as GenerationConfig.from_model_config) -> generation_config.json -> flags, each overriding the one
+// before. No model type gets defaults of its own: HF's generate() does not either.
 GenerationConfig build_config(const Model& model) {
   const ModelConfig& c = model.config();
   GenerationConfig g = generation_defaults(c.eos_token_id, c.bos_token_id, c.pad_token_id, args.model);
-  if (c.model_type == "gptj" && !args.benchmark_mode) apply_gptj_defaults(g);
   if (args.max_length) g.max_length = args.max_length;
   if (args.max_new_tokens) g.max_new_tokens = args.max_new_tokens;
   if (args.min_length) g.min_length = *args.min_length;
@@ -177,27 +173,44 @@ struct Prompt {
   std::vector<int32_t> ids;
 };
 
-std::vector<Prompt> collect_prompts(const std::optional<Tokenizer>& tok, const GenerationConfig& g) {
+bool prompt_flag_given() { return !args.prompts.empty() || !args.prompt_file.empty() || !args.prompt_ids.empty(); }
+
+// The prompt texts of -p and --prompt_file, or (from_stdin) of standard input: one reader and one
+// set of rules for every source (lmforge/io/prompt_file.h).
+std::vector<std::string> prompt_texts(bool from_stdin) {
+  std::vector<std::string> texts = args.prompts;
+  PromptFileOptions o;
+  o.column = args.prompt_column.value_or("");
+  if (!args.prompt_file.empty()) {
+    o.label = "--prompt_file";
+    const auto file = read_prompt_file(args.prompt_file, o);
+    texts.insert(texts.end(), file.begin(), file.end());
+  } else if (from_stdin) {
+    // Empty input is no prompt, as if nothing were piped: HF then starts from bos_token_id.
+    o.label = "prompts";
+    o.allow_empty = true;
+    const auto piped = read_prompts(std::cin, "standard input", o);
+    texts.insert(texts.end(), piped.begin(), piped.end());
+  } else if (args.prompt_column) {
+    throw Error("--prompt_column applies to --prompt_file or prompts on standard input, and there are none");
+  }
+  return texts;
+}
+
+// `stdin_prompts`: with no prompt flag, read standard input when it is not a terminal.
+std::vector<Prompt> collect_prompts(const std::optional<Tokenizer>& tok, const GenerationConfig& g,
+                                    bool stdin_prompts = true) {
   auto need_tokenizer = [&](const std::string& flag) {
     if (!tok)
       throw Error(flag + ": the model folder '" + args.model +
                   "' has no tokenizer (vocab.json + merges.txt or tokenizer.json); use --prompt_ids");
   };
-  std::vector<std::string> texts = args.prompts;
-  if (!args.prompt_file.empty()) {
-    std::ifstream in(args.prompt_file);
-    if (!in) throw Error("--prompt_file: cannot read '" + args.prompt_file + "'");
-    std::string line;
-    size_t before = texts.size();
-    while (std::getline(in, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (!line.empty()) texts.push_back(line);
-    }
-    if (texts.size() == before) throw Error("--prompt_file: '" + args.prompt_file + "' holds no prompt");
-  }
+  const bool from_stdin = stdin_prompts && !prompt_flag_given() && !isatty(STDIN_FILENO);
+  const std::vector<std::string> texts = prompt_texts(from_stdin);
   std::vector<Prompt> prompts;
-  for (const auto& t : texts) {
-    need_tokenizer("--prompt");
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const std::string& t = texts[i];
+    need_tokenizer(i < args.prompts.size() ? "--prompt" : from_stdin ? "prompts on standard input" : "--prompt_file");
     auto ids = tok->encode(t);
     if (ids.empty()) throw Error("--prompt: the prompt is empty");
     prompts.push_back({t, std::move(ids)});
@@ -208,7 +221,7 @@ std::vector<Prompt> collect_prompts(const std::optional<Tokenizer>& tok, const G
   }
   if (prompts.empty()) {
     // HF generate() with no input starts from bos_token_id.
-    if (!g.bos_token_id) throw Error("no prompt: give --prompt, --prompt_file or --prompt_ids");
+    if (!g.bos_token_id) throw Error("no prompt: give --prompt, --prompt_file or --prompt_ids, or pipe prompts to standard input");
     prompts.push_back({tok ? tok->decode({*g.bos_token_id}) : "", {*g.bos_token_id}});
   }
   return prompts;
@@ -372,8 +385,8 @@ int run_benchmark() {
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
 
   // HF: generate(min_new_tokens=N, max_new_tokens=N): EOS is masked until N tokens exist, so every row
-  // gets exactly N. Greedy unless --do_sample says otherwise (generation_config.json's do_sample and
-  // the GPT-J default do not apply: a benchmark should be reproducible).
+  // gets exactly N. Greedy unless --do_sample says otherwise (generation_config.json's do_sample does
+  // not apply: a benchmark should be reproducible).
   GenerationConfig g = build_config(*model);
   g.max_length.reset();
   g.min_length = 0;
@@ -383,9 +396,8 @@ int run_benchmark() {
   g.do_sample = args.do_sample.value_or(false);
   g.validate();
 
-  if (args.prompts.empty() && args.prompt_file.empty() && args.prompt_ids.empty() && tok)
-    args.prompts.push_back(kBenchmarkPrompt);
-  const auto prompts = collect_prompts(tok, g);
+  if (!prompt_flag_given() && tok) args.prompts.push_back(kBenchmarkPrompt);
+  const auto prompts = collect_prompts(tok, g, /*stdin_prompts=*/false);
   const size_t rows_wanted = args.batch_size ? static_cast<size_t>(*args.batch_size) : prompts.size();
   std::vector<std::vector<int32_t>> batch;
   for (size_t i = 0; i < rows_wanted; ++i) batch.push_back(prompts[i % prompts.size()].ids);
@@ -487,6 +499,7 @@ int run() {
   auto model = Model::load(args.model, parse_dtype(args.dtype));
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
   GenerationConfig g = build_config(*model);
+  g.output_scores = args.json;  // token_logprobs
   const auto prompts = collect_prompts(tok, g);
   std::vector<std::vector<int32_t>> batch;
   for (const auto& p : prompts) batch.push_back(p.ids);
@@ -541,6 +554,11 @@ int run() {
       entry["sentences"] = tok ? sentences : nlohmann::json(nullptr);
       entry["ids"] = ids;
       if (!out.sequences_scores.empty()) entry["sequences_scores"] = scores;
+      if (!out.token_logprobs.empty()) {
+        nlohmann::json logprobs = nlohmann::json::array();
+        for (int k = 0; k < per_prompt; ++k) logprobs.push_back(out.token_logprobs[p * per_prompt + k]);
+        entry["token_logprobs"] = logprobs;
+      }
       if (args.show_choices > 0) {
         nlohmann::json per_seq = nlohmann::json::array();
         for (int k = 0; k < per_prompt; ++k) {
