@@ -48,8 +48,8 @@ $lmforge generate --model $out/model --prompt "|HEADLINE| the city" --num_beams 
 $lmforge generate --model $out/model --prompt "|HEADLINE| police" --max_new_tokens 4 --show_choices 5
 
 echo "== 4. INT8 quantization with an accuracy check, then benchmark mode fp32 vs int8"
-$lmforge quantize --model $out/model --data_path "$data" --column "$column" --save_path $out/model-int8 \
-  --tolerance 0.01 --seed 1
+# The held-out rows, their column and the text format come from the model's training record.
+$lmforge quantize --model $out/model --save_path $out/model-int8 --tolerance 0.01
 $lmforge generate --model $out/model-int8 --prompt "|HEADLINE| the city" --max_new_tokens 16
 for m in $out/model $out/model-int8; do
   $lmforge generate --model $m --benchmark_mode --benchmark_seq_length 32 --benchmark_iters 5
