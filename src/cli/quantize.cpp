@@ -76,15 +76,15 @@ void setup(CLI::App& app) {
   app.add_option("--labels_path", args.labels_path, "--metric accuracy: CSV with a prompt and a label column");
   app.add_option("--prompt_column", args.prompt_column, "--labels_path: prompt column (default prompt)");
   app.add_option("--label_column", args.label_column, "--labels_path: label column (default label)");
-  // Each default below: the training record of --model, else finetune's default.
-  app.add_option("--column,--text_column", args.split.column, "--data_path: the text column (default headline_text)");
-  app.add_option("--prefix", args.split.prefix, "Text before each row, as in training (default '|HEADLINE| ')");
-  app.add_option("--suffix", args.split.suffix, "Text after each row, as in training (default '.')");
-  app.add_option("--max_rows", args.split.max_rows, "Rows read from the CSV before the split, as finetune (default 5000)");
-  app.add_option("--sample", args.split.sample, "first | random: how those rows are chosen, as finetune (default first)");
+  // "the record": the training record finetune left in --model (lmforge_output.json).
+  app.add_option("--column,--text_column", args.split.column, "--data_path: the text column (default: the record's text_column, else headline_text)");
+  app.add_option("--prefix", args.split.prefix, "Text before each row, as in training (default: the record's prefix, else '|HEADLINE| ')");
+  app.add_option("--suffix", args.split.suffix, "Text after each row, as in training (default: the record's suffix, else '.')");
+  app.add_option("--max_rows", args.split.max_rows, "Rows read from the CSV before the split, as finetune (default: the record's, else 5000)");
+  app.add_option("--sample", args.split.sample, "first | random: how those rows are chosen, as finetune (default: the record's, else first)");
   app.add_option("--validation_fraction", args.split.validation_fraction,
-                 "Held-out share of those rows, as finetune's split (default 0.2)");
-  app.add_option("--seed", args.split.seed, "Split seed, as finetune's (default 42)");
+                 "Held-out share of those rows, as finetune's split (default: the record's, else 0.2)");
+  app.add_option("--seed", args.split.seed, "Split seed, as finetune's (default: the record's, else 42)");
   app.add_option("--num_samples", args.num_samples, "Held-out rows the metric uses (default 100)");
   app.add_option("--max_trials", args.max_trials,
                  "Metric evaluations after the baseline, sensitivity measurements included (default 100)");
@@ -170,7 +170,8 @@ std::string number_text(double v) {
   return o.str();
 }
 
-// finetune's DataOptions for the held-out rows (data_path "" when neither flag nor record gives it): flags over the record over finetune's defaults.
+// finetune's DataOptions for the held-out rows: flags over the record over finetune's defaults
+// (data_path "" when neither a flag nor the record gives it). `record_line` lists what the record gave.
 DataOptions resolve_split(const std::optional<eval::TrainingRecord>& rec, std::string& record_line) {
   const SplitArgs& f = args.split;
   const bool have = rec.has_value();
