@@ -43,6 +43,7 @@ StopSignalHandlers::StopSignalHandlers() {
 
 StopSignalHandlers::~StopSignalHandlers() {
   for (int i = 0; i < 2; ++i) sigaction(kSignals[i], &previous_[i], nullptr);
+  g_stop_signal = 0;  // a request belongs to the run it stopped, not to a later one in this process
 }
 
 int stop_signal() { return g_stop_signal; }

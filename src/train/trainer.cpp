@@ -385,8 +385,9 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     const bool epoch_end = st.global_step % steps_per_epoch == 0;
     if ((cfg.eval_steps > 0 && st.global_step % cfg.eval_steps == 0) || (cfg.eval_steps == 0 && epoch_end) || last)
       evaluate();
-    // No checkpoint at the end: the final model is the result (HF saves on save_steps only).
-    if (cfg.save_steps > 0 && st.global_step % cfg.save_steps == 0) checkpoint(cfg.save_only_model);
+    // No checkpoint at the last step, even a multiple of save_steps: the root folder is the result,
+    // and a copy with optimizer state (3x the model) would only fill the disk.
+    if (!last && cfg.save_steps > 0 && st.global_step % cfg.save_steps == 0) checkpoint(cfg.save_only_model);
     if (hooks.after_step && !hooks.after_step(st.global_step)) break;
     if (!last && stop_requested()) {
       interrupted = true;

@@ -55,7 +55,8 @@ class StopSignalHandlers {
   struct sigaction previous_[2];  // SIGINT, SIGTERM
 };
 
-// The signal StopSignalHandlers caught (SIGINT, SIGTERM), 0 when none since they were installed.
+// The signal StopSignalHandlers caught (SIGINT, SIGTERM); 0 when none since they were installed,
+// and again once they are destroyed.
 int stop_signal();
 
 // Runs the whole job described by `cfg` and writes `cfg.save_path`: the final HF folder
