@@ -56,7 +56,7 @@ TEST_F(CliEval, BleuPrintsSacrebleuLines) {
     const std::string hyp = write("hyp.txt", lines(c.at("hypotheses")));
     std::string refs;
     for (size_t r = 0; r < c.at("references").size(); ++r)
-      refs += " " + write("ref" + std::to_string(r) + ".txt", lines(c.at("references")[r]));
+      refs.append(" ").append(write("ref" + std::to_string(r) + ".txt", lines(c.at("references")[r])));
     auto r = run_cli("eval bleu --predictions " + hyp + " --references" + refs);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, c.at("formatted").get<std::string>() + "\n" + c.at("signature").get<std::string>() + "\n");
@@ -72,7 +72,7 @@ TEST_F(CliEval, RougeMatchesHfEvaluateMeanAndBootstrap) {
     const std::string pred = write("pred.txt", lines(c.at("predictions")));
     const std::string ref = write("ref.txt", lines(c.at("references")));
     std::string types;
-    for (const auto& t : c.at("rouge_types")) types += (types.empty() ? "" : ",") + t.get<std::string>();
+    for (const auto& t : c.at("rouge_types")) types.append(types.empty() ? "" : ",").append(t.get<std::string>());
     const auto r = run_cli("eval rouge --json --bootstrap_seed 0 --predictions " + pred + " --references " + ref +
                            " --use_stemmer " + (c.at("use_stemmer").get<bool>() ? "true" : "false") + " --rouge_types " + types);
     ASSERT_EQ(r.exit_code, 0) << r.err;
