@@ -120,10 +120,13 @@ void add_key_flags(CLI::App& app, const std::vector<std::string>& keys,
                    std::vector<std::pair<std::string, std::string>>& overrides) {
   for (const std::string& key : keys) {
     if (key == "generation" || key == "version") continue;
+    const bool boolean = is_bool(key);
+    // A bare boolean flag means true; any other key keeps an empty value as given (--prefix '').
     auto* opt = app.add_option_function<std::string>(
-        "--" + key, [key, &overrides](const std::string& v) { overrides.emplace_back(key, v.empty() ? "true" : v); },
+        "--" + key,
+        [key, boolean, &overrides](const std::string& v) { overrides.emplace_back(key, v.empty() && boolean ? "true" : v); },
         help(key));
-    if (is_bool(key)) opt->expected(0, 1);
+    if (boolean) opt->expected(0, 1);
   }
 }
 

@@ -60,19 +60,9 @@ std::string help_for(const std::string& key) {
   return it == help.end() ? "HF generation parameter '" + key + "'" : it->second;
 }
 
-// The keys whose value may be the empty string (`--prefix ''`: no prefix). add_key_flags reads an
-// empty value as a bare boolean flag ("true"), so these two are registered here instead.
-bool keeps_empty_value(const std::string& key) { return key == "prefix" || key == "suffix"; }
-
 void setup(CLI::App& app) {
   app.add_option("--model_config", args.model_config, "YAML file (seed 000's config_finetuned.yml; flags win)");
-  std::vector<std::string> keys;
-  for (const std::string& key : synth_config_keys())
-    if (!keeps_empty_value(key)) keys.push_back(key);
-  add_key_flags(app, keys, is_bool_key, help_for, args.overrides);
-  for (const std::string key : {"prefix", "suffix"})
-    app.add_option_function<std::string>(
-        "--" + key, [key](const std::string& v) { args.overrides.emplace_back(key, v); }, help_for(key));
+  add_key_flags(app, synth_config_keys(), is_bool_key, help_for, args.overrides);
   add_dtype_option(app, args.dtype);
 }
 
