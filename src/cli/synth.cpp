@@ -33,7 +33,9 @@ std::string help_for(const std::string& key) {
       {"model", "HF model folder (YAML: model.path)"},
       {"pretrained_model", "Folder with the tokenizer when the model folder has none (YAML: model.pretrained_model)"},
       {"tokenizer", "Tokenizer folder (default: the model folder, else pretrained_model)"},
-      {"prompt_file", "One prompt per line (optional header 'prompt'); none = generate from the prefix alone"},
+      {"prompt_file", "Prompts: one per line, or a CSV whose first line names the column (prompt, text or "
+                      "--prompt_column); '-' = standard input; none = generate from the prefix alone"},
+      {"prompt_column", "The prompt column of a CSV --prompt_file (default: prompt, else text)"},
       {"min_length", "Generated tokens before the suffix may end a row (default 0)"},
       {"max_length_buffer", "Max generated tokens = min_length + max_length_buffer (default 20)"},
       {"num_samples", "Rows per prompt (default 1)"},
@@ -165,7 +167,7 @@ int run() {
   const std::string record_line = apply_record(cfg);
   apply_threads(cfg.threads);
 
-  const std::vector<std::string> prompts = cfg.prompt_file.empty() ? std::vector<std::string>{} : read_prompt_file(cfg.prompt_file);
+  const std::vector<std::string> prompts = cfg.prompt_file.empty() ? std::vector<std::string>{} : read_prompt_file(cfg.prompt_file, PromptFileOptions{cfg.prompt_column, "prompt_file", false});
   const Reference reference = load_reference(cfg);
   const auto model = Model::load(cfg.model, parse_dtype(args.dtype));
   const Tokenizer tok = load_synth_tokenizer(cfg, model->vocab_size());

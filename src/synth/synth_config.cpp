@@ -136,6 +136,7 @@ const std::map<std::string, Setter>& setters() {
         {"pretrained_model", string_member(&SynthConfig::pretrained_model)},
         {"tokenizer", string_member(&SynthConfig::tokenizer)},
         {"prompt_file", string_member(&SynthConfig::prompt_file)},
+        {"prompt_column", string_member(&SynthConfig::prompt_column)},
         {"min_length", int_member(&SynthConfig::min_length)},
         {"max_length_buffer", int_member(&SynthConfig::max_length_buffer)},
         {"prefix", string_member(&SynthConfig::prefix)},

@@ -166,5 +166,21 @@ TEST_F(CliSynth, ReferenceCsvWithoutTheColumn) {
                    "no column 'headline_text'");
 }
 
+// The shared prompt-file reader: a CSV from standard input, its prompt column chosen by key.
+TEST_F(CliSynth, PromptColumnOfACsvFromStandardInput) {
+  write("prompts.csv", "id,start\n1,\"Community, farmers\"\n2,Police\n");
+  const auto r = run_cli("synth --model_config " + config() + " --prompt_file - --prompt_column start --output " +
+                         path("out.json") + " < " + path("prompts.csv"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(read(path("out.json")));
+  ASSERT_EQ(j.size(), 2u) << "two prompts: the header and the id column are not prompts";
+  for (const auto& entry : j) ASSERT_EQ(entry.at("sentences").size(), 1u);
+  EXPECT_EQ(j[0]["sentences"][0].get<std::string>().rfind("Community, farmers", 0), 0u) << j.dump();
+  EXPECT_EQ(j[1]["sentences"][0].get<std::string>().rfind("Police", 0), 0u) << j.dump();
+  expect_one_error(run_cli("synth --model_config " + config() + " --prompt_file " + path("prompts.csv") +
+                           " --prompt_column title"),
+                   "title");
+}
+
 }  // namespace
 }  // namespace lmforge

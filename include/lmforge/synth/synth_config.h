@@ -42,7 +42,8 @@ struct SynthConfig {
   std::string tokenizer;         // tokenizer folder; "" = the model folder, else pretrained_model
 
   // Prompts and lengths (seed 000).
-  std::string prompt_file;    // "" = generate from the prefix alone (one output entry)
+  std::string prompt_file;    // "" = generate from the prefix alone (one output entry); "-" = stdin
+  std::string prompt_column;  // a CSV prompt file's prompt column ("" = prompt, else text; see io/prompt_file.h)
   int min_length = 0;         // generated tokens before the suffix may appear
   int max_length_buffer = 20; // max generated tokens = min_length + max_length_buffer
   std::string prefix = "|HEADLINE| ";
