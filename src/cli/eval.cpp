@@ -107,7 +107,7 @@ void setup_rouge(CLI::App& app, RougeArgs& a) {
   app.add_option("--predictions", a.predictions, "Predictions file, one text per line")->required();
   app.add_option("--references", a.references, "References file, one text per line (same count)")->required();
   add_bool_option(app, "--use_stemmer", a.use_stemmer,
-                  "Porter-stem tokens longer than 3 characters (default false, as rouge-score; seed 001 passes true)");
+                  "Porter-stem tokens longer than 3 characters (default false, as rouge-score; the summarization evaluation workflow passes true)");
   app.add_option("--rouge_types", a.rouge_types, "rouge1..rouge9, rougeL, rougeLsum (default: HF evaluate's four)")
       ->delimiter(',');
   app.add_option("--bootstrap_seed", a.bootstrap_seed,
@@ -236,7 +236,7 @@ int run_bleu(const BleuArgs& a) {
 // ---- perplexity ----------------------------------------------------------------------------------
 
 constexpr const char* kPerplexityHelp =
-    "Perplexity = exp(mean next-token cross-entropy), as seed 001's calculate_perplexity (no special tokens "
+    "Perplexity = exp(mean next-token cross-entropy), as the evaluation workflow's calculate_perplexity (no special tokens "
     "added). A text longer than --max_length uses HF's sliding window: windows of --max_length tokens start "
     "every --stride tokens; each window scores only the tokens after the previous window's end; "
     "the result is exp(total NLL / scored tokens) (token-weighted). --data_path: one perplexity per row and the "

@@ -93,7 +93,7 @@ void setup(CLI::App& app) {
   app.footer(
       "Measures the fp32 metric, quantizes every weight matrix to int8 (per-output-row symmetric scales), and "
       "while the relative loss exceeds --tolerance measures each matrix's sensitivity (that matrix alone back in "
-      "--fallback_dtype) and falls back the most sensitive ones, one more per try. Prints the seed's table "
+      "--fallback_dtype) and falls back the most sensitive ones, one more per try. Prints the tuning table "
       "(baseline, last try, best: metric and duration), saves the best model with a quantization_config in "
       "config.json, and the history as JSON. No try within the tolerance: nothing is saved, exit 1. The held-out "
       "rows are finetune's validation split, chosen by finetune's own code with the split settings (data_path, "
@@ -418,7 +418,7 @@ int run() {
   return 0;
 }
 
-Command command{"quantize", "INT8 quantization with an accuracy check against fp32 (seed 000's INC step)", setup, run};
+Command command{"quantize", "INT8 quantization with an accuracy check against fp32 (as Intel Neural Compressor's accuracy-aware tuning)", setup, run};
 
 }  // namespace
 }  // namespace lmforge::cli

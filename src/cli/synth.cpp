@@ -44,11 +44,11 @@ std::string help_for(const std::string& key) {
       {"prefix", "Text before every prompt, as in training (default: the prefix finetune recorded in the model "
                  "folder's lmforge_output.json, else '|HEADLINE| ')"},
       {"suffix", "End of a row, as in training (default: finetune's recorded suffix, else '.')"},
-      {"keep_suffix", "Keep the suffix at the end of a row, as the seed prints it (default true)"},
+      {"keep_suffix", "Keep the suffix at the end of a row, as the reference workflow prints it (default true)"},
       {"output", "Output file, written atomically (default: stdout); an existing file that is not synth's own "
                  "earlier output is refused unless --overwrite_output_dir"},
       {"overwrite_output_dir", "Replace an existing --output/--report file even when it is not synth's own output"},
-      {"format", "json (seed 000's [{\"sentences\": [...]}]) | jsonl | csv"},
+      {"format", "json (the reference workflow's [{\"sentences\": [...]}]) | jsonl | csv"},
       {"reference_data", "Training CSV: rows copying it are dropped (privacy guard)"},
       {"column", "Text column of --reference_data (default headline_text)"},
       {"max_copy_ngram", "A row sharing this many consecutive words with a training row is a copy (default 8)"},
@@ -63,7 +63,7 @@ std::string help_for(const std::string& key) {
 }
 
 void setup(CLI::App& app) {
-  app.add_option("--model_config", args.model_config, "YAML file (seed 000's config_finetuned.yml; flags win)");
+  app.add_option("--model_config", args.model_config, "YAML file in the reference workflow's config_finetuned.yml format (see examples/synth_headlines.yml; flags win)");
   add_key_flags(app, synth_config_keys(), is_bool_key, help_for, args.overrides);
   add_dtype_option(app, args.dtype);
 }
@@ -202,7 +202,7 @@ int run() {
   return 0;
 }
 
-Command command{"synth", "Synthetic rows from a fine-tuned model (seed 000), with a privacy guard and a report", setup, run};
+Command command{"synth", "Synthetic rows from a fine-tuned model, with a privacy guard against copying training rows and a report", setup, run};
 
 }  // namespace
 }  // namespace lmforge::cli

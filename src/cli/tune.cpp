@@ -47,9 +47,9 @@ void setup(CLI::App& app) {
   app.add_option("--top_p", args.top_p, "Comma-separated top_p values, each in (0, 1]")->capture_default_str();
   app.add_option("--temperature", args.temperature, "Comma-separated temperatures, each > 0")->capture_default_str();
   app.add_option("--samples_per_setting", args.samples_per_setting,
-                 "Samples per setting, one generate() call with num_return_sequences (default 1, as the seed)");
+                 "Samples per setting, one generate() call with num_return_sequences (default 1, as the reference workflow)");
   auto* ml = add_optional(app, "--max_length", args.max_length,
-                          "HF max_length: total length, prompt included (default 100 as the seed, capped at n_positions)");
+                          "HF max_length: total length, prompt included (default 100 as the reference workflow, capped at n_positions)");
   auto* mn = add_optional(app, "--max_new_tokens", args.max_new_tokens, "HF max_new_tokens: tokens to generate");
   ml->excludes(mn);
   mn->excludes(ml);
@@ -253,7 +253,7 @@ int run() {
   return 0;
 }
 
-Command command{"tune", "Grid-search top_k x top_p x temperature by the perplexity of sampled text (seed 001)", setup, run};
+Command command{"tune", "Grid-search top_k x top_p x temperature by the perplexity of sampled text", setup, run};
 
 }  // namespace
 }  // namespace lmforge::cli

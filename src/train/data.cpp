@@ -45,7 +45,9 @@ std::string column_list(const std::vector<std::string>& header) {
   std::string out;
   for (size_t i = 0; i < header.size(); ++i) {
     if (i) out += ", ";
-    out += "'" + io::printable(header[i], 60) + "'";
+    out += '\'';  // appended piecewise: GCC 12's -Wrestrict misfires on "'" + a string temporary
+    out += io::printable(header[i], 60);
+    out += '\'';
     if (out.size() > 400) {
       out += ", ... (" + std::to_string(header.size()) + " columns)";
       break;
