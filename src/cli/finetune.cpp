@@ -41,7 +41,7 @@ std::string help_for(const std::string& key) {
       {"weight_decay", "AdamW decoupled weight decay (default 0; biases and LayerNorm never decay)"},
       {"max_grad_norm", "Gradient clipping norm (default 1.0; 0 = off)"},
       {"seed", "Seed for sampling, split, shuffling and random init"},
-      {"bfloat16", "bf16 matrix products with fp32 master weights (seed flag; HF --bf16)"},
+      {"bfloat16", "bf16 matrix products with fp32 master weights (the reference workflow's flag; HF --bf16)"},
       {"save_steps", "Checkpoint every N steps (default 500; 0 = none; the final model is always written)"},
       {"save_only_model", "Checkpoints hold the model only, no optimizer state (smaller, but cannot be resumed)"},
       {"overwrite_output_dir",

@@ -140,7 +140,7 @@ TEST(CliTokenize, BadCleanUpValueIsAUsageError) {
 TEST(CliTokenize, MissingModelFolderIsAnError) {
   const auto r = run_cli("/nonexistent/lmforge-model", {"--text", "hi"}, true);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.out.find("error: /nonexistent/lmforge-model"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("error: model '/nonexistent/lmforge-model': no such folder"), std::string::npos) << r.out;
 }
 
 }  // namespace
