@@ -65,7 +65,7 @@ TEST(CliReadme, EveryExampleCommandWorksOnTheDemoModel) {
     const fs::path script = dir / "block.sh";
     std::ofstream(script) << "set -e\ncd '" << LMFORGE_SOURCE_DIR << "'\nexport PATH='" << (dir / "bin").string()
                           << "':$PATH\n" << b;
-    const std::string cmd = "bash '" + script.string() + "' > '" + (dir / "log").string() + "' 2>&1";
+    const std::string cmd = "bash '" + script.string() + "' </dev/null > '" + (dir / "log").string() + "' 2>&1";
     const int status = std::system(cmd.c_str());
     std::ifstream log(dir / "log");
     std::stringstream text;

@@ -15,7 +15,9 @@ RunResult run_cli(const std::string& args) {
   char tmpl[] = "/tmp/lmforge-cli-err-XXXXXX";
   const int fd = mkstemp(tmpl);
   if (fd >= 0) close(fd);
-  const std::string cmd = std::string(LMFORGE_CLI) + " " + args + " 2>" + tmpl;
+  // Standard input is /dev/null unless `args` redirects it (a later "< file" wins): generate reads
+  // prompts from a stdin that is not a terminal, and the test runner's may be a pipe left open.
+  const std::string cmd = std::string(LMFORGE_CLI) + " </dev/null " + args + " 2>" + tmpl;
   RunResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;
