@@ -6,21 +6,10 @@
 
 #include "lmforge/error.h"
 #include "lmforge/io/hub_cache.h"
+#include "lmforge/train/train_config.h"  // edit_distance, shared with the config readers
 
 namespace lmforge::cli {
 namespace {
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 // The innermost subcommand the user named (CLI11 marks it parsed as soon as it is seen): `eval
 // perplexity` gives perplexity. nullptr when none was named.
@@ -92,15 +81,10 @@ std::string unexpected_args(const CLI::App& app, const CLI::App* sub) {
 }  // namespace
 
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_d = SIZE_MAX;
-  for (const auto& c : candidates) {
-    const size_t d = edit_distance(word, c);
-    if (d < best_d) best_d = d, best = c;
-  }
+  const std::string best = closest_match(word, candidates);
   // A typo, not a different word: at most a third of the word's letters (and at least 2) differ.
   const size_t allowed = std::max<size_t>(2, word.size() / 3);
-  return best_d <= allowed ? best : std::string();
+  return !best.empty() && edit_distance(word, best) <= allowed ? best : std::string();
 }
 
 std::string check_subcommand(const CLI::App& app, int argc, char** argv) {
