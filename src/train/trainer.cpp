@@ -215,6 +215,9 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks);
 
 FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
   validate(cfg);
+  // A mistyped data path fails before the model loads (minutes for GPT-J) and before the save
+  // folder exists; the CSV reader gives the same message for the same cause.
+  if (std::error_code ec; !fs::exists(cfg.data_path, ec)) throw Error(cfg.data_path + ": no such file");
   const SaveFolder folder = prepare_save_folder(cfg);
   try {
     return run_training(cfg, hooks);

@@ -2,6 +2,9 @@
 // a "did you mean" for typos, and the exit-code rule (usage errors 2, everything else 1).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <string>
 
 #include "common/fixtures.h"
@@ -81,6 +84,15 @@ TEST(CliUsage, RuntimeErrorsExitWithOne) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(count_lines(r.err), 1) << r.err;
   EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+}
+
+// A mistyped CSV path is the only line printed: no model is loaded and no save folder made first.
+TEST(CliUsage, FinetuneWithAMissingCsvFailsFirstAndLeavesNoFolder) {
+  const std::string save = "/tmp/lmforge-usage-" + std::to_string(::getpid()) + "/new";
+  expect_error("finetune --model " + model_dir("gpt2-tiny").string() + " --data_path /nonexistent/news.csv --save_path " +
+                   save,
+               1, "/nonexistent/news.csv: no such file");
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(save).parent_path()));
 }
 
 TEST(CliUsage, HelpStatesTheExitCodeRule) {
