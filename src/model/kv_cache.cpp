@@ -33,4 +33,15 @@ void KVCache::reorder(const std::vector<int>& src, int length) {
     std::memcpy(mask(r), old_mask.data() + static_cast<size_t>(src[r]) * capacity_, capacity_);
 }
 
+void KVCache::copy_rows_from(const KVCache& from, const std::vector<int>& src, int length) {
+  const size_t row_floats = static_cast<size_t>(length) * embd_;
+  for (int l = 0; l < layers_; ++l)
+    for (int r = 0; r < rows_; ++r) {
+      std::memcpy(k_.data() + offset(l, r), from.k_.data() + from.offset(l, src[r]), row_floats * sizeof(float));
+      std::memcpy(v_.data() + offset(l, r), from.v_.data() + from.offset(l, src[r]), row_floats * sizeof(float));
+    }
+  for (int r = 0; r < rows_; ++r)
+    std::memcpy(mask(r), from.mask_.data() + static_cast<size_t>(src[r]) * from.capacity_, length);
+}
+
 }  // namespace lmforge

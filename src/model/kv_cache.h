@@ -20,6 +20,9 @@ class KVCache {
 
   // Row r takes row src[r]'s first `length` positions (beam search).
   void reorder(const std::vector<int>& src, int length);
+  // Row r takes row src[r] of `from` (same layers and width): its first `length` positions and
+  // its mask there (a session fork; `from` may have other rows and capacity).
+  void copy_rows_from(const KVCache& from, const std::vector<int>& src, int length);
 
  private:
   size_t offset(int layer, int row) const {

@@ -45,6 +45,19 @@ class DecoderSession : public LanguageModelSession {
     cache_.reorder(src, length_);
   }
 
+  std::unique_ptr<LanguageModelSession> fork(const std::vector<int>& src, int capacity) const override {
+    if (src.empty()) throw Error("fork: no rows");
+    for (int s : src)
+      if (s < 0 || s >= rows_) throw Error("fork: row " + std::to_string(s) + " does not exist");
+    if (capacity < length_ || capacity > m_.config().n_positions)
+      throw Error("fork: capacity " + std::to_string(capacity) + " is outside [" + std::to_string(length_) + ", n_positions " +
+                  std::to_string(m_.config().n_positions) + "]");
+    auto out = std::make_unique<DecoderSession>(m_, rope_, static_cast<int>(src.size()), std::max(capacity, 1));
+    out->cache_.copy_rows_from(cache_, src, length_);
+    out->length_ = length_;
+    return out;
+  }
+
  private:
   void check_inputs(int n, const int32_t* tokens, const int32_t* positions) const {
     const ModelConfig& c = m_.config();

@@ -28,6 +28,13 @@ class LanguageModelSession {
   // Beam search: row r continues from what row src[r] was (cache and mask). src.size() == rows().
   virtual void reorder(const std::vector<int>& src) = 0;
 
+  // A new session of src.size() rows whose row r starts as this session's row src[r] (its cache,
+  // mask and length()), with room for `capacity` positions (>= length()). Shared-prefix scoring
+  // runs a context once and continues it in several rows. nullptr where a model cannot fork.
+  virtual std::unique_ptr<LanguageModelSession> fork(const std::vector<int>& /*src*/, int /*capacity*/) const {
+    return nullptr;
+  }
+
  protected:
   LanguageModelSession(int rows) : rows_(rows) {}
   int rows_ = 0;
