@@ -268,9 +268,13 @@ std::string render_target(const Template& t, const Row& row, const std::vector<s
   }
   if (row.label != kNoLabel && row.label < static_cast<int>(label_names.size())) return label_names[row.label];
   // Inline examples without label names keep their label as written.
-  if (const std::string* name = row.get("label"); name != nullptr && !name->empty() && t.choices.empty()) return *name;
-  throw Error(t.source + ": " + row_name(row) + " has no gold label" +
-              (t.choices.empty() ? "" : " among label_names") + ", so it cannot be shown as a few-shot example");
+  const std::string* name = row.get("label");
+  if (name != nullptr && !name->empty()) {
+    if (t.choices.empty()) return *name;
+    throw Error(t.source + ": " + row_name(row) + " has label '" + *name +
+                "', but no label_names give its index into the choices");
+  }
+  throw Error(t.source + ": " + row_name(row) + " has no gold label, so it cannot be shown as a few-shot example");
 }
 
 std::vector<std::string> render_choices(const Template& t, const Row& row) {
