@@ -1,6 +1,7 @@
 // Few-shot selection and prompt assembly (rules in include/lmforge/tasks/fewshot.h).
 #include "lmforge/tasks/fewshot.h"
 
+#include <filesystem>
 #include <random>
 #include <unordered_map>
 
@@ -60,6 +61,10 @@ FewshotSampler::FewshotSampler(const Template& t, const Dataset& eval, const Dat
     pool_ = fewshot_file->rows;
     label_names_ = fewshot_file->label_names;
     source_ = fewshot_file->source;
+    // A few-shot file that is the evaluated file is lm-eval's "fewshot split == test split" case.
+    std::error_code ec;
+    pool_is_eval_ = fewshot_file == &eval || fewshot_file->source == eval.source ||
+                    std::filesystem::equivalent(fewshot_file->source, eval.source, ec);
   } else if (!t.examples.empty()) {
     pool_ = t.examples;
     label_names_ = t.label_names;

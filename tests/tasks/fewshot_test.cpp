@@ -213,8 +213,12 @@ TEST(Sampling, Errors) {
   EXPECT_EQ(error_of([&] { FewshotSampler(t, d, nullptr, o); }),
             "num_fewshot 4 is larger than the few-shot pool: dev.jsonl has 4 rows with a gold label and the "
             "evaluated row is never its own example");
-  o.num_fewshot = 3;
+  o.num_fewshot = 2;
   EXPECT_NO_THROW(FewshotSampler(t, train, &train, o));
+  o.num_fewshot = 3;  // the evaluated file given as the few-shot file: the query row is left out
+  EXPECT_EQ(error_of([&] { FewshotSampler(t, train, &train, o); }),
+            "num_fewshot 3 is larger than the few-shot pool: train.jsonl has 3 rows with a gold label and the "
+            "evaluated row is never its own example");
   o.num_fewshot = -1;
   EXPECT_EQ(error_of([&] { FewshotSampler(t, d, nullptr, o); }), "num_fewshot must be 0 or more, got -1");
   o.num_fewshot = 2;

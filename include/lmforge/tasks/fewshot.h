@@ -2,6 +2,7 @@
 // Few-shot examples and whole prompts (rules in docs/TASKS.md, "Datasets, templates and few-shot").
 //
 // The pool, first found: a few-shot file; the template's inline `examples`; the evaluated dataset.
+// A few-shot file that is the evaluated file (same path) counts as the evaluated dataset.
 // The examples for one query row:
 //   - fixed ids (FewshotOptions::ids, else the template's fewshot_ids): those pool rows, in that
 //     order, for every query (as the seed notebook's v4 prompt does; a fixed id may be the query
