@@ -192,26 +192,16 @@ TEST(LoglikelihoodBatching, BatchedAndSharedEqualAlone) {
         o.share_prefix = share;
         tasks::ScoreStats stats;
         const double worst = compare(ref, tasks::score_requests(model(rel), requests, o, &stats));
-        // Measured (this machine's OpenBLAS): at most 2.9e-6, shared or not. Rows of equal length
-        // are bit-identical whatever the batch (next test); right padding lengthens the key axis
-        // of the attention's sgemm for the shorter rows, which changes its summation order.
+        // Measured (this machine's OpenBLAS): at most 2.9e-6, shared or not. Not bit-identical:
+        // right padding lengthens the attention's key axis for the shorter rows, and a row's
+        // place among the M rows of an sgemm can change its rounding (two identical rows of one
+        // batch differ in the CLI test). Padding never leaks into real rows: that would be O(1).
         EXPECT_LE(worst, 2e-5) << rel << " batch " << batch << " share " << share;
         std::printf("[ measured ] %s batch %d share %d: max |token logprob - alone| = %.3g (%lld forward calls, %lld fed tokens)\n",
                     rel.c_str(), batch, share, worst, static_cast<long long>(stats.forward_calls),
                     static_cast<long long>(stats.fed_tokens));
       }
   }
-}
-
-TEST(LoglikelihoodBatching, EqualLengthRowsAreBitIdenticalWhateverTheBatch) {
-  // Padding-free batches: every row the same length, so only the batch size differs.
-  std::vector<LLRequest> reqs;
-  for (int i = 0; i < 5; ++i) reqs.push_back({{static_cast<int32_t>(10 + i), 20, 30, 40 + i}, {50, static_cast<int32_t>(60 + i)}});
-  const auto ref = tasks::score_requests(model("models/gpt2-tiny"), reqs, alone());
-  tasks::ScoreOptions o;
-  o.share_prefix = false;
-  o.batch_size = 5;
-  EXPECT_EQ(compare(ref, tasks::score_requests(model("models/gpt2-tiny"), reqs, o)), 0.0);
 }
 
 TEST(LoglikelihoodBatching, SharedPrefixFeedsTheContextOnce) {
