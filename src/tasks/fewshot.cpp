@@ -58,7 +58,7 @@ FewshotSampler::FewshotSampler(const Template& t, const Dataset& eval, const Dat
   // The pool, first found: the few-shot file, the template's examples, the evaluated dataset.
   bool inline_pool = false;
   if (fewshot_file != nullptr) {
-    pool_ = fewshot_file->rows;
+    external_ = &fewshot_file->rows;
     label_names_ = fewshot_file->label_names;
     source_ = fewshot_file->source;
     // A few-shot file that is the evaluated file is lm-eval's "fewshot split == test split" case.
@@ -66,18 +66,18 @@ FewshotSampler::FewshotSampler(const Template& t, const Dataset& eval, const Dat
     pool_is_eval_ = fewshot_file == &eval || fewshot_file->source == eval.source ||
                     std::filesystem::equivalent(fewshot_file->source, eval.source, ec);
   } else if (!t.examples.empty()) {
-    pool_ = t.examples;
+    owned_ = t.examples;
     label_names_ = t.label_names;
     source_ = t.source + " (examples)";
     inline_pool = true;
   } else {
-    pool_ = eval.rows;
+    external_ = &eval.rows;
     label_names_ = eval.label_names;
     source_ = eval.source;
     pool_is_eval_ = true;
   }
-  for (size_t i = 0; i < pool_.size(); ++i)
-    if (pool_[i].label != kNoLabel || (inline_pool && pool_[i].get("label") != nullptr)) labeled_.push_back(i);
+  for (size_t i = 0; i < pool().size(); ++i)
+    if (pool()[i].label != kNoLabel || (inline_pool && pool()[i].get("label") != nullptr)) labeled_.push_back(i);
 
   const std::vector<int64_t>& ids = o.ids.empty() ? t.fewshot_ids : o.ids;
   if (!ids.empty()) {
@@ -86,12 +86,12 @@ FewshotSampler::FewshotSampler(const Template& t, const Dataset& eval, const Dat
                   std::to_string(ids.size()) + " fixed few-shot example ids");
     for (int64_t id : ids) {
       // Ids are Row::id (file positions), which dropped unlabeled rows may have made sparse.
-      size_t found = pool_.size();
-      for (size_t i = 0; i < pool_.size(); ++i)
-        if (pool_[i].id == id) found = i;
-      if (found == pool_.size())
+      size_t found = pool().size();
+      for (size_t i = 0; i < pool().size(); ++i)
+        if (pool()[i].id == id) found = i;
+      if (found == pool().size())
         throw Error("few-shot example id " + std::to_string(id) + " is not a row of " + source_ + " (" +
-                    std::to_string(pool_.size()) + " rows, ids from 0)");
+                    std::to_string(pool().size()) + " rows, ids from 0)");
       fixed_.push_back(found);
     }
     k_ = static_cast<int>(ids.size());
@@ -100,7 +100,7 @@ FewshotSampler::FewshotSampler(const Template& t, const Dataset& eval, const Dat
   if (!o.num_fewshot) {
     // Every inline example, in file order (one without a label fails when rendered).
     if (inline_pool)
-      for (size_t i = 0; i < pool_.size(); ++i) fixed_.push_back(i);
+      for (size_t i = 0; i < pool().size(); ++i) fixed_.push_back(i);
     k_ = static_cast<int>(fixed_.size());
     return;
   }
@@ -118,13 +118,13 @@ FewshotSampler::FewshotSampler(const Template& t, const Dataset& eval, const Dat
 std::vector<const Row*> FewshotSampler::select(const Row& query) const {
   std::vector<const Row*> out;
   if (!random_) {
-    for (size_t i : fixed_) out.push_back(&pool_[i]);
+    for (size_t i : fixed_) out.push_back(&pool()[i]);
     return out;
   }
   std::mt19937_64 rng(mix(seed_ ^ mix(static_cast<uint64_t>(query.id))));
   const size_t draw = static_cast<size_t>(k_) + (pool_is_eval_ ? 1 : 0);
   for (size_t pos : sample_positions(labeled_.size(), draw, rng)) {
-    const Row& row = pool_[labeled_[pos]];
+    const Row& row = pool()[labeled_[pos]];
     if (pool_is_eval_ && row.id == query.id) continue;
     if (out.size() < static_cast<size_t>(k_)) out.push_back(&row);
   }

@@ -35,7 +35,9 @@ struct FewshotOptions {
 
 class FewshotSampler {
  public:
-  // `fewshot_file`: a dataset loaded from a few-shot file, or nullptr. Throws lmforge::Error for
+  // `fewshot_file`: a dataset loaded from a few-shot file, or nullptr. The sampler refers to the
+  // rows of `eval` or `fewshot_file` (whichever is the pool; no copy of a large train split), so
+  // that dataset must outlive it; the template's examples are copied. Throws lmforge::Error for
   // the errors above that can be seen without a query row.
   FewshotSampler(const Template& t, const Dataset& eval, const Dataset* fewshot_file, const FewshotOptions& options);
 
@@ -47,7 +49,11 @@ class FewshotSampler {
   const std::vector<std::string>& label_names() const { return label_names_; }
 
  private:
-  std::vector<Row> pool_;
+  // The pool: a dataset's rows (external_), or a copy of the template's examples (owned_), so
+  // that copying the sampler never leaves it pointing into another sampler.
+  const std::vector<Row>& pool() const { return external_ != nullptr ? *external_ : owned_; }
+  const std::vector<Row>* external_ = nullptr;
+  std::vector<Row> owned_;
   std::vector<size_t> labeled_;  // indices into pool_ of rows with a gold label (the random pool)
   std::vector<size_t> fixed_;    // indices into pool_ of fixed examples
   std::vector<std::string> label_names_;
