@@ -325,6 +325,17 @@ void normalise_label(Row& row, int label_col, const Dataset& d) {
   fail_at(d.source, row.line, "label '" + io::printable(v) + "' is not one of the label names (" + join(names) + ")");
 }
 
+// keep_fields: every row loses the fields that are neither kept nor the label field.
+void drop_fields(Dataset& d, const DatasetOptions& o) {
+  auto kept = [&](const std::string& name) {
+    return name == o.label_field || std::find(o.keep_fields.begin(), o.keep_fields.end(), name) != o.keep_fields.end();
+  };
+  for (Row& row : d.rows) {
+    std::erase_if(row.fields, [&](const auto& f) { return !kept(f.first); });
+    row.fields.shrink_to_fit();
+  }
+}
+
 Dataset build(const RawTable& t, const std::string& source, const DatasetOptions& o) {
   Dataset d;
   d.source = source;
@@ -364,6 +375,7 @@ Dataset build(const RawTable& t, const std::string& source, const DatasetOptions
       d.unlabeled += row.label == kNoLabel;
     }
   }
+  if (!o.keep_fields.empty()) drop_fields(d, o);
   if (o.drop_unlabeled) {
     std::erase_if(d.rows, [](const Row& r) { return r.label == kNoLabel; });
     if (d.rows.empty()) throw Error(source + ": no row has a gold label (all " + std::to_string(d.unlabeled) + " dropped)");

@@ -188,6 +188,15 @@ TEST_F(DatasetTest, FieldMapAndFormatOverride) {
   EXPECT_EQ(d.fields, (std::vector<std::string>{"s1", "s2", "gold", "premise", "hypothesis", "label"}));
 }
 
+TEST_F(DatasetTest, KeepFieldsDropsTheRestFromRows) {
+  DatasetOptions o;
+  o.keep_fields = {"premise", "hypothesis", "genre"};
+  const Dataset d = load_dataset(write("dev_matched.tsv", kGlueDev), o);
+  EXPECT_EQ(d.rows[0].field_names(), "genre, premise, hypothesis, label");
+  EXPECT_EQ(d.rows[1].label, 2);
+  EXPECT_EQ(d.fields.size(), 19u);  // the 16 columns and the 3 mapped fields, for messages
+}
+
 TEST_F(DatasetTest, CustomLabelField) {
   DatasetOptions o;
   o.label_field = "answer";

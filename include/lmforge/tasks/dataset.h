@@ -54,11 +54,15 @@ struct DatasetOptions {
   std::string label_field = "label";
   std::vector<std::string> label_names;  // empty: the rules above
   bool drop_unlabeled = false;           // true: rows without a gold label are left out
+  // Non-empty: rows carry only these fields and the label field (a template's fields; GLUE's
+  // parse-tree columns make MNLI's train split several times larger than the text it needs).
+  // Dataset::fields still lists every field, so errors can name them.
+  std::vector<std::string> keep_fields;
 };
 
 struct Dataset {
   std::string source;               // the file, as given
-  std::vector<std::string> fields;  // field names of every row, in order
+  std::vector<std::string> fields;  // every field name, in order (rows may keep fewer: keep_fields)
   std::vector<Row> rows;
   std::vector<std::string> label_names;
   bool has_label_field = false;  // the rows have the label field
