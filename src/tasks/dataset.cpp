@@ -6,7 +6,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -80,20 +83,45 @@ bool blank(const std::vector<std::string>& values) {
   return std::all_of(values.begin(), values.end(), [](const std::string& v) { return strip(v).empty(); });
 }
 
+int column_of(const std::vector<std::string>& header, std::string_view name);
+std::vector<std::pair<std::string, std::string>> mappings(const std::vector<std::string>& header,
+                                                           const DatasetOptions& o);
+
+bool kept(const std::string& field, const DatasetOptions& o) {
+  return o.keep_fields.empty() || field == o.label_field ||
+         std::find(o.keep_fields.begin(), o.keep_fields.end(), field) != o.keep_fields.end();
+}
+
+// The file columns the rows need (keep_fields and the sources of kept mappings), so that a reader
+// never stores a GLUE parse-tree column nobody uses.
+std::vector<bool> needed_columns(const std::vector<std::string>& header, const DatasetOptions& o) {
+  std::vector<bool> need(header.size());
+  for (size_t c = 0; c < header.size(); ++c) need[c] = kept(header[c], o);
+  for (const auto& [field, column] : mappings(header, o))
+    if (const int c = column_of(header, column); c >= 0 && kept(field, o)) need[c] = true;
+  return need;
+}
+
 // ---- TSV: GLUE's format, one record per line, no quoting ---------------------------------------
 
-std::vector<std::string> split_tabs(std::string_view line) {
+// The fields of a line; those `need` marks false stay empty (a missing mask keeps all).
+std::vector<std::string> split_tabs(std::string_view line, const std::vector<bool>& need) {
   std::vector<std::string> out;
   size_t pos = 0;
   while (true) {
     const size_t tab = line.find('\t', pos);
-    out.emplace_back(line.substr(pos, tab == std::string_view::npos ? std::string_view::npos : tab - pos));
+    const size_t c = out.size();
+    if (c >= need.size() || need[c])
+      out.emplace_back(line.substr(pos, tab == std::string_view::npos ? std::string_view::npos : tab - pos));
+    else
+      out.emplace_back();
     if (tab == std::string_view::npos) return out;
     pos = tab + 1;
   }
 }
 
-RawTable read_tsv(std::string_view text, const std::string& source) {
+RawTable read_tsv(std::string_view text, const std::string& source, const DatasetOptions& o) {
+  std::vector<bool> need;
   RawTable t;
   bool have_header = false;
   int64_t number = 0;
@@ -104,10 +132,11 @@ RawTable read_tsv(std::string_view text, const std::string& source) {
     ++number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (strip(line).empty()) continue;
-    RawRecord r{number, split_tabs(line)};
+    RawRecord r{number, split_tabs(line, need)};
     if (!have_header) {
       t.header = std::move(r.values);
       check_header(t, source, number);
+      need = needed_columns(t.header, o);
       have_header = true;
       continue;
     }
@@ -256,11 +285,12 @@ int column_of(const std::vector<std::string>& header, std::string_view name) {
 }
 
 // The user's mappings plus GLUE's MNLI/SNLI columns, which need no option.
-std::vector<std::pair<std::string, std::string>> mappings(const RawTable& t, const DatasetOptions& o) {
+std::vector<std::pair<std::string, std::string>> mappings(const std::vector<std::string>& header,
+                                                           const DatasetOptions& o) {
   auto m = o.field_map;
   auto add_default = [&](const std::string& field, const std::string& column) {
     const bool user_set = std::any_of(m.begin(), m.end(), [&](const auto& p) { return p.first == field; });
-    if (!user_set && column_of(t.header, field) < 0 && column_of(t.header, column) >= 0) m.emplace_back(field, column);
+    if (!user_set && column_of(header, field) < 0 && column_of(header, column) >= 0) m.emplace_back(field, column);
   };
   add_default("premise", "sentence1");
   add_default("hypothesis", "sentence2");
@@ -281,8 +311,7 @@ std::optional<int64_t> as_index(std::string_view v) {
 }
 
 // The label names by the rules in the header.
-std::vector<std::string> label_names_for(const Dataset& d, int label_col, const DatasetOptions& o,
-                                         const RawTable& t) {
+std::vector<std::string> label_names_for(const Dataset& d, int label_col, const DatasetOptions& o) {
   if (!o.label_names.empty()) return o.label_names;
   const bool mnli_shaped = column_of(d.fields, "premise") >= 0 && column_of(d.fields, "hypothesis") >= 0;
   if (mnli_shaped) return mnli_label_names();
@@ -292,7 +321,7 @@ std::vector<std::string> label_names_for(const Dataset& d, int label_col, const 
     const std::string& v = d.rows[r].fields[label_col].second;
     if (is_unlabeled(v)) continue;
     if (as_index(v))
-      fail_at(d.source, t.records[r].line,
+      fail_at(d.source, d.rows[r].line,
               "label '" + v + "' is an index, but no label names were given (e.g. label_names "
               "entailment,neutral,contradiction)");
     if (std::find(names.begin(), names.end(), v) == names.end()) names.push_back(v);
@@ -325,22 +354,12 @@ void normalise_label(Row& row, int label_col, const Dataset& d) {
   fail_at(d.source, row.line, "label '" + io::printable(v) + "' is not one of the label names (" + join(names) + ")");
 }
 
-// keep_fields: every row loses the fields that are neither kept nor the label field.
-void drop_fields(Dataset& d, const DatasetOptions& o) {
-  auto kept = [&](const std::string& name) {
-    return name == o.label_field || std::find(o.keep_fields.begin(), o.keep_fields.end(), name) != o.keep_fields.end();
-  };
-  for (Row& row : d.rows) {
-    std::erase_if(row.fields, [&](const auto& f) { return !kept(f.first); });
-    row.fields.shrink_to_fit();
-  }
-}
-
-Dataset build(const RawTable& t, const std::string& source, const DatasetOptions& o) {
+// Builds the rows, moving the values out of the table (a large train split is not copied).
+Dataset build(RawTable&& t, const std::string& source, const DatasetOptions& o) {
   Dataset d;
   d.source = source;
   if (t.records.empty()) throw Error(source + ": the dataset has no rows");
-  const auto maps = mappings(t, o);
+  const auto maps = mappings(t.header, o);
   std::vector<int> map_cols;
   for (const auto& [field, column] : maps) {
     const int c = column_of(t.header, column);
@@ -353,20 +372,34 @@ Dataset build(const RawTable& t, const std::string& source, const DatasetOptions
   d.fields = t.header;
   for (const auto& [field, column] : maps)
     if (column_of(d.fields, field) < 0) d.fields.push_back(field);
+  std::vector<int> map_of(d.fields.size(), -1);  // the mapping that fills each field, or -1
+  for (size_t m = 0; m < maps.size(); ++m) map_of[column_of(d.fields, maps[m].first)] = static_cast<int>(m);
+  // The fields rows carry (keep_fields), as indices into d.fields; the label field always.
+  std::vector<size_t> carried;
+  for (size_t c = 0; c < d.fields.size(); ++c)
+    if (kept(d.fields[c], o)) carried.push_back(c);
+  int label_col = -1;  // in a row's fields
+  for (size_t i = 0; i < carried.size(); ++i)
+    if (d.fields[carried[i]] == o.label_field) label_col = static_cast<int>(i);
+
   d.rows.reserve(t.records.size());
   for (size_t r = 0; r < t.records.size(); ++r) {
+    std::vector<std::string>& values = t.records[r].values;
+    // Mapped values are copied first: their column may be moved out below.
+    std::vector<std::string> mapped;
+    for (int c : map_cols) mapped.push_back(values[c]);
     Row row;
     row.id = static_cast<int64_t>(r);
     row.line = t.records[r].line;
-    for (size_t c = 0; c < d.fields.size(); ++c)
-      row.fields.emplace_back(d.fields[c], c < t.header.size() ? t.records[r].values[c] : "");
-    for (size_t m = 0; m < maps.size(); ++m)
-      row.fields[column_of(d.fields, maps[m].first)].second = t.records[r].values[map_cols[m]];
+    row.fields.reserve(carried.size());
+    for (size_t c : carried) {
+      std::string v = map_of[c] >= 0 ? std::move(mapped[map_of[c]]) : std::move(values[c]);
+      row.fields.emplace_back(d.fields[c], std::move(v));
+    }
     d.rows.push_back(std::move(row));
   }
-  const int label_col = column_of(d.fields, o.label_field);
   d.has_label_field = label_col >= 0;
-  d.label_names = label_names_for(d, label_col, o, t);
+  d.label_names = label_names_for(d, label_col, o);
   if (label_col < 0) {
     d.unlabeled = static_cast<int64_t>(d.rows.size());
   } else {
@@ -375,12 +408,24 @@ Dataset build(const RawTable& t, const std::string& source, const DatasetOptions
       d.unlabeled += row.label == kNoLabel;
     }
   }
-  if (!o.keep_fields.empty()) drop_fields(d, o);
   if (o.drop_unlabeled) {
     std::erase_if(d.rows, [](const Row& r) { return r.label == kNoLabel; });
     if (d.rows.empty()) throw Error(source + ": no row has a gold label (all " + std::to_string(d.unlabeled) + " dropped)");
   }
   return d;
+}
+
+// The whole file in one read: io::read_text_file grows a stringstream, which copies a large train
+// split several times.
+std::string read_file(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary | std::ios::ate);
+  if (!in) throw Error(file.string() + ": cannot open the dataset file: " + std::strerror(errno));
+  const std::streamoff size = in.tellg();
+  in.seekg(0);
+  std::string text(static_cast<size_t>(std::max<std::streamoff>(size, 0)), '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(text.size())))
+    throw Error(file.string() + ": cannot read the dataset file");
+  return text;
 }
 
 }  // namespace
@@ -415,10 +460,10 @@ Dataset parse_dataset(std::string_view text, const std::string& source, const Da
   RawTable t;
   switch (format_of(source, options.format)) {
     case DataFormat::Csv: t = read_csv(text, source); break;
-    case DataFormat::Tsv: t = read_tsv(text, source); break;
+    case DataFormat::Tsv: t = read_tsv(text, source, options); break;
     default: t = read_jsonl(text, source); break;
   }
-  return build(t, source, options);
+  return build(std::move(t), source, options);
 }
 
 Dataset load_dataset(const std::filesystem::path& file, const DatasetOptions& options) {
@@ -427,7 +472,7 @@ Dataset load_dataset(const std::filesystem::path& file, const DatasetOptions& op
   if (std::filesystem::is_directory(file, ec)) throw Error(file.string() + ": is a folder, expected a dataset file");
   // Check the format before reading a possibly large file of the wrong kind.
   format_of(file.string(), options.format);
-  return parse_dataset(io::read_text_file(file, "dataset"), file.string(), options);
+  return parse_dataset(read_file(file), file.string(), options);
 }
 
 std::vector<std::pair<std::string, std::string>> parse_field_map(std::string_view spec, const std::string& flag) {

@@ -194,7 +194,19 @@ TEST_F(DatasetTest, KeepFieldsDropsTheRestFromRows) {
   const Dataset d = load_dataset(write("dev_matched.tsv", kGlueDev), o);
   EXPECT_EQ(d.rows[0].field_names(), "genre, premise, hypothesis, label");
   EXPECT_EQ(d.rows[1].label, 2);
+  EXPECT_EQ(field(d.rows[1], "premise"), "He said \"we'll see, then left");  // from sentence1, not kept itself
+  EXPECT_EQ(field(d.rows[1], "genre"), "government");
   EXPECT_EQ(d.fields.size(), 19u);  // the 16 columns and the 3 mapped fields, for messages
+}
+
+TEST_F(DatasetTest, KeepFieldsInCsvAndJsonl) {
+  DatasetOptions o;
+  o.keep_fields = {"q"};
+  const Dataset c = load_dataset(write("k.csv", "q,junk,label\nx,y,a\n"), o);
+  EXPECT_EQ(c.rows[0].field_names(), "q, label");
+  const Dataset j = load_dataset(write("k.jsonl", "{\"junk\": 1, \"q\": \"x\"}\n"), o);
+  EXPECT_EQ(j.rows[0].field_names(), "q");
+  EXPECT_EQ(j.fields, (std::vector<std::string>{"junk", "q"}));
 }
 
 TEST_F(DatasetTest, CustomLabelField) {
