@@ -220,6 +220,35 @@ TEST(LoglikelihoodBatching, SharedPrefixFeedsTheContextOnce) {
   EXPECT_EQ(separate.fed_tokens, 3 * 19 + 3 * 2);  // the same prefix in each of the 3 rows
 }
 
+// The additive model API the shared path rests on: a forked row continues exactly as the row it
+// was forked from would (same cache bits), and bad forks are one-line errors.
+TEST(LoglikelihoodBatching, ForkedRowsContinueLikeTheirSource) {
+  const Model& m = model("models/gpt2-tiny");
+  const int V = m.vocab_size();
+  const std::vector<int32_t> ctx{464, 3139, 286, 4881, 318}, pos{0, 1, 2, 3, 4};
+  const std::vector<uint8_t> ones(8, 1);
+  std::vector<float> unused(static_cast<size_t>(V) * 5), a(static_cast<size_t>(V) * 2), b(static_cast<size_t>(V));
+  auto s = m.start(1, 5);
+  s->forward(5, ctx.data(), pos.data(), ones.data(), unused.data(), false);
+  auto f = s->fork({0, 0}, 7);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->rows(), 2);
+  EXPECT_EQ(f->length(), 5);
+  const std::vector<int32_t> next{6342, 6342}, next_pos{5, 5};
+  f->forward(1, next.data(), next_pos.data(), ones.data(), a.data(), false);
+  // Reference: the same 6 tokens through a fresh one-row session, in the same two calls.
+  auto r = m.start(1, 6);
+  r->forward(5, ctx.data(), pos.data(), ones.data(), unused.data(), false);
+  r->forward(1, next.data(), next_pos.data(), ones.data(), b.data(), false);
+  for (int v = 0; v < V; ++v) {
+    ASSERT_NEAR(a[v], b[v], 1e-5) << v;
+    ASSERT_EQ(a[v], a[V + v]) << v;  // both forked rows alike
+  }
+  EXPECT_THROW(s->fork({0}, 4), Error);    // below the session's length
+  EXPECT_THROW(s->fork({0}, 129), Error);  // beyond n_positions
+  EXPECT_THROW(s->fork({1}, 6), Error);    // no such row
+}
+
 // ---- rolling windows, by hand from lm_eval.utils -----------------------------------------------
 
 Ids range(int a, int b) {
