@@ -156,6 +156,8 @@ TEST(Templates, HandWrittenFile) {
   ASSERT_EQ(t.examples.size(), 1u);
   EXPECT_EQ(render_target(t, t.examples[0], {}), "4");
   EXPECT_EQ(inline_template("{premise}").fewshot_delimiter, "\n\n");
+  // A flag's \n, \t, \\ are escapes; other backslashes stay.
+  EXPECT_EQ(inline_template(R"({premise}\nQuestion:\t{hypothesis} \\n \d)").text, "{premise}\nQuestion:\t{hypothesis} \\n \\d");
 }
 
 TEST(Templates, FileErrors) {

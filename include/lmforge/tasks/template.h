@@ -45,7 +45,8 @@ struct Template {
 Template load_template(const std::filesystem::path& file);
 Template parse_template(std::string_view yaml, const std::string& source);
 
-// A template from a flag: `text` is the pattern, everything else as defaulted.
+// A template from a flag: `text` is the pattern (with \n, \t and \\ as escapes, since a shell
+// flag rarely holds a line break), everything else as defaulted.
 Template inline_template(const std::string& text);
 
 // The placeholder names of a pattern, in order (with repeats). Throws on a malformed pattern
