@@ -99,9 +99,11 @@ float log_prob(const float* logits, int vocab, int32_t target, int32_t* argmax) 
   return static_cast<float>(static_cast<double>(logits[target]) - *top - std::log(sum));
 }
 
-// One forward pass over the batch: groups (one row each) feed their prefixes, then the session is
-// forked into one row per member (when a group has several) and every row feeds the rest of its
-// input. Rows are right-padded (mask 0) to the longest.
+// One batch: the groups (one row each) feed their prefixes in one forward pass, the session is
+// forked into one row per member (when a group has several), and every row feeds the rest of its
+// input (chunked passes). Rows are right-padded (mask 0) to the longest; a row's later tokens take
+// position ids that continue its own prefix, so its padding is invisible to it (HF's
+// position_ids = cumsum(attention_mask) - 1).
 class BatchRunner {
  public:
   BatchRunner(const LanguageModel& model, const std::vector<Prepared>& prep, std::vector<LLResult>& out, ScoreStats& stats)
