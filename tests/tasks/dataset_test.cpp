@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "lmforge/error.h"
+#include "tasks/tasks_test_util.h"
 
 namespace lmforge::tasks {
 namespace {
@@ -33,15 +34,6 @@ class DatasetTest : public ::testing::Test {
   fs::path dir_;
 };
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string field(const Row& r, const std::string& name) {
   const std::string* v = r.get(name);

@@ -10,21 +10,10 @@
 #include <set>
 
 #include "lmforge/error.h"
+#include "tasks/tasks_test_util.h"
 
 namespace lmforge::tasks {
 namespace {
-
-const std::string kExamples = std::string(LMFORGE_SOURCE_DIR) + "/examples/tasks/";
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // An HF-export-style MNLI JSONL of `n` rows: premise "P<i>.", hypothesis "H<i>", label i % 3.
 Dataset mnli_rows(int n, const std::string& source = "dev.jsonl") {

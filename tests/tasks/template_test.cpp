@@ -6,21 +6,10 @@
 #include <gtest/gtest.h>
 
 #include "lmforge/error.h"
+#include "tasks/tasks_test_util.h"
 
 namespace lmforge::tasks {
 namespace {
-
-const std::string kExamples = std::string(LMFORGE_SOURCE_DIR) + "/examples/tasks/";
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 Row row(std::vector<std::pair<std::string, std::string>> fields, int label = kNoLabel, int64_t id = 3,
         int64_t line = 5) {
