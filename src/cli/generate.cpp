@@ -16,6 +16,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/generation_flags.h"
 #include "cli/options.h"
 #include "lmforge/error.h"
 #include "lmforge/generate/generate.h"
@@ -30,14 +31,8 @@ struct Args {
   std::vector<std::string> prompts, prompt_ids;
   std::string prompt_file;
   std::optional<std::string> prompt_column;
-  std::optional<int> max_length, max_new_tokens, min_length, min_new_tokens, num_beams, num_return_sequences, top_k,
-      no_repeat_ngram_size, pad_token_id, bos_token_id;
-  std::vector<int> eos_token_id;
-  std::optional<float> temperature, top_p, repetition_penalty, length_penalty;
-  std::optional<bool> do_sample, skip_special_tokens, clean_up_tokenization_spaces;
-  std::optional<std::string> early_stopping;
-  std::vector<std::string> stop_strings;
-  std::optional<uint64_t> seed;
+  GenerationFlags gen;  // the HF generate() flags
+  std::optional<bool> skip_special_tokens, clean_up_tokenization_spaces;
   int show_choices = 0;
   bool json = false;
   int threads = 0;
@@ -64,31 +59,7 @@ void setup(CLI::App& app) {
   add_optional(app, "--prompt_column", args.prompt_column,
                "The CSV column holding the prompts (default: prompt, else text)");
   app.add_option("--prompt_ids", args.prompt_ids, "Prompt as token ids, e.g. \"464 3290\" (repeatable)");
-  add_optional(app, "--max_length", args.max_length, "HF max_length: total length, prompt included (default 20)");
-  add_optional(app, "--max_new_tokens", args.max_new_tokens,
-               "HF max_new_tokens: tokens to generate (wins over --max_length)");
-  add_optional(app, "--min_length", args.min_length, "HF min_length: EOS is blocked before this total length");
-  add_optional(app, "--min_new_tokens", args.min_new_tokens, "HF min_new_tokens: EOS is blocked before this many new tokens");
-  add_bool_option(app, "--do_sample", args.do_sample,
-                  "HF do_sample: sample instead of greedy/beam search (default false; --do_sample false overrides a "
-                  "generation_config.json that turns it on)");
-  add_optional(app, "--num_beams", args.num_beams, "HF num_beams: beam search width (1 = no beam search)");
-  add_optional(app, "--num_return_sequences", args.num_return_sequences, "HF num_return_sequences per prompt");
-  add_optional(app, "--length_penalty", args.length_penalty, "HF length_penalty: beam score = logprob / length^penalty");
-  app.add_option_function<std::string>(
-         "--early_stopping", [](const std::string& v) { args.early_stopping = v.empty() ? "true" : v; },
-         "HF early_stopping: true | false | never (flag alone = true)")
-      ->expected(0, 1);
-  add_optional(app, "--temperature", args.temperature, "HF temperature for sampling (default 1)");
-  add_optional(app, "--top_k", args.top_k, "HF top_k: keep the k most likely tokens (0 = off; HF default 50)");
-  add_optional(app, "--top_p", args.top_p, "HF top_p: nucleus sampling threshold in (0, 1]");
-  add_optional(app, "--repetition_penalty", args.repetition_penalty, "HF repetition_penalty (1 = off)");
-  add_optional(app, "--no_repeat_ngram_size", args.no_repeat_ngram_size, "HF no_repeat_ngram_size (0 = off)");
-  app.add_option("--eos_token_id", args.eos_token_id, "HF eos_token_id (repeatable)");
-  add_optional(app, "--pad_token_id", args.pad_token_id, "HF pad_token_id (default: eos_token_id)");
-  add_optional(app, "--bos_token_id", args.bos_token_id, "HF bos_token_id (prompt when none is given)");
-  app.add_option("--stop_strings", args.stop_strings, "HF stop_strings: stop a sequence once its text contains one");
-  add_optional(app, "--seed", args.seed, "Seed of the sampling RNG (reproducible sampling)");
+  args.gen.add(app);
   app.add_option("--show_choices", args.show_choices, "Print the top-N next tokens and probabilities of each step");
   app.add_flag("--json", args.json,
                "Print [{prompt, sentences, ids, token_logprobs | sequences_scores}] as JSON (see below)");
@@ -133,40 +104,7 @@ void setup(CLI::App& app) {
       "\" (standard input is not read unless --prompt_file -; a model without a tokenizer starts from bos_token_id).\n");
 }
 
-// HF's order for every architecture: GenerationConfig defaults (with config.json's special token ids,
-// as GenerationConfig.from_model_config) -> generation_config.json -> flags, each overriding the one
-// before. No model type gets defaults of its own: HF's generate() does not either.
-GenerationConfig build_config(const Model& model) {
-  const ModelConfig& c = model.config();
-  GenerationConfig g = generation_defaults(c.eos_token_id, c.bos_token_id, c.pad_token_id, args.model);
-  if (args.max_length) g.max_length = args.max_length;
-  if (args.max_new_tokens) g.max_new_tokens = args.max_new_tokens;
-  if (args.min_length) g.min_length = *args.min_length;
-  if (args.min_new_tokens) g.min_new_tokens = args.min_new_tokens;
-  if (args.do_sample) g.do_sample = *args.do_sample;
-  if (args.num_beams) g.num_beams = *args.num_beams;
-  if (args.num_return_sequences) g.num_return_sequences = *args.num_return_sequences;
-  if (args.length_penalty) g.length_penalty = *args.length_penalty;
-  if (args.early_stopping) {
-    const std::string& v = *args.early_stopping;
-    if (v == "true" || v == "True") g.early_stopping = EarlyStopping::True;
-    else if (v == "false" || v == "False") g.early_stopping = EarlyStopping::False;
-    else if (v == "never") g.early_stopping = EarlyStopping::Never;
-    else throw Error("--early_stopping: expected true, false or never, got '" + v + "'");
-  }
-  if (args.temperature) g.temperature = *args.temperature;
-  if (args.top_k) g.top_k = *args.top_k;
-  if (args.top_p) g.top_p = *args.top_p;
-  if (args.repetition_penalty) g.repetition_penalty = *args.repetition_penalty;
-  if (args.no_repeat_ngram_size) g.no_repeat_ngram_size = *args.no_repeat_ngram_size;
-  if (!args.eos_token_id.empty()) g.eos_token_id.assign(args.eos_token_id.begin(), args.eos_token_id.end());
-  if (args.pad_token_id) g.pad_token_id = args.pad_token_id;
-  if (args.bos_token_id) g.bos_token_id = args.bos_token_id;
-  if (!args.stop_strings.empty()) g.stop_strings = args.stop_strings;
-  if (args.seed) g.seed = args.seed;
-  g.validate();
-  return g;
-}
+GenerationConfig build_config(const Model& model) { return args.gen.build(model.config(), args.model); }
 
 struct Prompt {
   std::string text;  // as given (or decoded from ids)
@@ -339,11 +277,11 @@ void check_benchmark_flags() {
     if (given) throw Error(std::string(flag) + " cannot be combined with --benchmark_mode (" + why + ")");
   };
   const char* length = "--benchmark_seq_length sets the generated length";
-  conflicts(args.max_length.has_value(), "--max_length", length);
-  conflicts(args.max_new_tokens.has_value(), "--max_new_tokens", length);
-  conflicts(args.min_length.has_value(), "--min_length", length);
-  conflicts(args.min_new_tokens.has_value(), "--min_new_tokens", length);
-  conflicts(!args.stop_strings.empty(), "--stop_strings", "every run generates --benchmark_seq_length tokens");
+  conflicts(args.gen.max_length.has_value(), "--max_length", length);
+  conflicts(args.gen.max_new_tokens.has_value(), "--max_new_tokens", length);
+  conflicts(args.gen.min_length.has_value(), "--min_length", length);
+  conflicts(args.gen.min_new_tokens.has_value(), "--min_new_tokens", length);
+  conflicts(!args.gen.stop_strings.empty(), "--stop_strings", "every run generates --benchmark_seq_length tokens");
   conflicts(args.show_choices != 0, "--show_choices", "it prints no text");
   conflicts(args.json, "--json", "use --benchmark_json FILE for machine-readable results");
 }
@@ -393,7 +331,7 @@ int run_benchmark() {
   g.max_new_tokens = new_tokens;
   g.min_new_tokens = new_tokens;
   g.stop_strings.clear();
-  g.do_sample = args.do_sample.value_or(false);
+  g.do_sample = args.gen.do_sample.value_or(false);
   g.validate();
 
   if (!prompt_flag_given() && tok) args.prompts.push_back(kBenchmarkPrompt);
