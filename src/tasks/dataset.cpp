@@ -435,6 +435,11 @@ const std::vector<std::string>& mnli_label_names() {
   return names;
 }
 
+std::string Row::name() const {
+  if (line > 0) return "row " + std::to_string(id) + " (line " + std::to_string(line) + ")";
+  return "example " + std::to_string(id);
+}
+
 const std::string* Row::get(std::string_view name) const {
   for (const auto& [k, v] : fields)
     if (k == name) return &v;

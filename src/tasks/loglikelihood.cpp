@@ -297,6 +297,21 @@ std::string python_rstrip(const std::string& text) {
   return text.substr(0, end);
 }
 
+std::string python_strip(const std::string& text) {
+  const std::string right = python_rstrip(text);
+  size_t begin = 0;
+  while (begin < right.size()) {
+    // Decode one UTF-8 code point forward.
+    const unsigned char b0 = static_cast<unsigned char>(right[begin]);
+    const int len = b0 < 0x80 ? 1 : b0 >= 0xF0 ? 4 : b0 >= 0xE0 ? 3 : 2;
+    char32_t c = len == 1 ? b0 : b0 & (0xFF >> (len + 1));
+    for (int i = 1; i < len && begin + i < right.size(); ++i) c = (c << 6) | (static_cast<unsigned char>(right[begin + i]) & 0x3F);
+    if (!is_python_space(c)) break;
+    begin += len;
+  }
+  return right.substr(begin);
+}
+
 int code_point_length(const std::string& text) {
   int n = 0;
   for (unsigned char b : text) n += (b & 0xC0) != 0x80;
@@ -357,37 +372,53 @@ double score_rolling(const LanguageModel& model, const TokenIds& tokens, int32_t
   return sum;
 }
 
+MultipleChoiceResult encode_multiple_choice(const Tokenizer& tokenizer, const MultipleChoiceDoc& doc,
+                                            const std::string& delimiter, int32_t prefix_token,
+                                            const std::string& where) {
+  if (doc.choices.empty()) throw Error(where + " has no choices");
+  MultipleChoiceResult r;
+  for (const std::string& choice : doc.choices) {
+    r.encoded.push_back(encode_pair(tokenizer, doc.context, delimiter + choice, prefix_token));
+    if (r.encoded.back().continuation_enc.empty())
+      throw Error(where + ": the choice '" + choice + "' tokenizes to nothing after the context");
+    if (r.encoded.back().context_enc.empty())
+      throw Error(where + ": the context tokenizes to nothing (it is only whitespace)");
+    r.choice_lengths.push_back(code_point_length(choice));
+  }
+  return r;
+}
+
+void set_choice_scores(MultipleChoiceResult& r, std::vector<LLResult> scores) {
+  if (scores.size() != r.encoded.size()) throw Error("set_choice_scores: one score per choice is needed");
+  r.scores = std::move(scores);
+  r.ll.clear();
+  std::vector<double> norm;
+  for (size_t i = 0; i < r.scores.size(); ++i) {
+    r.ll.push_back(r.scores[i].logprob);
+    norm.push_back(r.ll.back() / r.choice_lengths[i]);
+  }
+  r.pred_acc = argmax_first(r.ll);
+  r.pred_acc_norm = argmax_first(norm);
+}
+
 std::vector<MultipleChoiceResult> score_multiple_choice(const LanguageModel& model, const Tokenizer& tokenizer,
                                                         const std::vector<MultipleChoiceDoc>& docs,
                                                         const ScoreOptions& options, const std::string& delimiter,
                                                         std::optional<int32_t> prefix_token) {
   if (!prefix_token) prefix_token = tokenizer.bos_id() ? tokenizer.bos_id() : tokenizer.eos_id();
   if (!prefix_token) throw Error("the tokenizer has no bos or eos token to use as an empty context");
-  std::vector<MultipleChoiceResult> out(docs.size());
+  std::vector<MultipleChoiceResult> out;
   std::vector<LLRequest> requests;
   for (size_t d = 0; d < docs.size(); ++d) {
-    if (docs[d].choices.empty()) throw Error("document " + std::to_string(d) + " has no choices");
-    for (const std::string& choice : docs[d].choices) {
-      out[d].encoded.push_back(encode_pair(tokenizer, docs[d].context, delimiter + choice, *prefix_token));
-      if (out[d].encoded.back().continuation_enc.empty())
-        throw Error("document " + std::to_string(d) + ": the choice '" + choice + "' tokenizes to nothing after the context");
-      if (out[d].encoded.back().context_enc.empty())
-        throw Error("document " + std::to_string(d) + ": the context tokenizes to nothing (it is only whitespace)");
-      requests.push_back({out[d].encoded.back().context_enc, out[d].encoded.back().continuation_enc});
-      out[d].choice_lengths.push_back(code_point_length(choice));
-    }
+    out.push_back(encode_multiple_choice(tokenizer, docs[d], delimiter, *prefix_token, "document " + std::to_string(d)));
+    for (const EncodedPair& e : out.back().encoded) requests.push_back({e.context_enc, e.continuation_enc});
   }
-  const std::vector<LLResult> scores = score_requests(model, requests, options);
+  std::vector<LLResult> scores = score_requests(model, requests, options);
   size_t next = 0;
   for (MultipleChoiceResult& r : out) {
-    std::vector<double> norm;
-    for (size_t i = 0; i < r.encoded.size(); ++i) {
-      r.scores.push_back(scores[next++]);
-      r.ll.push_back(r.scores.back().logprob);
-      norm.push_back(r.ll.back() / r.choice_lengths[i]);
-    }
-    r.pred_acc = argmax_first(r.ll);
-    r.pred_acc_norm = argmax_first(norm);
+    const size_t n = r.encoded.size();
+    set_choice_scores(r, {std::make_move_iterator(scores.begin() + next), std::make_move_iterator(scores.begin() + next + n)});
+    next += n;
   }
   return out;
 }

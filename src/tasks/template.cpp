@@ -91,12 +91,6 @@ std::vector<Piece> parse_pattern(std::string_view s, const std::string& where) {
   return out;
 }
 
-// "row 3 (line 5)" for datasets, "example 2" for inline examples.
-std::string row_name(const Row& row) {
-  if (row.line > 0) return "row " + std::to_string(row.id) + " (line " + std::to_string(row.line) + ")";
-  return "example " + std::to_string(row.id);
-}
-
 // ---- template files -----------------------------------------------------------------------------
 
 constexpr std::string_view kKeys[] = {"name",        "description",      "instruction",      "example_prefix",
@@ -208,7 +202,7 @@ std::string render(std::string_view pattern, const Row& row, const std::string& 
     }
     const std::string* v = row.get(p.text);
     if (v == nullptr)
-      throw Error(where + ": field '" + p.text + "' is not in " + row_name(row) + "; available: " + row.field_names());
+      throw Error(where + ": field '" + p.text + "' is not in " + row.name() + "; available: " + row.field_names());
     std::string value = *v;
     for (const auto& f : p.filters) value = apply_filter(std::move(value), f);
     out += value;
@@ -266,6 +260,14 @@ Template inline_template(const std::string& text) {
   return t;
 }
 
+std::vector<std::string> template_fields(const Template& t) {
+  std::vector<std::string> out;
+  for (const auto& [key, pattern] : patterns(t))
+    for (auto& f : pattern_fields(pattern, t.source))
+      if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(std::move(f));
+  return out;
+}
+
 void check_fields(const Template& t, const std::vector<std::string>& fields, const std::string& dataset_source) {
   for (const auto& [key, pattern] : patterns(t))
     for (const auto& f : pattern_fields(pattern, t.source))
@@ -280,7 +282,7 @@ std::string render_target(const Template& t, const Row& row, const std::vector<s
   if (!t.target.empty()) return render(t.target, row, t.source + ": target");
   if (row.label != kNoLabel && !t.choices.empty()) {
     if (row.label >= static_cast<int>(t.choices.size()))
-      throw Error(t.source + ": " + row_name(row) + " has label index " + std::to_string(row.label) + " but only " +
+      throw Error(t.source + ": " + row.name() + " has label index " + std::to_string(row.label) + " but only " +
                   std::to_string(t.choices.size()) + " choices");
     return render(t.choices[row.label], row, t.source + ": choices");
   }
@@ -289,10 +291,10 @@ std::string render_target(const Template& t, const Row& row, const std::vector<s
   const std::string* name = row.get("label");
   if (name != nullptr && !name->empty()) {
     if (t.choices.empty()) return *name;
-    throw Error(t.source + ": " + row_name(row) + " has label '" + *name +
+    throw Error(t.source + ": " + row.name() + " has label '" + *name +
                 "', but no label_names give its index into the choices");
   }
-  throw Error(t.source + ": " + row_name(row) + " has no gold label, so it cannot be shown as a few-shot example");
+  throw Error(t.source + ": " + row.name() + " has no gold label, so it cannot be shown as a few-shot example");
 }
 
 std::vector<std::string> render_choices(const Template& t, const Row& row) {

@@ -42,6 +42,8 @@ struct Row {
 
   // The field's value, or nullptr.
   const std::string* get(std::string_view name) const;
+  // "row 3 (line 5)" for dataset rows, "example 2" for a template's inline examples.
+  std::string name() const;
   // "a, b, c": the field names, for error messages.
   std::string field_names() const;
 };

@@ -96,6 +96,15 @@ struct MultipleChoiceResult {
   int pred_acc_norm = 0;             // argmax ll / choice_lengths, first index on ties
 };
 
+// One document's requests: encode_pair(context, delimiter + choice) for each choice, and the choice
+// lengths. A choice that tokenizes to nothing, a context that is only whitespace and a document
+// without choices are errors starting with `where` ("row 12").
+MultipleChoiceResult encode_multiple_choice(const Tokenizer& tokenizer, const MultipleChoiceDoc& doc,
+                                            const std::string& delimiter, int32_t prefix_token,
+                                            const std::string& where);
+// Sets scores, ll and both predictions from the choices' scores (in choice order).
+void set_choice_scores(MultipleChoiceResult& result, std::vector<LLResult> scores);
+
 // lm-eval output_type multiple_choice: each choice is the request (context, delimiter + choice).
 // All documents are scored together (batched, shared contexts run once).
 std::vector<MultipleChoiceResult> score_multiple_choice(const LanguageModel& model, const Tokenizer& tokenizer,
@@ -110,5 +119,7 @@ int argmax_first(const std::vector<double>& values);
 int code_point_length(const std::string& text);
 // Python str.rstrip() (no argument): `text` without its trailing Unicode whitespace.
 std::string python_rstrip(const std::string& text);
+// Python str.strip() (no argument).
+std::string python_strip(const std::string& text);
 
 }  // namespace lmforge::tasks

@@ -57,6 +57,9 @@ std::vector<std::string> pattern_fields(std::string_view pattern, const std::str
 // one-line error naming the field, the row and the fields it has.
 std::string render(std::string_view pattern, const Row& row, const std::string& where);
 
+// Every field the template's patterns use, once each, in order of first use.
+std::vector<std::string> template_fields(const Template& t);
+
 // Checks before any work that every field the template uses is among `fields` (a dataset's),
 // so a typo fails once, naming the field and the available ones.
 void check_fields(const Template& t, const std::vector<std::string>& fields, const std::string& dataset_source);
