@@ -235,6 +235,28 @@ TEST_F(CliTask, TextReportAndRowSelection) {
   EXPECT_EQ(pred[1].at("id"), 3);
 }
 
+// Few-shot examples in the prompt, as lm-eval builds it: example text, target delimiter, the
+// example's choice, the few-shot delimiter, then the query.
+TEST_F(CliTask, FewshotExamplesAreInThePrompt) {
+  const std::string data = write("fs.csv", "premise,hypothesis,label\np0,h0,neutral\np1,h1,entailment\np2,h2,contradiction\n");
+  const std::string out = path("fs.jsonl");
+  const auto r = task("--data " + data + " --template " + kExamples + "mnli_lm_eval.yaml --mode loglikelihood --fewshot_ids 1,2 --rows 0:1 --output " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_lines(out).at(0).at("prompt"),
+            "p1\nQuestion: h1. True, False or Neither?\nAnswer: True\n\n"
+            "p2\nQuestion: h2. True, False or Neither?\nAnswer: False\n\n"
+            "p0\nQuestion: h0. True, False or Neither?\nAnswer:");
+  // A drawn example is never the evaluated row itself, and the draw is the same on every run.
+  const std::string pool = write("pool.csv", "premise,hypothesis,label\nq0,g0,neutral\nq1,g1,entailment\n");
+  const std::string out2 = path("fs2.jsonl");
+  ASSERT_EQ(task("--data " + data + " --template " + kExamples + "mnli_lm_eval.yaml --mode loglikelihood --num_fewshot 2 --fewshot_file " + pool + " --output " + out2).exit_code, 0);
+  for (const auto& line : read_lines(out2)) {
+    const std::string prompt = line.at("prompt");
+    EXPECT_NE(prompt.find("q0\nQuestion: g0. True, False or Neither?\nAnswer: Neither\n\n"), std::string::npos) << prompt;
+    EXPECT_NE(prompt.find("q1\nQuestion: g1. True, False or Neither?\nAnswer: True\n\n"), std::string::npos) << prompt;
+  }
+}
+
 TEST_F(CliTask, PrintLiveShowsEveryRow) {
   const std::string data = write("live.csv", "premise,hypothesis,label\np0,h0,neutral\np1,h1,entailment\np2,h2,contradiction\n");
   const auto r = task("--data " + data + " --template " + kExamples + "mnli_finetune.yaml --micro_batch_size 2 --output_length 2 --print_live");
@@ -267,6 +289,7 @@ TEST_F(CliTask, BadInputIsOneLineAndWritesNothing) {
   expect_error("--data " + data + " --prompt_template 'premise: {premis}'", "available: premise, hypothesis, label");
   const std::string unknown = write("unknown.csv", "premise,hypothesis,label\np0,h0,maybe\n");
   expect_error("--data " + unknown + " " + lm, "maybe");
+  expect_error("--data " + data + " --prompt_template '{premise}' --label_names yes,no", "neutral");
   expect_error("--data " + data + " " + lm + "--num_fewshot 5", "num_fewshot");
   const std::string empty = write("empty.csv", "premise,hypothesis,label\n");
   expect_error("--data " + empty + " " + lm, "empty.csv");
