@@ -1,5 +1,5 @@
 // lmforge task: a labelled dataset through a prompt template (with few-shot examples) into a model,
-// scored in generate mode (the seed notebook's pipeline) or loglikelihood mode (lm-evaluation-
+// scored in generate mode (the reference GPT-J notebook's pipeline) or loglikelihood mode (lm-evaluation-
 // harness multiple choice), with accuracy, per-class precision / recall and the confusion matrix.
 // The library does the work (lmforge/tasks/*); this file reads flags and prints. See docs/TASKS.md.
 #include <unistd.h>
@@ -26,8 +26,8 @@ namespace {
 using nlohmann::ordered_json;
 using namespace lmforge::tasks;
 
-constexpr int kDefaultOutputLength = 10;     // the seed's inference.output_length
-constexpr int kDefaultMicroBatchSize = 12;   // the seed's execution.micro_batch_size
+constexpr int kDefaultOutputLength = 10;     // the reference notebook's inference.output_length
+constexpr int kDefaultMicroBatchSize = 12;   // the reference notebook's execution.micro_batch_size
 
 struct Args {
   std::string model, data, template_file, prompt_template, mode = "generate", dtype = "auto";
@@ -69,7 +69,7 @@ void setup(CLI::App& app) {
   app.add_option("--fewshot_seed", args.fewshot_seed, "Seed of the few-shot draw (default 1234, lm-eval's)");
   add_optional(app, "--limit", args.limit, "Evaluate only the first N rows (lm-eval's --limit)");
   app.add_option("--rows", args.rows, "Evaluate rows START:END (Python slice of row ids, e.g. 12:48)");
-  app.add_option("--micro_batch_size", args.micro_batch_size, "Prompts per batch (default 12, the seed's)");
+  app.add_option("--micro_batch_size", args.micro_batch_size, "Prompts per batch (default 12, the reference notebook's)");
   app.add_option("--sequence_length", args.sequence_length,
                  "Refuse rows needing more tokens (prompt + output_length, or prompt + choice) than this");
   app.add_flag("--print_live", args.print_live, "Print each row's output as its micro-batch finishes");
@@ -88,7 +88,7 @@ void setup(CLI::App& app) {
   add_dtype_option(app, args.dtype);
   args.gen.add(app, "--max_new_tokens,--output_length");
   app.footer(
-      "Generate mode: each prompt gets --output_length (= --max_new_tokens, default 10, the seed's) new tokens, "
+      "Generate mode: each prompt gets --output_length (= --max_new_tokens, default 10, the reference notebook's) new tokens, "
       "greedy unless HF decoding flags say otherwise (generation_config.json applies, except its length); the "
       "answer is the first line of the output without special tokens, stripped (or --answer_regex's group 1), "
       "matched against each label's text (the template's choices, else the label names).\n"

@@ -1,6 +1,6 @@
 #pragma once
 // Generate mode: from a model's generated text to an answer and a predicted label (docs/TASKS.md,
-// "lmforge task"). The seed notebook's post-processing, made a rule:
+// "lmforge task"). The reference GPT-J notebook's post-processing, made a rule:
 //   1. the generated text with special tokens (<|endoftext|>) removed;
 //   2. without a regex: its first line (Python str.splitlines()[0], "" when there is none), with
 //      surrounding whitespace stripped (Python str.strip());
@@ -8,7 +8,7 @@
 //      has groups, else the whole match, stripped; no match gives the answer "";
 //   3. the answer is compared with each label's target (the template's choice for it, stripped, or
 //      the label name): `exact` = equal; `contains` = the target occurs in the answer (several
-//      occur: the one starting first wins, then the longest), as the seed's `label in answer`.
+//      occur: the one starting first wins, then the longest), as the reference notebook's `label in answer`.
 //      `ignore_case` compares ASCII letters case-insensitively. No target: unmatched (-1).
 #include <memory>
 #include <string>

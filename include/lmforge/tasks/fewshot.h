@@ -5,7 +5,7 @@
 // A few-shot file that is the evaluated file (same path) counts as the evaluated dataset.
 // The examples for one query row:
 //   - fixed ids (FewshotOptions::ids, else the template's fewshot_ids): those pool rows, in that
-//     order, for every query (as the seed notebook's v4 prompt does; a fixed id may be the query
+//     order, for every query (as the reference GPT-J notebook's v4 prompt does; a fixed id may be the query
 //     row itself);
 //   - else num_fewshot K > 0: lm-eval 0.4's ContextSampler: draw K (K + 1 when the pool is the
 //     evaluated dataset) distinct rows without replacement, drop the query row, keep the first K.

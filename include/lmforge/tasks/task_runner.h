@@ -1,7 +1,7 @@
 #pragma once
 // `lmforge task`: a dataset through a prompt template (with few-shot examples) into a model, in
 // one of two modes, with everything checked before any model work (docs/TASKS.md):
-//   - generate (the seed notebook's): micro-batches of prompts through HF generate() (greedy by
+//   - generate (the reference GPT-J notebook's): micro-batches of prompts through HF generate() (greedy by
 //     default, any HF decoding flag), the generated text turned into an answer and a label
 //     (answer.h);
 //   - loglikelihood (lm-evaluation-harness's multiple choice): each choice scored as the request
