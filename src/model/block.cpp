@@ -74,17 +74,49 @@ void mlp_forward(const ModelConfig& c, const BlockWeights& w, const float* h, in
   linear(s.mlp.data(), M, w.fc_out, s.mlp_out.data());
 }
 
+// Packed batch: qkv rows of the real tokens into their places in the rows * n grid, zeros for the
+// padding rows (their keys and values go into the cache, where nothing reads them; zeros keep the
+// attention's products finite).
+void unpack_rows(const float* packed, const std::vector<int>& real, int all, size_t width, float* out) {
+  size_t k = 0;
+  for (int i = 0; i < all; ++i) {
+    float* dst = out + static_cast<size_t>(i) * width;
+    if (k < real.size() && real[k] == i)
+      std::memcpy(dst, packed + k++ * width, width * sizeof(float));
+    else
+      std::memset(dst, 0, width * sizeof(float));
+  }
+}
+
 }  // namespace
 
 void block_forward(const ModelConfig& c, int layer, const BlockWeights& w, const Rope* rope, float* x, int rows,
-                   int n, const int32_t* positions, int past, KVCache& cache, BlockScratch& s) {
-  const int M = rows * n, E = c.n_embd;
+                   int n, const int32_t* positions, int past, KVCache& cache, BlockScratch& s,
+                   const std::vector<int>* real) {
+  const int all = rows * n, M = real ? static_cast<int>(real->size()) : all, E = c.n_embd;
   const size_t ME = static_cast<size_t>(M) * E;
   s.reserve(M, c);
+  if (M == 0) {  // nothing but padding: zero keys and values
+    s.qkv_all.assign(static_cast<size_t>(all) * 3 * E, 0.0f);
+    return store_keys_values(c, layer, rope, s.qkv_all.data(), rows, n, positions, past, cache);
+  }
   kernels::layer_norm(x, M, E, w.ln_1.w, w.ln_1.b, c.layer_norm_epsilon, s.h.data());
   linear(s.h.data(), M, w.qkv, s.qkv.data());
-  store_keys_values(c, layer, rope, s.qkv.data(), rows, n, positions, past, cache);
-  attention_forward(c, layer, s.qkv.data(), rows, n, past, cache, s.attn.data());
+  float* qkv = s.qkv.data();
+  float* attn = s.attn.data();
+  if (real) {
+    s.qkv_all.resize(static_cast<size_t>(all) * 3 * E);
+    s.attn_all.resize(static_cast<size_t>(all) * E);
+    unpack_rows(s.qkv.data(), *real, all, 3 * static_cast<size_t>(E), s.qkv_all.data());
+    qkv = s.qkv_all.data();
+    attn = s.attn_all.data();
+  }
+  store_keys_values(c, layer, rope, qkv, rows, n, positions, past, cache);
+  attention_forward(c, layer, qkv, rows, n, past, cache, attn);
+  if (real)
+    for (int k = 0; k < M; ++k)
+      std::memcpy(s.attn.data() + static_cast<size_t>(k) * E, attn + static_cast<size_t>((*real)[k]) * E,
+                  E * sizeof(float));
   linear(s.attn.data(), M, w.attn_out, s.proj.data());
   if (c.arch == Arch::GPTJ) {
     // Parallel block: attention and MLP both read ln_1(x).

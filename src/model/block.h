@@ -25,13 +25,19 @@ struct Rope {
 // Work buffers reused across layers and steps.
 struct BlockScratch {
   std::vector<float> h, qkv, attn, proj, mlp, mlp_out;
+  std::vector<float> qkv_all, attn_all;  // [rows*n, ...] views of a packed batch (padding rows 0)
   void reserve(int M, const ModelConfig& c);
 };
 
-// One block over M = rows * n new tokens. x: [rows*n, E] (row-major by row, then token), updated
+// One block over the rows * n new tokens. x: [rows*n, E] (row-major by row, then token), updated
 // in place. `past` positions of each row are already in `cache`; the new keys/values are written at
 // past .. past+n-1. cache.mask() must already hold the mask of the new tokens.
+// Packed batch: with `real` non-null, x holds only the tokens real lists ([real.size(), E]; real[k]
+// is token k's index r*n + i in the rows * n grid, ascending), the others being padding. Only they
+// go through the layers; a padding position's key and value in the cache are 0 (its mask is 0, so
+// no query ever sees them).
 void block_forward(const ModelConfig& c, int layer, const BlockWeights& w, const Rope* rope, float* x, int rows,
-                   int n, const int32_t* positions, int past, KVCache& cache, BlockScratch& s);
+                   int n, const int32_t* positions, int past, KVCache& cache, BlockScratch& s,
+                   const std::vector<int>* real = nullptr);
 
 }  // namespace lmforge

@@ -31,13 +31,21 @@ class DecoderSession : public LanguageModelSession {
     check_inputs(n, tokens, positions);
     for (int r = 0; r < rows_; ++r) std::memcpy(cache_.mask(r) + length_, mask + r * n, n);
 
-    const int M = rows_ * n, E = c.n_embd;
-    x_.resize(static_cast<size_t>(M) * E);
-    embed(M, tokens, positions);
+    // Padding goes through no layer: its keys are masked and nothing reads its outputs, so a
+    // left-padded batch costs only its real tokens (the layers run on them packed together).
+    const int all = rows_ * n;
+    real_.clear();
+    for (int i = 0; i < all; ++i)
+      if (mask[i]) real_.push_back(i);
+    const bool packed = static_cast<int>(real_.size()) < all;
+    const int M = static_cast<int>(real_.size());
+    x_.resize(static_cast<size_t>(M) * c.n_embd);
+    embed(M, tokens, positions, packed ? real_.data() : nullptr);
     for (int l = 0; l < c.n_layer; ++l)
-      block_forward(c, l, m_.weights().blocks[l], rope_, x_.data(), rows_, n, positions, length_, cache_, scratch_);
+      block_forward(c, l, m_.weights().blocks[l], rope_, x_.data(), rows_, n, positions, length_, cache_, scratch_,
+                    packed ? &real_ : nullptr);
     length_ += n;
-    head(n, logits, all_positions);
+    head(n, logits, all_positions, packed);
   }
 
   void reorder(const std::vector<int>& src) override {
@@ -71,39 +79,66 @@ class DecoderSession : public LanguageModelSession {
     }
   }
 
-  void embed(int M, const int32_t* tokens, const int32_t* positions) {
+  // x_ = token + position embeddings of the M tokens (token index[i] of the batch, or token i).
+  void embed(int M, const int32_t* tokens, const int32_t* positions, const int* index) {
     const ModelWeights& w = m_.weights();
     const int E = m_.config().n_embd;
     for (int i = 0; i < M; ++i) {
+      const int t = index ? index[i] : i;
       float* xi = x_.data() + static_cast<size_t>(i) * E;
-      embedding_row(w, tokens[i], E, xi);
+      embedding_row(w, tokens[t], E, xi);
       if (w.wpe) {
-        const float* p = w.wpe + static_cast<size_t>(positions[i]) * E;
+        const float* p = w.wpe + static_cast<size_t>(positions[t]) * E;
         for (int e = 0; e < E; ++e) xi[e] += p[e];
       }
     }
   }
 
-  // ln_f and lm_head over the last token of each row, or every token.
-  void head(int n, float* logits, bool all_positions) {
+  // ln_f and lm_head over the last token of each row, or every token; padding positions (packed
+  // batch: not in x_) get logits 0.
+  void head(int n, float* logits, bool all_positions, bool packed) {
     const ModelConfig& c = m_.config();
     const ModelWeights& w = m_.weights();
-    const int E = c.n_embd;
-    const int M = all_positions ? rows_ * n : rows_;
-    h_.resize(static_cast<size_t>(M) * E);
-    for (int i = 0; i < M; ++i) {
-      const int src = all_positions ? i : i * n + (n - 1);
-      kernels::layer_norm(x_.data() + static_cast<size_t>(src) * E, 1, E, w.ln_f.w, w.ln_f.b, c.layer_norm_epsilon,
-                          h_.data() + static_cast<size_t>(i) * E);
+    const int E = c.n_embd, V = c.vocab_size;
+    const int want = all_positions ? rows_ * n : rows_;
+    // x_ row of each wanted position, -1 for padding.
+    src_.assign(want, -1);
+    for (int i = 0; i < want; ++i) {
+      const int t = all_positions ? i : i * n + (n - 1);
+      src_[i] = packed ? index_of(t) : t;
     }
-    kernels::matmul_wt(h_.data(), M, w.lm_head.matrix(), w.lm_head.b, logits);
+    int M = 0;
+    for (int i = 0; i < want; ++i) M += src_[i] >= 0;
+    h_.resize(static_cast<size_t>(M) * E);
+    for (int i = 0, k = 0; i < want; ++i)
+      if (src_[i] >= 0)
+        kernels::layer_norm(x_.data() + static_cast<size_t>(src_[i]) * E, 1, E, w.ln_f.w, w.ln_f.b,
+                            c.layer_norm_epsilon, h_.data() + static_cast<size_t>(k++) * E);
+    if (M == want) return kernels::matmul_wt(h_.data(), M, w.lm_head.matrix(), w.lm_head.b, logits);
+    // Only the real positions through lm_head, then each into its place.
+    packed_logits_.resize(static_cast<size_t>(M) * V);
+    if (M > 0) kernels::matmul_wt(h_.data(), M, w.lm_head.matrix(), w.lm_head.b, packed_logits_.data());
+    for (int i = 0, k = 0; i < want; ++i) {
+      float* dst = logits + static_cast<size_t>(i) * V;
+      if (src_[i] >= 0)
+        std::memcpy(dst, packed_logits_.data() + static_cast<size_t>(k++) * V, V * sizeof(float));
+      else
+        std::fill(dst, dst + V, 0.0f);
+    }
+  }
+
+  // Position of batch token t in the packed x_, or -1 when it is padding.
+  int index_of(int t) const {
+    const auto it = std::lower_bound(real_.begin(), real_.end(), t);
+    return it != real_.end() && *it == t ? static_cast<int>(it - real_.begin()) : -1;
   }
 
   const Model& m_;
   const Rope* rope_;
   KVCache cache_;
   BlockScratch scratch_;
-  std::vector<float> x_, h_;
+  std::vector<float> x_, h_, packed_logits_;
+  std::vector<int> real_, src_;  // packed batch: tokens that are not padding; head's rows
 };
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <utility>
+#include <vector>
 
 #include "common/fixtures.h"
 #include "lmforge/error.h"
@@ -141,6 +143,66 @@ TEST_P(ForwardParity, IncrementalDecodeMatchesFullForward) {
     for (int v = 0; v < V; ++v) {
       max_abs = std::max(max_abs, std::fabs(full[t * V + v]));
       worst = std::max(worst, std::fabs(full[t * V + v] - step[v]));
+    }
+  }
+  EXPECT_LE(worst, 1e-5f * max_abs);
+}
+
+// Padding runs through no layer (the real tokens of a batch are packed together): a left-padded,
+// a right-padded and a late-starting row next to an unpadded one, fed in three forward calls (the
+// first all padding), give every real position the logits of its row run alone, and every
+// padding position logits 0.
+TEST_P(ForwardParity, PaddedRowsMatchUnpaddedRows) {
+  auto model = Model::load(model_dir(GetParam()));
+  const int V = model->vocab_size();
+  const auto ids = model_cases(GetParam(), "logits").front().at("input_ids").get<std::vector<int32_t>>();
+  const int T = static_cast<int>(ids.size());
+  ASSERT_GE(T, 4);
+  const int first = T / 2;
+  // Columns 0-1: padding in every row. Then, per row, the index into ids of column 2 + t (-1 = pad):
+  // row 0 unpadded; row 1 two pads, then ids[0..T-2); row 2 ids[0..T-3), then three pads; row 3
+  // pads up to t = first, then ids[0..T-first).
+  const int C = T + 2;
+  std::vector<std::vector<int>> real_from(4, std::vector<int>(C, -1));
+  for (int t = 0; t < T; ++t) {
+    real_from[0][t + 2] = t;
+    if (t >= 2) real_from[1][t + 2] = t - 2;
+    if (t < T - 3) real_from[2][t + 2] = t;
+    if (t >= first) real_from[3][t + 2] = t - first;
+  }
+  auto session = model->start(4, C);
+  float max_abs = 0.f, worst = 0.f;
+  for (auto [c0, c1] : {std::pair{0, 2}, std::pair{2, 2 + first}, std::pair{2 + first, C}}) {
+    const int n = c1 - c0;
+    std::vector<int32_t> tokens, positions;
+    std::vector<uint8_t> mask;
+    for (int r = 0; r < 4; ++r)
+      for (int c = c0; c < c1; ++c) {
+        const int i = real_from[r][c];
+        tokens.push_back(i >= 0 ? ids[i] : 0);
+        positions.push_back(i >= 0 ? i : 1);
+        mask.push_back(i >= 0);
+      }
+    std::vector<float> logits(static_cast<size_t>(4) * n * V, 1.0f);
+    session->forward(n, tokens.data(), positions.data(), mask.data(), logits.data(), true);
+    for (int r = 0; r < 4; ++r) {
+      std::vector<int32_t> alone;  // the row's real tokens so far, unpadded
+      for (int c = 0; c < c1; ++c)
+        if (real_from[r][c] >= 0) alone.push_back(ids[real_from[r][c]]);
+      const auto expected = alone.empty() ? std::vector<float>{} : model->logits(alone);
+      for (int c = c0; c < c1; ++c) {
+        const float* got = logits.data() + (static_cast<size_t>(r) * n + (c - c0)) * V;
+        const int i = real_from[r][c];
+        for (int v = 0; v < V; ++v) {
+          if (i < 0) {
+            ASSERT_EQ(got[v], 0.0f) << "row " << r << ", padding column " << c;
+            continue;
+          }
+          const float want = expected[static_cast<size_t>(i) * V + v];
+          max_abs = std::max(max_abs, std::fabs(want));
+          worst = std::max(worst, std::fabs(want - got[v]));
+        }
+      }
     }
   }
   EXPECT_LE(worst, 1e-5f * max_abs);

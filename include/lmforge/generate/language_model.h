@@ -20,7 +20,9 @@ class LanguageModelSession {
   //   tokens    [rows, n]  token ids
   //   positions [rows, n]  position ids (HF: cumsum(attention_mask) - 1, padding -> 1)
   //   mask      [rows, n]  1 = real token, 0 = padding; a key with 0 is never attended to, now or later
-  //   logits    [rows, n, vocab] when all_positions, else [rows, vocab] for the last new token
+  //   logits    [rows, n, vocab] when all_positions, else [rows, vocab] for the last new token;
+  //             at a padding position (mask 0) the values mean nothing (Model runs no padding
+  //             through its layers and writes 0 there)
   // Throws lmforge::Error when length() + n exceeds the capacity the session was started with.
   virtual void forward(int n, const int32_t* tokens, const int32_t* positions, const uint8_t* mask,
                        float* logits, bool all_positions = false) = 0;
