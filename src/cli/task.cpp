@@ -32,6 +32,7 @@ constexpr int kDefaultMicroBatchSize = 12;   // the reference notebook's executi
 struct Args {
   std::string model, data, template_file, prompt_template, mode = "generate", dtype = "auto";
   std::string data_format = "auto", field_map, label_field = "label", label_names;
+  std::optional<std::string> instruction, target_delimiter, fewshot_delimiter, choices;
   std::optional<int> num_fewshot;
   std::string fewshot_file, fewshot_ids;
   uint64_t fewshot_seed = 1234;
@@ -52,6 +53,14 @@ void setup(CLI::App& app) {
                  "Prompt template (YAML: text, choices, target_delimiter, examples, ...; built-ins in examples/tasks/)");
   app.add_option("--prompt_template", args.prompt_template,
                  "An inline template: the row's prompt with {field} placeholders (\\n = line break)");
+  add_optional(app, "--instruction", args.instruction,
+               "Text once before the prompt (overrides the template's; \\n = line break)");
+  add_optional(app, "--choices", args.choices,
+               "Answers for the labels in order, comma-separated (overrides the template's), e.g. True,Neither,False");
+  add_optional(app, "--target_delimiter", args.target_delimiter,
+               "Between a prompt and its answer (template default \" \"; \\n = line break)");
+  add_optional(app, "--fewshot_delimiter", args.fewshot_delimiter,
+               "After each few-shot example (template default \"\\n\\n\")");
   app.add_option("--mode", args.mode,
                  "generate (generate --output_length tokens, parse the answer) | loglikelihood (lm-eval multiple "
                  "choice: acc, acc_norm)");
@@ -104,9 +113,18 @@ void setup(CLI::App& app) {
 Template load_task_template() {
   if (!args.template_file.empty() && !args.prompt_template.empty())
     throw Error("give --template or --prompt_template, not both");
-  if (!args.template_file.empty()) return load_template(args.template_file);
-  if (!args.prompt_template.empty()) return inline_template(args.prompt_template);
-  throw Error("no prompt template: give --template FILE (e.g. examples/tasks/mnli_lm_eval.yaml) or --prompt_template TEXT");
+  Template t;
+  if (!args.template_file.empty()) t = load_template(args.template_file);
+  else if (!args.prompt_template.empty()) t = inline_template(args.prompt_template);
+  else throw Error("no prompt template: give --template FILE (e.g. examples/tasks/mnli_lm_eval.yaml) or --prompt_template TEXT");
+  if (args.instruction) t.instruction = unescape_flag_text(*args.instruction);
+  if (args.target_delimiter) t.target_delimiter = unescape_flag_text(*args.target_delimiter);
+  if (args.fewshot_delimiter) t.fewshot_delimiter = unescape_flag_text(*args.fewshot_delimiter);
+  if (args.choices) {
+    t.choices = parse_label_names(*args.choices, "--choices");
+    for (const auto& c : t.choices) pattern_fields(c, "--choices");
+  }
+  return t;
 }
 
 DatasetOptions dataset_options(const Template& t) {

@@ -235,10 +235,8 @@ Template load_template(const std::filesystem::path& file) {
   return parse_template(io::read_text_file(file, "template"), file.string());
 }
 
-namespace {
-
 // A shell flag cannot easily hold a line break: \n, \t and \\ in an inline template are escapes.
-std::string unescape_flag(const std::string& s) {
+std::string unescape_flag_text(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 1 < s.size() && (s[i + 1] == 'n' || s[i + 1] == 't' || s[i + 1] == '\\')) {
@@ -251,11 +249,9 @@ std::string unescape_flag(const std::string& s) {
   return out;
 }
 
-}  // namespace
-
 Template inline_template(const std::string& text) {
   Template t;
-  t.text = unescape_flag(text);
+  t.text = unescape_flag_text(text);
   pattern_fields(t.text, "template");
   return t;
 }

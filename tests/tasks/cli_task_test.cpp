@@ -88,9 +88,14 @@ TEST_F(CliTask, LoglikelihoodModeMatchesTheMnliFixtures) {
     correct_norm += c.at("expected").at("pred_acc_norm") == in.at("label");
   }
   const std::string data = write_jsonl("mnli.jsonl", rows);
-  for (const std::string mb : {"12", "1"}) {
+  // The built-in template at micro-batch 12 and 1, and the same template given as flags.
+  const std::string file = "--template " + kExamples + "mnli_lm_eval.yaml";
+  const std::string flags =
+      "--prompt_template '{premise}\\nQuestion: {hypothesis|strip|period} True, False or Neither?\\nAnswer:' "
+      "--choices True,Neither,False --target_delimiter ' '";
+  for (const auto& [mb, tmpl] : std::vector<std::pair<std::string, std::string>>{{"12", file}, {"1", file}, {"5", flags}}) {
     const std::string out = path("pred" + mb + ".jsonl");
-    const json summary = task_json("--data " + data + " --template " + kExamples + "mnli_lm_eval.yaml --mode loglikelihood --micro_batch_size " + mb + " --output " + out);
+    const json summary = task_json("--data " + data + " " + tmpl + " --mode loglikelihood --micro_batch_size " + mb + " --output " + out);
     EXPECT_EQ(summary.at("correct"), correct);
     EXPECT_EQ(summary.at("correct_norm"), correct_norm);
     EXPECT_DOUBLE_EQ(summary.at("accuracy").get<double>(), correct / 8.0);

@@ -49,6 +49,9 @@ Template parse_template(std::string_view yaml, const std::string& source);
 // flag rarely holds a line break), everything else as defaulted.
 Template inline_template(const std::string& text);
 
+// A flag's text with \n, \t and \\ read as a line break, a tab and a backslash.
+std::string unescape_flag_text(const std::string& text);
+
 // The placeholder names of a pattern, in order (with repeats). Throws on a malformed pattern
 // (an unclosed `{`, a lone `}`, an empty name, an unknown filter), naming `where`.
 std::vector<std::string> pattern_fields(std::string_view pattern, const std::string& where);
