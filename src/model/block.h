@@ -8,6 +8,7 @@
 #include "lmforge/model/config.h"
 #include "lmforge/model/weights.h"
 #include "model/kv_cache.h"
+#include "model/large_buffer.h"
 
 namespace lmforge {
 
@@ -24,8 +25,8 @@ struct Rope {
 
 // Work buffers reused across layers and steps.
 struct BlockScratch {
-  std::vector<float> h, qkv, attn, proj, mlp, mlp_out;
-  std::vector<float> qkv_all, attn_all;  // [rows*n, ...] views of a packed batch (padding rows 0)
+  LargeBuffer<float> h, qkv, attn, proj, mlp, mlp_out;
+  LargeBuffer<float> qkv_all, attn_all;  // [rows*n, ...] views of a packed batch (padding rows 0)
   void reserve(int M, const ModelConfig& c);
 };
 

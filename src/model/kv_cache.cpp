@@ -19,7 +19,7 @@ void KVCache::reorder(const std::vector<int>& src, int length) {
   if (snap_index.empty()) return;
   const size_t row_floats = static_cast<size_t>(length) * embd_;
   std::vector<float> snap(snap_index.size() * row_floats);
-  for (std::vector<float>* buf : {&k_, &v_})
+  for (LargeBuffer<float>* buf : {&k_, &v_})
     for (int l = 0; l < layers_; ++l) {
       for (auto [row, i] : snap_index)
         std::memcpy(snap.data() + i * row_floats, buf->data() + offset(l, row), row_floats * sizeof(float));

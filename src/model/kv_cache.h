@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "model/large_buffer.h"
+
 namespace lmforge {
 
 class KVCache {
@@ -29,7 +31,7 @@ class KVCache {
     return (static_cast<size_t>(layer) * rows_ + row) * capacity_ * embd_;
   }
   int layers_, rows_, capacity_, embd_;
-  std::vector<float> k_, v_;
+  LargeBuffer<float> k_, v_;
   std::vector<uint8_t> mask_;
 };
 

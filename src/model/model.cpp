@@ -11,6 +11,7 @@
 #include "lmforge/model/weights.h"
 #include "model/block.h"
 #include "model/kv_cache.h"
+#include "model/large_buffer.h"
 
 namespace lmforge {
 namespace {
@@ -137,7 +138,7 @@ class DecoderSession : public LanguageModelSession {
   const Rope* rope_;
   KVCache cache_;
   BlockScratch scratch_;
-  std::vector<float> x_, h_, packed_logits_;
+  LargeBuffer<float> x_, h_, packed_logits_;
   std::vector<int> real_, src_;  // packed batch: tokens that are not padding; head's rows
 };
 
