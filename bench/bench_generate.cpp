@@ -52,6 +52,7 @@
 
 #include <cblas.h>
 
+#include "bench_util.h"
 #include "lmforge/error.h"
 #include "lmforge/kernels/kernels.h"
 #include "lmforge/model/config.h"
@@ -68,13 +69,6 @@ namespace fs = std::filesystem;
 namespace {
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
 
 // CPU time the other processes of the machine used while we ran: busy time from /proc/stat minus
 // our own (getrusage), as a fraction of all CPUs over the interval. Linux only (else 0).
@@ -437,7 +431,7 @@ int run_one(Options o, const std::string& dtype_name) {
   }
 
   RssWatch watch(o.max_rss_gb * 1024);
-  const std::string load_before = load_average();
+  const std::string load_before = bench::load_average();
   const double avail_before = avail_gb;
   const auto t_load = Clock::now();
   auto model = Model::load(o.dir, *type);
@@ -498,7 +492,7 @@ int run_one(Options o, const std::string& dtype_name) {
   std::printf("model            %s shape, %.1fM parameters, %s weight matrices, %d threads, avx2 %s\n", label.c_str(),
               params / 1e6, kernels::to_string(w.matrix_type), kernels::num_threads(), kernels::using_avx2() ? "on" : "off");
   std::printf("machine          load average %s (start) / %s (end); other processes used %.0f%% of the CPUs\n",
-              load_before.c_str(), load_average().c_str(), 100 * other.fraction());
+              load_before.c_str(), bench::load_average().c_str(), 100 * other.fraction());
   std::printf("bandwidth        %.1f GB/s (read, 512 MiB, all threads, best of %d)\n", bw, o.reps);
   std::printf("decode floor     %.1f tok/s (%.0f MB of weights per token)\n", floor, weight_bytes / 1e6);
   std::printf("gemv pass        %.1f GB/s (all weights once at M=1, %.1f ms = %.0f%% of bandwidth)\n", gemv_bw,

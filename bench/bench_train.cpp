@@ -32,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "lmforge/kernels/kernels.h"
 #include "lmforge/model/save.h"
 #include "lmforge/model/weights.h"
@@ -46,13 +47,6 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
 
 double peak_rss_mb() {
   rusage u{};
@@ -206,7 +200,7 @@ int main(int argc, char** argv) {
   std::printf("%s shape, %d layers, %d wide; OPENBLAS_CORETYPE %s; OMP_WAIT_POLICY %s; load average %s\n",
               model.c_str(), c.n_layer, c.n_embd,
               std::getenv("OPENBLAS_CORETYPE") ? std::getenv("OPENBLAS_CORETYPE") : "(auto)", openmp_wait_policy(),
-              load_average().c_str());
+              bench::load_average().c_str());
   std::fflush(stdout);
   for (const Shape s : parse_shapes(shapes))
     for (const std::string& p : split_commas(precisions)) {
@@ -232,6 +226,6 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-  std::printf("load average after: %s\n", load_average().c_str());
+  std::printf("load average after: %s\n", bench::load_average().c_str());
   return 0;
 }

@@ -1,0 +1,37 @@
+#pragma once
+// Small helpers for the benchmarks in bench/ (header-only: every bench/*.cpp is its own program).
+#include <fstream>
+#include <string>
+
+#include "lmforge/error.h"
+
+namespace lmforge::bench {
+
+// The machine's 1, 5 and 15-minute load averages, as /proc/loadavg gives them.
+inline std::string load_average() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+// Reads `--flag value` and bare `--flag` arguments in order:
+//   for (FlagReader f(argc, argv); f.next();) if (f.is("--reps")) reps = f.integer(); else ...
+class FlagReader {
+ public:
+  FlagReader(int argc, char** argv) : argc_(argc), argv_(argv) {}
+  bool next() { return ++i_ < argc_; }
+  bool is(const char* name) const { return flag() == name; }
+  std::string flag() const { return argv_[i_]; }
+  std::string value() {
+    if (i_ + 1 >= argc_) throw Error(flag() + " needs a value");
+    return argv_[++i_];
+  }
+  int integer() { return std::stoi(value()); }
+
+ private:
+  int argc_, i_ = 0;
+  char** argv_;
+};
+
+}  // namespace lmforge::bench
