@@ -376,6 +376,10 @@ const sentence = (w) => {
 };
 
 // ---------- build ----------
+if (!fs.existsSync(opts.brown)) {
+  console.error(`make_dataset: no ${opts.brown} (scripts/setup.sh writes it; run from the repository root or give --brown)`);
+  process.exit(1);
+}
 const table = parseCsv(fs.readFileSync(opts.brown, "utf8"));
 if (!table.length || table[0][0] !== "headline_text") {
   console.error(`make_dataset: ${opts.brown} is not brown_all.csv (first column headline_text)`);
