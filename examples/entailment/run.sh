@@ -98,6 +98,9 @@ else
   head -3 $out/train_text.csv
   if [ -n "${MODEL:-}" ]; then epochs=${FT_EPOCHS:-1} lr=${FT_LR:-5e-5}; else epochs=${FT_EPOCHS:-3} lr=${FT_LR:-2e-3}; fi
   tuned=$out/finetuned
+  if [ "$(realpath -m "$base")" = "$(realpath -m $tuned)" ]; then
+    echo "error: MODEL is $tuned, which this step overwrites; copy it elsewhere first" >&2; exit 1
+  fi
   rm -rf $tuned
   $lmforge finetune --model "$base" --data_path $out/train_text.csv --text_column text --prefix '' \
     --suffix '' --max_rows "${FT_ROWS:-0}" --sample random --validation_fraction 0.05 \
