@@ -87,6 +87,18 @@ void attention_forward(const ModelConfig& c, int layer, const float* qkv, int ro
                        KVCache& cache, float* out) {
   const int E = c.n_embd, H = c.n_head, hd = c.head_dim();
   const float scale = attention_scale(c, layer);
+  // Each row's keys start at its first real (mask 1) position: left padding is neither multiplied
+  // nor summed over, and a left-padded row runs the same products as it does unpadded (same key
+  // count, same query blocks, same softmax lanes), so batching does not change its attention.
+  std::vector<int> first(rows);
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* m = cache.mask(r);
+    int f = 0;
+    while (f < past + n && !m[f]) ++f;
+    first[r] = f;
+  }
+  auto keys = [&](int r, int h) { return cache.keys(layer, r) + static_cast<size_t>(first[r]) * E + h * hd; };
+  auto values = [&](int r, int h) { return cache.values(layer, r) + static_cast<size_t>(first[r]) * E + h * hd; };
   if (n == 1) {
     // One task per (row, head), or a single task when there is too little work to share.
     const int L = past + 1, pairs = rows * H;
@@ -95,21 +107,27 @@ void attention_forward(const ModelConfig& c, int layer, const float* qkv, int ro
     parallel_scores(tasks, L, [&](int t, float* scores) {
       for (int rh = t * per_task; rh < (t + 1) * per_task; ++rh) {
         const int r = rh / H, h = rh % H;
-        attend_one(qkv + static_cast<size_t>(r) * 3 * E + h * hd, cache.keys(layer, r) + h * hd,
-                   cache.values(layer, r) + h * hd, cache.mask(r), past, E, hd, scale, scores,
-                   out + static_cast<size_t>(r) * E + h * hd);
+        attend_one(qkv + static_cast<size_t>(r) * 3 * E + h * hd, keys(r, h), values(r, h), cache.mask(r) + first[r],
+                   past - first[r], E, hd, scale, scores, out + static_cast<size_t>(r) * E + h * hd);
       }
     });
     return;
   }
-  // One task per (row, head, block of queries), sgemm single-threaded inside. Later blocks see
-  // more keys: they go first.
+  // Queries before a row's first real key see nothing: zero output. The others go in blocks of
+  // kQueryBlock counted from the row's first real query, one task per (row, head, block), sgemm
+  // single-threaded inside. Later blocks see more keys: they go first.
+  std::vector<int> q_start(rows);
+  for (int r = 0; r < rows; ++r) {
+    q_start[r] = std::clamp(first[r] - past, 0, n);
+    std::fill(out + static_cast<size_t>(r) * n * E, out + (static_cast<size_t>(r) * n + q_start[r]) * E, 0.0f);
+  }
   const int blocks = (n + kQueryBlock - 1) / kQueryBlock;
   parallel_scores(rows * H * blocks, std::min(n, kQueryBlock) * (past + n), [&](int t, float* scores) {
     const int b = blocks - 1 - t / (rows * H), rh = t % (rows * H), r = rh / H, h = rh % H;
-    const int q0 = b * kQueryBlock, q1 = std::min(n, q0 + kQueryBlock);
-    attend_block(qkv + static_cast<size_t>(r) * n * 3 * E + h * hd, 3 * E, cache.keys(layer, r) + h * hd,
-                 cache.values(layer, r) + h * hd, cache.mask(r), past, q0, q1, E, hd, scale, scores,
+    const int q0 = q_start[r] + b * kQueryBlock, q1 = std::min(n, q0 + kQueryBlock);
+    if (q0 >= q1) return;
+    attend_block(qkv + static_cast<size_t>(r) * n * 3 * E + h * hd, 3 * E, keys(r, h), values(r, h),
+                 cache.mask(r) + first[r], past - first[r], q0, q1, E, hd, scale, scores,
                  out + static_cast<size_t>(r) * n * E + h * hd);
   });
 }
