@@ -81,7 +81,9 @@ void setup(CLI::App& app) {
   app.add_option("--micro_batch_size", args.micro_batch_size, "Prompts per batch (default 12, the reference notebook's)");
   app.add_option("--sequence_length", args.sequence_length,
                  "Refuse rows needing more tokens (prompt + output_length, or prompt + choice) than this");
-  app.add_flag("--print_live", args.print_live, "Print each row's output as its micro-batch finishes");
+  app.add_flag("--print_live", args.print_live,
+               "Print each row's output, parsed label and gold label as its micro-batch finishes (at "
+               "--micro_batch_size 1 the text streams token by token)");
   app.add_option("--match", args.match,
                  "Generate mode: exact (answer == label text) | contains (the label text occurs in the answer)");
   app.add_flag("--ignore_case", args.ignore_case, "Generate mode: match labels case-insensitively (ASCII)");
@@ -215,12 +217,43 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// --print_live at micro-batch 1: the row's text as its tokens arrive (decoded as `output` is, a
+// partial UTF-8 character held back); print_live_rows then ends the line.
+class LiveText {
+ public:
+  LiveText(std::ostream& out, const Tokenizer& tok, const std::vector<TaskExample>& ex) : out_(out), tok_(tok), ex_(ex) {}
+  void push(size_t example, int32_t token) {
+    if (example != example_) {
+      example_ = example;
+      ids_.clear();
+      printed_ = 0;
+      out_ << "[row " << ex_[example].row->id << "] ";
+    }
+    ids_.push_back(token);
+    const std::string text = one_line(tok_.decode(ids_));  // as `output`: special tokens kept
+    if (text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0) return;  // wait for more bytes
+    if (text.size() > printed_) {
+      out_ << text.substr(printed_) << std::flush;
+      printed_ = text.size();
+    }
+  }
+  bool streamed(size_t example) const { return example == example_; }
+
+ private:
+  std::ostream& out_;
+  const Tokenizer& tok_;
+  const std::vector<TaskExample>& ex_;
+  size_t example_ = static_cast<size_t>(-1), printed_ = 0;
+  std::vector<int32_t> ids_;
+};
+
 void print_live_rows(std::ostream& out, const std::vector<TaskExample>& ex, const std::vector<ExampleResult>& res,
-                     const std::vector<std::string>& names, size_t first, size_t count, TaskMode mode) {
+                     const std::vector<std::string>& names, size_t first, size_t count, TaskMode mode,
+                     const LiveText* live) {
   for (size_t i = first; i < first + count; ++i) {
-    out << "[row " << ex[i].row->id << "] ";
-    if (mode == TaskMode::Generate) out << one_line(res[i].output) << " -> " << (res[i].prediction < 0 ? "(no label)" : names[res[i].prediction]);
-    else out << names[res[i].prediction];
+    if (mode == TaskMode::Generate && live && live->streamed(i)) out << " -> " << (res[i].prediction < 0 ? "(no label)" : names[res[i].prediction]);
+    else if (mode == TaskMode::Generate) out << "[row " << ex[i].row->id << "] " << one_line(res[i].output) << " -> " << (res[i].prediction < 0 ? "(no label)" : names[res[i].prediction]);
+    else out << "[row " << ex[i].row->id << "] " << names[res[i].prediction];
     if (ex[i].row->label != kNoLabel) out << " (gold " << names[ex[i].row->label] << ")";
     out << "\n";
   }
@@ -399,10 +432,13 @@ int run() {
   std::ostream& live = args.json ? std::cerr : std::cout;  // --json keeps standard output one JSON document
   RunStats stats;
   const std::vector<std::string>& names = data.label_names;
+  // At micro-batch 1 the text streams token by token; larger batches print each row when its batch ends.
+  std::optional<LiveText> streamer;
+  if (args.print_live && mode == TaskMode::Generate && args.micro_batch_size == 1) streamer.emplace(live, *tokenizer, examples);
   auto on_batch = [&](const std::vector<ExampleResult>& res, size_t first, size_t count) {
     if (args.print_live) {
       progress.finish();
-      print_live_rows(live, examples, res, names, first, count, mode);
+      print_live_rows(live, examples, res, names, first, count, mode, streamer ? &*streamer : nullptr);
     }
     progress.update(first + count, stats.seconds);
   };
@@ -412,6 +448,10 @@ int run() {
     ro.micro_batch_size = args.micro_batch_size;
     ro.generation = g;
     ro.answer = {match, args.ignore_case, args.answer_regex};
+    if (streamer) ro.on_token = [&](size_t example, int32_t token) {
+        progress.finish();
+        streamer->push(example, token);
+      };
     results = run_generate(*model, *tokenizer, examples, ro, &stats, on_batch);
   } else {
     results = run_loglikelihood(*model, examples, args.micro_batch_size, &stats, on_batch);

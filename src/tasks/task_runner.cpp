@@ -122,6 +122,16 @@ std::vector<ExampleResult> run_generate(const LanguageModel& model, const Tokeni
     const size_t count = std::min(mb, examples.size() - first);
     std::vector<std::vector<int32_t>> prompts;
     for (size_t i = first; i < first + count; ++i) prompts.push_back(examples[i].prompt_ids);
+    std::vector<bool> done(count, false);
+    if (options.on_token)
+      callbacks.on_tokens = [&](const std::vector<int32_t>& step) {
+        const auto& eos = options.generation.eos_token_id;
+        for (size_t i = 0; i < count; ++i) {
+          if (done[i]) continue;  // what follows a row's eos is HF's padding
+          options.on_token(first + i, step[i]);
+          done[i] = std::find(eos.begin(), eos.end(), step[i]) != eos.end();
+        }
+      };
     const GenerationOutput g = generate(model, prompts, options.generation, callbacks);
     for (size_t i = 0; i < count; ++i) {
       const TaskExample& e = examples[first + i];

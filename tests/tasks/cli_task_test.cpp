@@ -268,6 +268,12 @@ TEST_F(CliTask, PrintLiveShowsEveryRow) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const std::string row : {"[row 0] ", "[row 1] ", "[row 2] "}) EXPECT_NE(r.out.find(row), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(gold contradiction)"), std::string::npos) << r.out;
+  // Streamed token by token at micro-batch 1: the same lines.
+  const auto streamed = task("--data " + data + " --template " + kExamples + "mnli_finetune.yaml --micro_batch_size 1 --output_length 2 --print_live");
+  ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
+  const std::string live = r.out.substr(0, r.out.find("task: "));
+  EXPECT_EQ(count_lines(live), 3) << live;
+  EXPECT_EQ(streamed.out.substr(0, streamed.out.find("task: ")), live);
 }
 
 TEST_F(CliTask, WriteTrainingCsvIsTheFineTuningText) {

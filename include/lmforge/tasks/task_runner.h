@@ -87,6 +87,9 @@ struct GenerateRunOptions {
   int micro_batch_size = 12;
   GenerationConfig generation;  // num_return_sequences must be 1
   AnswerOptions answer;
+  // Streaming (greedy search and sampling; beam search has no per-step tokens): called with each
+  // example's generated tokens as they are chosen, up to and including its eos.
+  std::function<void(size_t example, int32_t token)> on_token;
 };
 
 // Generate mode: micro-batches of up to micro_batch_size prompts (left-padded, as HF batches
