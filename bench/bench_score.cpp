@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "lmforge/error.h"
 #include "lmforge/kernels/kernels.h"
 #include "lmforge/model/model.h"
@@ -38,29 +39,17 @@ struct Options {
   int docs = 16, context = 64, batch_size = 8, threads = 0, reps = 3;
 };
 
-std::string load_average() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw Error(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--preset") o.preset = next();
-    else if (a == "--dir") o.dir = next();
-    else if (a == "--docs") o.docs = std::stoi(next());
-    else if (a == "--context") o.context = std::stoi(next());
-    else if (a == "--batch_size") o.batch_size = std::stoi(next());
-    else if (a == "--threads") o.threads = std::stoi(next());
-    else if (a == "--reps") o.reps = std::stoi(next());
-    else throw Error("unknown flag " + a);
+  for (bench::FlagReader f(argc, argv); f.next();) {
+    if (f.is("--preset")) o.preset = f.value();
+    else if (f.is("--dir")) o.dir = f.value();
+    else if (f.is("--docs")) o.docs = f.integer();
+    else if (f.is("--context")) o.context = f.integer();
+    else if (f.is("--batch_size")) o.batch_size = f.integer();
+    else if (f.is("--threads")) o.threads = f.integer();
+    else if (f.is("--reps")) o.reps = f.integer();
+    else throw Error("unknown flag " + f.flag());
   }
   if (o.dir.empty()) o.dir = (fs::temp_directory_path() / ("lmforge_bench_score_" + o.preset)).string();
   return o;
@@ -118,7 +107,7 @@ int main(int argc, char** argv) try {
   std::printf("kernels          ISA path %s, %d threads\n", kernels::using_avx2() ? "AVX2/FMA" : "portable", kernels::num_threads());
   std::printf("task             %d MNLI-style examples x 3 one-token choices, contexts %d..%d tokens\n", o.docs, o.context / 2,
               o.context / 2 + o.context);
-  std::printf("load average     %s (start)\n\n", load_average().c_str());
+  std::printf("load average     %s (start)\n\n", bench::load_average().c_str());
 
   struct Row {
     const char* name;
@@ -145,7 +134,7 @@ int main(int argc, char** argv) try {
       worst = std::max(worst, std::abs(best[0].results[k].logprob - best[i].results[k].logprob));
   }
   std::printf("\nmax |logprob - separate batch 1| over all modes: %.3g\n", worst);
-  std::printf("load average     %s (end)\n", load_average().c_str());
+  std::printf("load average     %s (end)\n", bench::load_average().c_str());
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "error: %s\n", e.what());
