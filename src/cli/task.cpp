@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -374,8 +375,18 @@ void report(const std::vector<TaskExample>& ex, const std::vector<ExampleResult>
   if (!args.output.empty()) std::cout << "predictions: " << args.output << "\n";
 }
 
+// An output file's folder must exist before any work is done, not after the run.
+void check_output_folder(const std::string& file, const std::string& flag) {
+  const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+  std::error_code ec;
+  if (!file.empty() && !parent.empty() && !std::filesystem::is_directory(parent, ec))
+    throw Error(flag + ": the folder '" + parent.string() + "' does not exist");
+}
+
 int run() {
   apply_threads(args.threads);
+  check_output_folder(args.output, "--output");
+  check_output_folder(args.write_training_csv, "--write_training_csv");
   const TaskMode mode = parse_task_mode(args.mode);
   const MatchRule match = parse_match_rule(args.match);
   if (args.micro_batch_size < 1) throw Error("--micro_batch_size must be at least 1, got " + std::to_string(args.micro_batch_size));

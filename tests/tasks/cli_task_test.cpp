@@ -313,6 +313,9 @@ TEST_F(CliTask, BadInputIsOneLineAndWritesNothing) {
   expect_error("--data " + data + " " + lm + "--match contains", "--mode generate");
   expect_error("--data " + data + " --template " + kExamples + "mnli_finetune.yaml --num_return_sequences 2", "--num_return_sequences");
   expect_error("--data " + data, "no prompt template");
+  const auto r = task("--data " + data + " " + lm + "--output " + path("no/such/folder/p.jsonl"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--output: the folder"), std::string::npos) << r.err;
 }
 
 }  // namespace
