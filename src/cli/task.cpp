@@ -431,7 +431,7 @@ int run() {
   po.max_positions = model->max_positions();
   po.sequence_length = args.sequence_length;
   po.new_tokens = g.max_new_tokens ? *g.max_new_tokens : 0;
-  po.prefix_token = prefix_token_id(&*tokenizer, model->config());
+  if (mode == TaskMode::Loglikelihood) po.prefix_token = prefix_token_id(&*tokenizer, model->config());
   const std::vector<TaskExample> examples = prepare_examples(t, sampler, rows, *tokenizer, data.label_names, po);
   if (mode == TaskMode::Generate && !g.max_new_tokens)
     for (const TaskExample& e : examples)  // --max_length: the total length must leave room for an answer
