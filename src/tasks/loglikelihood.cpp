@@ -9,6 +9,7 @@
 #include "lmforge/error.h"
 #include "lmforge/model/config.h"
 #include "lmforge/tokenizer/tokenizer.h"
+#include "tokenizer/text_ops.h"
 
 namespace lmforge::tasks {
 namespace {
@@ -232,12 +233,6 @@ std::vector<std::vector<const Group*>> make_batches(const std::vector<Group>& gr
   return batches;
 }
 
-// Python str.isspace() code points.
-bool is_python_space(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
 }  // namespace
 
 std::vector<LLResult> score_requests(const LanguageModel& model, const std::vector<LLRequest>& requests,
@@ -278,39 +273,9 @@ int32_t prefix_token_id(const Tokenizer* tokenizer, const ModelConfig& config) {
   throw Error("the model has no bos or eos token to use as the context of an empty-context request");
 }
 
-std::string python_rstrip(const std::string& text) {
-  size_t end = text.size();
-  while (end > 0) {
-    // Step back over one UTF-8 code point (continuation bytes are 10xxxxxx).
-    size_t start = end - 1;
-    while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
-    const unsigned char b0 = static_cast<unsigned char>(text[start]);
-    const int len = static_cast<int>(end - start);
-    char32_t c = b0;
-    if (len > 1) {
-      c = b0 & (0xFF >> (len + 1));
-      for (size_t i = start + 1; i < end; ++i) c = (c << 6) | (static_cast<unsigned char>(text[i]) & 0x3F);
-    }
-    if (!is_python_space(c)) break;
-    end = start;
-  }
-  return text.substr(0, end);
-}
+std::string python_rstrip(const std::string& text) { return tokenizer::rstrip_space(text); }
 
-std::string python_strip(const std::string& text) {
-  const std::string right = python_rstrip(text);
-  size_t begin = 0;
-  while (begin < right.size()) {
-    // Decode one UTF-8 code point forward.
-    const unsigned char b0 = static_cast<unsigned char>(right[begin]);
-    const int len = b0 < 0x80 ? 1 : b0 >= 0xF0 ? 4 : b0 >= 0xE0 ? 3 : 2;
-    char32_t c = len == 1 ? b0 : b0 & (0xFF >> (len + 1));
-    for (int i = 1; i < len && begin + i < right.size(); ++i) c = (c << 6) | (static_cast<unsigned char>(right[begin + i]) & 0x3F);
-    if (!is_python_space(c)) break;
-    begin += len;
-  }
-  return right.substr(begin);
-}
+std::string python_strip(const std::string& text) { return tokenizer::lstrip_space(tokenizer::rstrip_space(text)); }
 
 int code_point_length(const std::string& text) {
   int n = 0;

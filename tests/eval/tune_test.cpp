@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/error_of.h"
 #include "common/fixtures.h"
 #include "lmforge/error.h"
 #include "lmforge/eval/perplexity.h"
@@ -206,14 +207,7 @@ TEST_F(Tune, TextsTooShortToScoreAreLeftOut) {
   EXPECT_FALSE(r.best);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST_F(Tune, BadGridIsRefusedBeforeGenerating) {
   int calls = 0;

@@ -6,11 +6,13 @@
 
 #include <sstream>
 
+#include "common/error_of.h"
 #include "io/io_test_util.h"
 
 namespace lmforge {
 namespace {
 
+using test::error_of;
 using test::TempDir;
 using test::write_file;
 using Prompts = std::vector<std::string>;
@@ -19,17 +21,6 @@ Prompts parse(const std::string& text, const std::string& column = "") {
   PromptFileOptions o;
   o.column = column;
   return parse_prompts(text, "'p.csv'", o);
-}
-
-// The message of the lmforge::Error `f` throws ("" when it throws none).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 std::string parse_error(const std::string& text, const std::string& column = "") {
