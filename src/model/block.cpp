@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "lmforge/kernels/kernels.h"
+#include "lmforge/model/lora.h"
 #include "model/attention.h"
 
 namespace lmforge {
@@ -49,6 +50,7 @@ namespace {
 
 void linear(const float* x, int M, const LinearWeights& w, float* y) {
   kernels::matmul_wt(x, M, w.matrix(), w.b, y);
+  if (!w.lora.empty()) add_lora(w, x, M, y, w.out);
 }
 
 // Rotary positions on q and k (GPT-J), then k and v into the cache at past .. past+n-1.

@@ -8,6 +8,7 @@
 #include "lmforge/error.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/kernels/kernels.h"
+#include "lmforge/model/lora.h"
 #include "lmforge/model/weights.h"
 #include "model/block.h"
 #include "model/kv_cache.h"
@@ -43,7 +44,7 @@ class DecoderSession : public LanguageModelSession {
     x_.resize(static_cast<size_t>(M) * c.n_embd);
     embed(M, tokens, positions, packed ? real_.data() : nullptr);
     for (int l = 0; l < c.n_layer; ++l)
-      block_forward(c, l, m_.weights().blocks[l], rope_, x_.data(), rows_, n, positions, length_, cache_, scratch_,
+      block_forward(c, l, m_.block(l), rope_, x_.data(), rows_, n, positions, length_, cache_, scratch_,
                     packed ? &real_ : nullptr);
     length_ += n;
     head(n, logits, all_positions, packed);
@@ -144,7 +145,7 @@ class DecoderSession : public LanguageModelSession {
 
 }  // namespace
 
-Model::Model(ModelConfig cfg, std::unique_ptr<ModelWeights> w) : config_(std::move(cfg)), weights_(std::move(w)) {
+Model::Model(ModelConfig cfg, std::shared_ptr<const ModelWeights> w) : config_(std::move(cfg)), weights_(std::move(w)) {
   if (config_.arch == Arch::GPTJ) {
     const int rot = config_.rotary_dim > 0 ? config_.rotary_dim : config_.head_dim();
     rope_ = std::make_unique<Rope>(rot, config_.n_positions);
@@ -176,6 +177,17 @@ std::unique_ptr<Model> Model::from_weights(ModelConfig cfg, ModelWeights w) {
   if (w.slices.empty()) throw Error("Model::from_weights: no weights");
   // The views point into w's vectors, whose buffers a move keeps.
   return std::unique_ptr<Model>(new Model(std::move(cfg), std::make_unique<ModelWeights>(std::move(w))));
+}
+
+const BlockWeights& Model::block(int l) const { return blocks_.empty() ? weights_->blocks[l] : blocks_[l]; }
+
+std::unique_ptr<Model> Model::with_adapter(std::shared_ptr<const LoraAdapter> adapter) const {
+  if (adapter_) throw Error("the model already has a LoRA adapter (merge it first: lmforge merge)");
+  std::unique_ptr<Model> m(new Model(config_, weights_));
+  m->adapter_ = std::move(adapter);
+  m->blocks_ = weights_->blocks;
+  attach_lora(*m->adapter_, m->blocks_);
+  return m;
 }
 
 std::unique_ptr<LanguageModelSession> Model::start(int rows, int capacity) const {

@@ -114,7 +114,7 @@ void bind_views(const ModelConfig& c, ModelWeights& w) {
   };
   // A linear layer [out, in]: fp32 view, or the low-precision matrix.
   auto linear = [&](const std::string& weight, const float* bias, int in, int out) {
-    LinearWeights l{at(weight), bias, in, out, {}};
+    LinearWeights l{at(weight), bias, in, out, {}, {}};
     const ParamSlice* s = find_slice(w, weight);
     if (s && s->lowp()) l.lowp = lowp_matrix(w, *s, out, in);
     return l;
@@ -145,7 +145,7 @@ void bind_views(const ModelConfig& c, ModelWeights& w) {
   if (find_slice(w, "lm_head.weight")) {
     w.lm_head = linear("lm_head.weight", at("lm_head.bias"), E, V);
   } else {  // tied to the embedding
-    w.lm_head = {w.wte, at("lm_head.bias"), E, V, w.wte_lowp};
+    w.lm_head = {w.wte, at("lm_head.bias"), E, V, w.wte_lowp, {}};
   }
 }
 

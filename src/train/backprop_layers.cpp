@@ -129,6 +129,7 @@ void layernorm_backward(float* dx, float* dg, float* db, const float* dy, const 
       layernorm_backward_row(dx + o, pg, pg + E, dy + o, x + o, mean[r], rstd[r], g, E);
     }
   }
+  if (!dg) return;  // a frozen layer norm (LoRA): only dx
   std::vector<float> both(2 * static_cast<size_t>(E), 0.0f);
   reduce_partials(partial, nt, 2 * E, both.data());
   for (int i = 0; i < E; ++i) {
@@ -200,7 +201,7 @@ void linear_backward(float* dx, bool dx_accumulate, float* dw, float* db, const 
   if (dx)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f, dx,
                 K);
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
+  if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
   if (db) column_sums(db, dy, M, N);
 }
 
@@ -214,7 +215,7 @@ void linear_forward_mixed(float* y, const MatRef& x, const uint16_t* w, const fl
 void linear_backward_mixed(float* dx, bool dx_accumulate, float* dw, float* db, const float* dy, const MatRef& x,
                            const uint16_t* w, int M, int K, int N) {
   if (dx) gemm_mixed(M, K, N, mat(dy, N), mat(w, K), dx_accumulate ? 1.0f : 0.0f, dx, K);
-  gemm_mixed(N, K, M, mat(dy, N, true), x, 1.0f, dw, K);
+  if (dw) gemm_mixed(N, K, M, mat(dy, N, true), x, 1.0f, dw, K);
   if (db) column_sums(db, dy, M, N);
 }
 

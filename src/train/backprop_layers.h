@@ -23,7 +23,7 @@ void embedding_backward(float* dwte, float* dwpe, const float* dx, const int32_t
 // ---- layer norm: y[M,E] = (x - mean) * rstd * g + b, per row; mean/rstd [M] saved ---------------
 void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* g, const float* b, int M, int E,
                        float eps);
-// dx[M,E] += ∂L/∂x; dg[E], db[E] += their gradients. dy [M,E].
+// dx[M,E] += ∂L/∂x; dg[E], db[E] += their gradients (both null: a frozen norm). dy [M,E].
 void layernorm_backward(float* dx, float* dg, float* db, const float* dy, const float* x, const float* mean,
                         const float* rstd, const float* g, int M, int E);
 
@@ -31,7 +31,7 @@ void layernorm_backward(float* dx, float* dg, float* db, const float* dy, const 
 // accumulate: y += (residual connections fold into the matmul instead of a separate add).
 void linear_forward(float* y, const float* x, const float* w, const float* b, int M, int K, int N, bool accumulate);
 // dx[M,K] = (or += when dx_accumulate) dy · w; dw[N,K] += dyᵀ · x; db[N] += Σ_rows dy (db may be
-// null). dx may be null when the input needs no gradient.
+// null). dx may be null when the input needs no gradient, dw when the weight is frozen.
 void linear_backward(float* dx, bool dx_accumulate, float* dw, float* db, const float* dy, const float* x,
                      const float* w, int M, int K, int N);
 

@@ -1,10 +1,12 @@
 #pragma once
 // What the training forward pass keeps for the backward pass (TrainWorkspace::Impl), and scratch.
 // M = B*T token rows, E = n_embd, I = inner dim, H heads.
+#include <array>
 #include <cstdint>
 #include <vector>
 
 #include "lmforge/model/config.h"
+#include "lmforge/model/lora.h"
 #include "lmforge/train/backprop.h"
 #include "train/backprop_layers.h"
 
@@ -39,7 +41,23 @@ struct TrainWorkspace::Impl {
   std::vector<uint16_t> w16;
   const float* w16_of = nullptr;
 
+  // Gradient checkpointing: layers[l] holds only x (the block's input); the rest of one block's
+  // activations live in `recompute`, which holds block `recompute_layer`'s (-1: none).
   std::vector<LayerActivations> layers;
+  LayerActivations recompute;
+  int recompute_layer = -1;
+  std::vector<float> block_out;  // [M,E] the output of a recomputed block (not needed again)
+
+  // LoRA pass (null otherwise): the adapter, its gradient buffer, the modules of each
+  // (layer, unit), whether dropout is on (train mode) and its seed, the lowest adapted layer.
+  const LoraAdapter* lora = nullptr;
+  float* lora_grads = nullptr;
+  std::vector<std::array<std::vector<int>, 4>> lora_units;
+  bool lora_dropout = false;
+  uint64_t dropout_seed = 0;
+  int lora_min_layer = 0;
+  std::vector<float> lora_t, lora_dt, lora_xd, lora_dxd;  // [M,r], [M,r], [M,in], [M,in]
+  std::vector<float> frozen_tmp, frozen_slab;             // low-precision base: y scratch, widened rows
   std::vector<float> x_final, lnf, lnf_mean, lnf_rstd;  // input and output of ln_f
   backprop::RotaryTable rope;                           // GPT-J
 

@@ -14,6 +14,8 @@ namespace lmforge {
 
 struct ModelWeights;  // model/weights.h
 struct MatrixTypes;   // model/weights.h
+struct BlockWeights;  // model/weights.h
+struct LoraAdapter;   // model/lora.h
 struct Rope;          // GPT-J rotary tables
 
 class Model : public LanguageModel {
@@ -41,14 +43,25 @@ class Model : public LanguageModel {
   // Logits of one unpadded sequence, all positions: [T, vocab] (positions 0..T-1, no mask).
   std::vector<float> logits(const std::vector<int32_t>& ids) const;
 
+  // The base weights (without any adapter).
   const ModelWeights& weights() const { return *weights_; }
+  // Block `l`'s weights as the forward pass uses them (with the adapter's views when there is one).
+  const BlockWeights& block(int l) const;
+
+  // This model with a LoRA adapter (model/lora.h) applied unmerged on top: the new model shares
+  // this one's base weights (no copy), so several adapters can run over one base in memory.
+  // Throws lmforge::Error when this model already has an adapter.
+  std::unique_ptr<Model> with_adapter(std::shared_ptr<const LoraAdapter> adapter) const;
+  const LoraAdapter* adapter() const { return adapter_.get(); }
 
  private:
-  Model(ModelConfig cfg, std::unique_ptr<ModelWeights> w);
+  Model(ModelConfig cfg, std::shared_ptr<const ModelWeights> w);
   // The weights of `dir` (config already read) in `types`.
   static std::unique_ptr<Model> load_folder(const std::filesystem::path& dir, ModelConfig cfg, const MatrixTypes& types);
   ModelConfig config_;
-  std::unique_ptr<ModelWeights> weights_;
+  std::shared_ptr<const ModelWeights> weights_;
+  std::shared_ptr<const LoraAdapter> adapter_;
+  std::vector<BlockWeights> blocks_;  // with an adapter: weights_'s blocks plus its views
   std::unique_ptr<Rope> rope_;
 };
 

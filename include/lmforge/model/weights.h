@@ -16,11 +16,21 @@ namespace lmforge {
 
 class Checkpoint;
 
+// An unmerged LoRA adapter on (some output rows of) a linear, model/lora.h:
+// y[:, row0 .. row0+rows) += scaling · (x Aᵀ) Bᵀ.
+struct LoraView {
+  const float* A = nullptr;  // [r, in]
+  const float* B = nullptr;  // [rows, r]
+  int r = 0, row0 = 0, rows = 0;
+  float scaling = 1.0f;
+};
+
 struct LinearWeights {
   const float* w = nullptr;  // [out, in] fp32 (null when the matrix is stored in low precision)
   const float* b = nullptr;  // [out] or null
   int in = 0, out = 0;
   kernels::WeightMatrix lowp;  // the matrix in bf16 / fp16 / int8 when loaded that way
+  std::vector<LoraView> lora;  // adapters applied on top (inference; empty without one)
 
   kernels::WeightMatrix matrix() const {
     return w ? kernels::WeightMatrix{kernels::WeightType::F32, w, nullptr, out, in} : lowp;

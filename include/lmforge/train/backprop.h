@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "lmforge/model/config.h"
+#include "lmforge/model/lora.h"
 #include "lmforge/model/weights.h"
 #include "lmforge/train/batch.h"
 
@@ -29,6 +30,10 @@ struct TrainOptions {
   // forward_logits call (one conversion per call, not per matmul), so a caller that updates the
   // weights in between needs to do nothing. Costs params.size() * 2 bytes more than fp32.
   bool bf16 = false;
+  // HF's gradient_checkpointing: the forward pass keeps only each block's input; the backward pass
+  // runs each block's forward again just before its backward. Saves the activations of all but
+  // one block (a few × B·T·(n_embd + inner dim) floats per layer) for one more forward pass.
+  bool gradient_checkpointing = false;
 };
 
 // Activations saved by the forward pass for the backward pass, plus scratch. Sized for the shape
@@ -78,6 +83,27 @@ float evaluate_loss(const ModelConfig& cfg, const ModelWeights& w, const TrainBa
 // materialises what the loss computes in chunks).
 std::vector<float> forward_logits(const ModelConfig& cfg, const ModelWeights& w, const TrainBatch& batch,
                                   TrainWorkspace& ws);
+
+// ---- LoRA (model/lora.h) --------------------------------------------------------------------
+// The same passes with the base `w` frozen and only the adapter's A and B trained: `grads` has
+// the layout of adapter.params (adapter.params.size() floats, created zero-filled when empty).
+// The base may hold its matrices in any type allocate_weights gives (fp32, bf16, fp16, int8):
+// gradients flow through them without an fp32 copy of the whole model (low-precision matrices are
+// widened a slab of rows at a time). Nothing of the base gets a gradient, and the backward pass
+// stops at the lowest block that has an adapter. The workspace must not be in bf16 mode (hold the
+// base in bf16 instead). `w`'s own LoraView lists are ignored: the adapter is passed explicitly.
+//
+// Dropout (lora_dropout > 0) applies to each adapter's input in forward_backward_lora only (train
+// mode); its keep mask is a pure function of (dropout_seed, module, element), so a recomputed
+// block (gradient checkpointing) sees the same mask. evaluate_loss_lora and forward_logits_lora
+// run in eval mode (no dropout), as peft does under model.eval().
+float forward_backward_lora(const ModelConfig& cfg, const ModelWeights& w, const LoraAdapter& adapter,
+                            const TrainBatch& batch, std::vector<float>& grads, TrainWorkspace& ws,
+                            float grad_scale = 1.0f, uint64_t dropout_seed = 0);
+float evaluate_loss_lora(const ModelConfig& cfg, const ModelWeights& w, const LoraAdapter& adapter,
+                         const TrainBatch& batch, TrainWorkspace& ws);
+std::vector<float> forward_logits_lora(const ModelConfig& cfg, const ModelWeights& w, const LoraAdapter& adapter,
+                                       const TrainBatch& batch, TrainWorkspace& ws);
 
 // Number of targets of a batch after HF's shift (labels[b, t+1] != kIgnoreIndex for t < T-1).
 size_t count_targets(const TrainBatch& batch);
