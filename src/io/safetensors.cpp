@@ -188,7 +188,9 @@ bool write_all(int fd, const void* data, size_t n) {
 // Builds the padded header and validates the inputs; returns the tensors in name order.
 std::string build_header(const std::vector<const TensorToWrite*>& sorted, const std::map<std::string, std::string>& metadata,
                          const std::string& where) {
-  json header = json::object();
+  // Key order as the safetensors library writes it (__metadata__, then the tensors by name, each
+  // dtype / shape / data_offsets), so a file we write is byte-identical to HF's for the same tensors.
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const TensorToWrite* t : sorted) {
@@ -203,7 +205,7 @@ std::string build_header(const std::vector<const TensorToWrite*>& sorted, const 
   std::string text;
   try {
     text = header.dump();
-  } catch (const json::exception& ex) {  // e.g. a name that is not valid UTF-8
+  } catch (const nlohmann::ordered_json::exception& ex) {  // e.g. a name that is not valid UTF-8
     fail(where, std::string("cannot encode header: ") + printable(ex.what()));
   }
   // Pad with spaces so the data section starts 8-byte aligned (the 8-byte prefix keeps it so).

@@ -238,7 +238,13 @@ void init_lora_weights(LoraAdapter& a, uint64_t seed) {
 
 LoraAdapter load_lora_adapter(const fs::path& dir, const ModelConfig& c) {
   if (!fs::is_directory(dir)) throw Error("--adapter: '" + dir.string() + "' is not a folder");
-  LoraAdapter a = layout(c, parse_adapter_config(dir / "adapter_config.json"), false);
+  LoraAdapter a;
+  try {
+    a = layout(c, parse_adapter_config(dir / "adapter_config.json"), false);
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    throw Error(msg.starts_with(dir.string()) ? msg : (dir / "adapter_config.json").string() + ": " + msg);
+  }
   fs::path file = dir / "adapter_model.safetensors";
   const bool st = fs::exists(file);
   if (!st) file = dir / "adapter_model.bin";
