@@ -19,7 +19,8 @@ struct Args {
   int threads = 0;
 } args;
 
-const std::set<std::string> kBoolKeys = {"bfloat16", "bf16", "packing", "overwrite_output_dir", "save_only_model"};
+const std::set<std::string> kBoolKeys = {"bfloat16", "bf16", "packing", "overwrite_output_dir", "save_only_model",
+                                         "lora", "gradient_checkpointing"};
 
 std::string help_for(const std::string& key) {
   static const std::map<std::string, std::string> help = {
@@ -59,6 +60,14 @@ std::string help_for(const std::string& key) {
       {"n_positions", "Context for --init random"},
       {"tokenizer", "Folder with vocab.json + merges.txt (default: the model folder)"},
       {"logging_steps", "Log train loss every N steps (default 10)"},
+      {"lora", "LoRA fine-tuning (HF peft) on a frozen base instead of a full fine-tune (default false)"},
+      {"lora_r", "LoRA rank (default 8; setting it implies --lora)"},
+      {"lora_alpha", "LoRA scaling alpha, scale = alpha / r (default 8, peft's; implies --lora)"},
+      {"lora_dropout", "Dropout on the LoRA input, in [0, 1) (default 0; implies --lora)"},
+      {"lora_target",
+       "Comma-separated module names to adapt (default: the architecture's peft default; implies --lora)"},
+      {"base_dtype", "float32 | bfloat16 | int8: how the frozen base is held with --lora (default float32)"},
+      {"gradient_checkpointing", "Recompute activations in backward to save memory (default false)"},
   };
   auto it = help.find(key);
   return it == help.end() ? "Same as the YAML key '" + key + "'" : it->second;
@@ -107,6 +116,12 @@ int run() {
   TrainConfig cfg;
   if (!args.model_config.empty()) load_train_config(args.model_config, cfg);
   for (const auto& [key, value] : args.overrides) set_config_value(cfg, key, value, "--" + key);
+  // An explicit --lora wins over --lora_r/--lora_alpha/--lora_dropout/--lora_target, which imply it.
+  for (auto it = args.overrides.rbegin(); it != args.overrides.rend(); ++it)
+    if (it->first == "lora") {
+      set_config_value(cfg, it->first, it->second, "--lora");
+      break;
+    }
   const StopSignalHandlers ctrl_c;  // Ctrl-C: stop after the current step with a checkpoint
   const FinetuneResult r = finetune(cfg);
   if (r.interrupted) {

@@ -104,6 +104,39 @@ Setter bool_member(bool TrainConfig::*m) {
   return [m](TrainConfig& c, const YAML::Node& n, const std::string& k, const std::string& w) { c.*m = get_bool(n, k, w); };
 }
 
+// lora_r, lora_alpha, lora_dropout and lora_target switch LoRA on (an explicit `lora` wins: apply_root).
+Setter implies_lora(Setter set) {
+  return [set](TrainConfig& c, const YAML::Node& n, const std::string& k, const std::string& w) {
+    set(c, n, k, w);
+    c.lora = true;
+  };
+}
+
+// Module names from a YAML list or a comma-separated string ("q_proj, v_proj"); spaces around a
+// name are dropped, and so are empty names ("" = the architecture's default).
+void set_lora_target(TrainConfig& c, const YAML::Node& n, const std::string& key, const std::string& where) {
+  std::vector<std::string> items;
+  if (n.IsSequence()) {
+    for (const auto& item : n) items.push_back(get_string(item, key, where));
+  } else if (n.IsScalar()) {
+    const std::string& s = n.Scalar();
+    for (size_t b = 0, e; b <= s.size(); b = e + 1) {
+      e = s.find(',', b);
+      if (e == std::string::npos) e = s.size();
+      items.push_back(s.substr(b, e - b));
+    }
+  } else {
+    type_error(where, key, n, "a list of module names or a comma-separated string");
+  }
+  c.lora_target.clear();
+  for (auto& item : items) {
+    size_t b = 0, e = item.size();
+    while (b < e && std::isspace(static_cast<unsigned char>(item[b]))) ++b;
+    while (e > b && std::isspace(static_cast<unsigned char>(item[e - 1]))) --e;
+    if (e > b) c.lora_target.push_back(item.substr(b, e - b));
+  }
+}
+
 void set_model(TrainConfig& c, const YAML::Node& n, const std::string& key, const std::string& where);
 void set_generation(TrainConfig& c, const YAML::Node& n, const std::string& key, const std::string& where);
 
@@ -158,6 +191,13 @@ const std::vector<KeySpec>& key_specs() {
         {"n_embd", opt_int_member(&TrainConfig::n_embd), ""},
         {"n_head", opt_int_member(&TrainConfig::n_head), ""},
         {"n_positions", opt_int_member(&TrainConfig::n_positions), ""},
+        {"lora", bool_member(&TrainConfig::lora), ""},
+        {"lora_r", implies_lora(int_member(&TrainConfig::lora_r)), ""},
+        {"lora_alpha", implies_lora(double_member(&TrainConfig::lora_alpha)), ""},
+        {"lora_dropout", implies_lora(double_member(&TrainConfig::lora_dropout)), ""},
+        {"lora_target", implies_lora(set_lora_target), ""},
+        {"base_dtype", str_member(&TrainConfig::base_dtype), ""},
+        {"gradient_checkpointing", bool_member(&TrainConfig::gradient_checkpointing), ""},
         {"generation", set_generation, ""},
         {"version", [](TrainConfig&, const YAML::Node&, const std::string&, const std::string&) {}, ""},
     };
@@ -243,6 +283,7 @@ void apply_root(const YAML::Node& root, const std::string& where, TrainConfig& c
   if (!root.IsDefined() || root.IsNull()) return;  // an empty file: nothing to set
   if (!root.IsMap()) io::fail(at(where, root), "expected a map of settings at the top level, got " + shown(root));
   std::map<std::string, std::string> seen;  // canonical name -> key as written
+  std::optional<YAML::Node> lora_node;       // an explicit `lora:` wins over the keys that imply it
   for (auto it = root.begin(); it != root.end(); ++it) {
     if (!it->first.IsScalar()) io::fail(at(where, it->first), "keys must be plain names");
     const std::string k = it->first.Scalar();
@@ -255,7 +296,9 @@ void apply_root(const YAML::Node& root, const std::string& where, TrainConfig& c
     seen[canonical] = k;
     if (it->second.IsNull()) continue;
     spec->set(cfg, it->second, k, where);
+    if (canonical == "lora") lora_node.emplace(it->second);
   }
+  if (lora_node) find_key("lora")->set(cfg, *lora_node, "lora", where);
 }
 
 std::string fmt_double(double v) {
@@ -379,6 +422,15 @@ void validate(const TrainConfig& c, bool require_paths) {
     bad("n_head", "n_embd " + std::to_string(*c.n_embd) + " is not divisible by n_head " + std::to_string(*c.n_head));
   if (c.init == InitMode::Pretrained && (c.n_layer || c.n_embd || c.n_head || c.n_positions))
     bad("init", "n_layer/n_embd/n_head/n_positions change the architecture: they need init: random");
+  if (c.lora_r <= 0) throw Error("--lora_r must be a positive integer, got " + std::to_string(c.lora_r));
+  if (!(c.lora_alpha > 0.0)) throw Error("--lora_alpha must be > 0, got " + fmt_double(c.lora_alpha));
+  if (!(c.lora_dropout >= 0.0 && c.lora_dropout < 1.0))
+    throw Error("--lora_dropout must be in [0, 1), got " + fmt_double(c.lora_dropout));
+  if (c.base_dtype != "float32" && c.base_dtype != "bfloat16" && c.base_dtype != "int8")
+    throw Error("--base_dtype must be float32, bfloat16 or int8, got '" + io::printable(c.base_dtype, 40) + "'");
+  if (c.base_dtype != "float32" && !c.lora)
+    throw Error("--base_dtype " + c.base_dtype +
+                " needs --lora (only a frozen LoRA base can be held in it): a full fine-tune trains fp32 weights");
   if (c.generation.min_length < 0) bad("generation.min_length", "must be >= 0");
   if (c.generation.max_length_buffer < 0) bad("generation.max_length_buffer", "must be >= 0");
 }
@@ -425,6 +477,15 @@ std::string to_yaml(const TrainConfig& c) {
     if (v->has_value()) num(name, std::to_string(**v));
     else out << YAML::Key << name << YAML::Value << YAML::Null;
   }
+  boolean("lora", c.lora);
+  num("lora_r", std::to_string(c.lora_r));
+  num("lora_alpha", fmt_double(c.lora_alpha));
+  num("lora_dropout", fmt_double(c.lora_dropout));
+  out << YAML::Key << "lora_target" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const auto& t : c.lora_target) out << YAML::DoubleQuoted << t;
+  out << YAML::EndSeq;
+  str("base_dtype", c.base_dtype);
+  boolean("gradient_checkpointing", c.gradient_checkpointing);
   out << YAML::Key << "generation" << YAML::Value << YAML::BeginMap;
   str("prompt_file", c.generation.prompt_file);
   num("min_length", std::to_string(c.generation.min_length));

@@ -2,6 +2,7 @@
 // suggestions, type errors, validation, and flag-style overrides.
 #include <gtest/gtest.h>
 
+#include "common/error_of.h"
 #include "io/io_test_util.h"
 #include "lmforge/train/train_config.h"
 
@@ -287,6 +288,123 @@ TEST(TrainConfig, YamlRoundTrip) {
   EXPECT_EQ(d.n_layer, 3);
   EXPECT_FALSE(d.n_embd.has_value());
   EXPECT_EQ(d.generation.prompt_file, "p.csv");
+}
+
+TEST(TrainConfig, LoraKeysDefaultToPeftsLoraConfig) {
+  const TrainConfig c;
+  EXPECT_FALSE(c.lora);
+  EXPECT_EQ(c.lora_r, 8);
+  EXPECT_DOUBLE_EQ(c.lora_alpha, 8.0);
+  EXPECT_DOUBLE_EQ(c.lora_dropout, 0.0);
+  EXPECT_TRUE(c.lora_target.empty());
+  EXPECT_EQ(c.base_dtype, "float32");
+  EXPECT_FALSE(c.gradient_checkpointing);
+}
+
+TEST(TrainConfig, LoraKeysFromYaml) {
+  const TrainConfig c = parse(
+      "lora_r: 16\nlora_alpha: 32\nlora_dropout: 0.05\nlora_target: [q_proj, v_proj]\nbase_dtype: int8\n"
+      "gradient_checkpointing: true\n");
+  EXPECT_TRUE(c.lora);  // implied by the lora_* keys
+  EXPECT_EQ(c.lora_r, 16);
+  EXPECT_DOUBLE_EQ(c.lora_alpha, 32.0);
+  EXPECT_DOUBLE_EQ(c.lora_dropout, 0.05);
+  EXPECT_EQ(c.lora_target, (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_EQ(c.base_dtype, "int8");
+  EXPECT_TRUE(c.gradient_checkpointing);
+  EXPECT_NO_THROW(validate(c, false));
+  // A comma string is the flag's form; spaces around names and empty names are dropped.
+  EXPECT_EQ(parse("lora_target: \"c_attn , c_proj,\"\n").lora_target, (std::vector<std::string>{"c_attn", "c_proj"}));
+  EXPECT_TRUE(parse("lora_target: c_attn\n").lora);
+  EXPECT_TRUE(parse("lora: true\n").lora);
+  EXPECT_TRUE(parse("lora_dropout: 0.1\n").lora);
+  EXPECT_TRUE(parse("lora_alpha: 4\n").lora);
+  // An explicit lora wins over the keys that imply it, before or after them.
+  EXPECT_FALSE(parse("lora: false\nlora_r: 4\n").lora);
+  EXPECT_FALSE(parse("lora_r: 4\nlora: false\n").lora);
+  EXPECT_EQ(parse("lora_r: 4\nlora: false\n").lora_r, 4);
+  // A null value leaves the default and does not switch LoRA on.
+  EXPECT_FALSE(parse("lora_r:\n").lora);
+  EXPECT_TRUE(ThrowsError([] { parse("lora_r: 2.5\n", "t.yml"); }, {"t.yml:1", "'lora_r'", "integer"}));
+  EXPECT_TRUE(ThrowsError([] { parse("lora_target: {a: 1}\n", "t.yml"); }, {"t.yml:1", "'lora_target'", "a map"}));
+  EXPECT_TRUE(ThrowsError([] { parse("lora_target: [[a]]\n", "t.yml"); }, {"t.yml", "'lora_target'", "a list"}));
+  EXPECT_TRUE(ThrowsError([] { parse("gradient_checkpointing: maybe\n", "t.yml"); },
+                          {"t.yml", "'gradient_checkpointing'", "true or false"}));
+  EXPECT_TRUE(ThrowsError([] { parse("lora_rank: 8\n"); }, {"unknown key 'lora_rank'", "did you mean 'lora_r'"}));
+}
+
+TEST(TrainConfig, LoraKeysFromFlagText) {
+  TrainConfig c;
+  set_config_value(c, "lora_target", "q_proj,v_proj", "--lora_target");
+  EXPECT_TRUE(c.lora);
+  EXPECT_EQ(c.lora_target, (std::vector<std::string>{"q_proj", "v_proj"}));
+  TrainConfig d;
+  set_config_value(d, "lora_r", "4", "--lora_r");
+  set_config_value(d, "base_dtype", "bfloat16", "--base_dtype");
+  set_config_value(d, "gradient_checkpointing", "True", "--gradient_checkpointing");  // Python's spelling
+  EXPECT_TRUE(d.lora);
+  EXPECT_EQ(d.lora_r, 4);
+  EXPECT_EQ(d.base_dtype, "bfloat16");
+  EXPECT_TRUE(d.gradient_checkpointing);
+  EXPECT_TRUE(ThrowsError([&] { set_config_value(d, "lora_alpha", "big", "--lora_alpha"); }, {"--lora_alpha", "number"}));
+}
+
+TEST(TrainConfig, LoraValidation) {
+  auto error = [](auto edit) {
+    TrainConfig c;
+    c.lora = true;
+    edit(c);
+    return test::error_of([&] { validate(c, false); });
+  };
+  EXPECT_EQ(error([](TrainConfig& c) { c.lora_r = 0; }), "--lora_r must be a positive integer, got 0");
+  EXPECT_EQ(error([](TrainConfig& c) { c.lora_r = -3; }), "--lora_r must be a positive integer, got -3");
+  EXPECT_EQ(error([](TrainConfig& c) { c.lora_alpha = 0; }), "--lora_alpha must be > 0, got 0");
+  EXPECT_EQ(error([](TrainConfig& c) { c.lora_alpha = -1.5; }), "--lora_alpha must be > 0, got -1.5");
+  EXPECT_EQ(error([](TrainConfig& c) { c.lora_dropout = 1; }), "--lora_dropout must be in [0, 1), got 1");
+  EXPECT_EQ(error([](TrainConfig& c) { c.lora_dropout = -0.1; }), "--lora_dropout must be in [0, 1), got -0.1");
+  EXPECT_EQ(error([](TrainConfig& c) { c.base_dtype = "fp16"; }),
+            "--base_dtype must be float32, bfloat16 or int8, got 'fp16'");
+  EXPECT_EQ(error([](TrainConfig& c) { c.lora_dropout = 0.999; }), "");
+  for (const char* dtype : {"float32", "bfloat16", "int8"})
+    EXPECT_EQ(error([&](TrainConfig& c) { c.base_dtype = dtype; }), "") << dtype;
+  // Without LoRA the base is what is trained: fp32 only.
+  TrainConfig full;
+  full.base_dtype = "bfloat16";
+  const std::string e = test::error_of([&] { validate(full, false); });
+  EXPECT_EQ(e.rfind("--base_dtype bfloat16 needs --lora", 0), 0u) << e;
+  EXPECT_NE(e.find("a full fine-tune trains fp32 weights"), std::string::npos) << e;
+  full.base_dtype = "int8";
+  EXPECT_NE(test::error_of([&] { validate(full, false); }).find("--base_dtype int8 needs --lora"), std::string::npos);
+  full.base_dtype = "float32";
+  EXPECT_NO_THROW(validate(full, false));
+}
+
+TEST(TrainConfig, LoraYamlRoundTrip) {
+  TrainConfig c;
+  c.lora = true;
+  c.lora_r = 12;
+  c.lora_alpha = 24.5;
+  c.lora_dropout = 0.1;
+  c.lora_target = {"q_proj", "k_proj", "v_proj"};
+  c.base_dtype = "int8";
+  c.gradient_checkpointing = true;
+  const std::string y = to_yaml(c);
+  const TrainConfig d = parse(y);
+  EXPECT_EQ(to_yaml(d), y) << y;
+  EXPECT_TRUE(d.lora);
+  EXPECT_EQ(d.lora_r, 12);
+  EXPECT_DOUBLE_EQ(d.lora_alpha, 24.5);
+  EXPECT_DOUBLE_EQ(d.lora_dropout, 0.1);
+  EXPECT_EQ(d.lora_target, c.lora_target);
+  EXPECT_EQ(d.base_dtype, "int8");
+  EXPECT_TRUE(d.gradient_checkpointing);
+  // A config without LoRA reads back without it, although its lora_* keys are written.
+  const TrainConfig plain;
+  const std::string p = to_yaml(plain);
+  EXPECT_NE(p.find("lora_r: 8"), std::string::npos) << p;
+  EXPECT_FALSE(parse(p).lora);
+  EXPECT_TRUE(parse(p).lora_target.empty());
+  EXPECT_EQ(to_yaml(parse(p)), p);
 }
 
 TEST(TrainConfig, EditDistance) {

@@ -77,6 +77,18 @@ struct TrainConfig {
   InitMode init = InitMode::Pretrained;
   std::optional<int> n_layer, n_embd, n_head, n_positions;  // init: random overrides
 
+  // LoRA (HF peft's LoraConfig names and defaults). Setting lora_r, lora_alpha, lora_dropout or
+  // lora_target (YAML key or flag) also sets lora = true, unless the same YAML file (or the
+  // command line) sets `lora` itself: an explicit `lora` always wins, in any order.
+  bool lora = false;  // LoRA adapters on a frozen base instead of a full fine-tune
+  int lora_r = 8;     // adapter rank
+  double lora_alpha = 8.0;    // scaling = lora_alpha / lora_r
+  double lora_dropout = 0.0;  // [0, 1)
+  std::vector<std::string> lora_target;  // module names; empty = the architecture's peft default
+  // How the frozen base is held with LoRA: "float32" | "bfloat16" | "int8" (full fine-tunes: float32).
+  std::string base_dtype = "float32";
+  bool gradient_checkpointing = false;  // HF's name: recompute activations in backward
+
   GenerationSection generation;
   std::string pretrained_model;  // model.pretrained_model as written (informational)
 };
