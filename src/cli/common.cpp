@@ -8,8 +8,11 @@
 #include <sstream>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "lmforge/error.h"
 #include "lmforge/kernels/kernels.h"
+#include "lmforge/model/lora.h"
 #include "lmforge/model/weights.h"
 
 namespace lmforge::cli {
@@ -142,6 +145,37 @@ CLI::Option* add_dtype_option(CLI::App& app, std::string& target) {
                         "`lmforge quantize` folder's int8 plan, else float32 as HF), float32, bfloat16, float16, "
                         "int8 (per-row symmetric, weight-only) or int8_dynamic (int8 weights and per-token int8 "
                         "activations); converted while loading, whatever the checkpoint stores");
+}
+
+CLI::Option* add_adapter_option(CLI::App& app, std::string& target) {
+  return app.add_option("--adapter", target,
+                        "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors, from peft or "
+                        "`lmforge finetune --lora`) applied unmerged on top of --model");
+}
+
+std::unique_ptr<Model> load_model(const std::string& model, const std::string& dtype, const std::string& adapter) {
+  namespace fs = std::filesystem;
+  std::string base = model, adapter_dir = adapter;
+  if (!fs::exists(fs::path(model) / "config.json") && fs::exists(fs::path(model) / "adapter_config.json")) {
+    if (!adapter.empty())
+      throw Error("--adapter: --model '" + model + "' is itself an adapter folder; give its base as --model");
+    std::ifstream in(fs::path(model) / "adapter_config.json");
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    const auto it = j.is_object() ? j.find("base_model_name_or_path") : j.end();
+    if (it == j.end() || !it->is_string() || it->get<std::string>().empty())
+      throw Error("--model: '" + model + "' is an adapter folder whose adapter_config.json names no "
+                  "base_model_name_or_path; give the base as --model and the adapter as --adapter");
+    base = it->get<std::string>();
+    adapter_dir = model;
+    if (!fs::is_directory(base))
+      throw Error("--model: the base model '" + base + "' of adapter folder '" + model +
+                  "' (its base_model_name_or_path) is not a folder here; give it as --model and the adapter as "
+                  "--adapter");
+  }
+  auto m = Model::load(base, parse_dtype(dtype));
+  if (adapter_dir.empty()) return m;
+  auto a = std::make_shared<LoraAdapter>(load_lora_adapter(adapter_dir, m->config()));
+  return m->with_adapter(std::move(a));
 }
 
 std::string describe_weights(const Model& model) {

@@ -52,6 +52,13 @@ void apply_threads(int threads);
 // half). Throws lmforge::Error naming `flag` otherwise.
 std::optional<kernels::WeightType> parse_dtype(const std::string& text, const std::string& flag = "--dtype");
 CLI::Option* add_dtype_option(CLI::App& app, std::string& target);
+// --adapter DIR: a PEFT LoRA adapter folder applied unmerged on top of --model.
+CLI::Option* add_adapter_option(CLI::App& app, std::string& target);
+// The model of --model (Model::load with --dtype) and, when `adapter` is not empty, that LoRA
+// adapter applied unmerged. A --model folder that is itself an adapter (adapter_config.json, no
+// config.json; what `lmforge finetune --lora` writes) loads its base from the adapter's
+// base_model_name_or_path, as peft's AutoPeftModelForCausalLM does.
+std::unique_ptr<Model> load_model(const std::string& model, const std::string& dtype, const std::string& adapter = "");
 // The types a loaded model's matrices are held in, e.g. "int8_dynamic, 3 in float32".
 std::string describe_weights(const Model& model);
 

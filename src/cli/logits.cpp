@@ -11,6 +11,7 @@ namespace {
 
 struct Args {
   std::string model, prompt, prompt_ids, npy, dtype = "auto";
+  std::string adapter;  // --adapter: PEFT LoRA folder applied unmerged
   int threads = 0;
 } args;
 
@@ -21,12 +22,13 @@ void setup(CLI::App& app) {
   app.add_option("--npy", args.npy, "Output .npy file: float32 [T, vocab]")->required();
   app.add_option("--threads", args.threads, "Threads (default: all cores)");
   add_dtype_option(app, args.dtype);
+  add_adapter_option(app, args.adapter);
 }
 
 int run() {
   apply_threads(args.threads);
   if (args.prompt_ids.empty() == args.prompt.empty()) throw Error("give exactly one of --prompt_ids or --prompt");
-  auto model = Model::load(args.model, parse_dtype(args.dtype));
+  auto model = load_model(args.model, args.dtype, args.adapter);
   std::vector<int32_t> ids;
   if (!args.prompt_ids.empty()) {
     ids = parse_ids(args.prompt_ids, "--prompt_ids");

@@ -23,6 +23,7 @@ using tasks::TokenIds;
 
 struct Args {
   std::string model, requests, output, dtype = "auto";
+  std::string adapter;  // --adapter: PEFT LoRA folder applied unmerged
   bool json = false;
   std::optional<bool> share_prefix;
   int batch_size = 8, threads = 0;
@@ -40,6 +41,7 @@ void setup(CLI::App& app) {
                   "Run a context shared by several requests once and fork its KV cache (default true)");
   app.add_option("--threads", args.threads, "Threads (default: all cores)");
   add_dtype_option(app, args.dtype);
+  add_adapter_option(app, args.adapter);
 }
 
 // One line of the requests file, resolved to the requests it scores.
@@ -154,7 +156,7 @@ std::vector<Line> read_requests(const Context& c, std::vector<LLRequest>& out) {
 int run() {
   apply_threads(args.threads);
   if (args.batch_size < 1) throw Error("--batch_size must be at least 1, got " + std::to_string(args.batch_size));
-  auto model = Model::load(args.model, parse_dtype(args.dtype));
+  auto model = load_model(args.model, args.dtype, args.adapter);
   const auto tokenizer = load_tokenizer_for_model(args.model, model->vocab_size());
   const Context c{tokenizer ? &*tokenizer : nullptr, tasks::prefix_token_id(tokenizer ? &*tokenizer : nullptr, model->config()),
                   model->max_positions(), model->vocab_size()};

@@ -25,6 +25,7 @@ using namespace lmforge::synth;
 
 struct Args {
   std::string model_config, dtype = "auto";
+  std::string adapter;  // --adapter: PEFT LoRA folder applied unmerged
   std::vector<std::pair<std::string, std::string>> overrides;  // in command-line order
 } args;
 
@@ -66,6 +67,7 @@ void setup(CLI::App& app) {
   app.add_option("--model_config", args.model_config, "YAML file in the reference workflow's config_finetuned.yml format (see examples/synth_headlines.yml; flags win)");
   add_key_flags(app, synth_config_keys(), is_bool_key, help_for, args.overrides);
   add_dtype_option(app, args.dtype);
+  add_adapter_option(app, args.adapter);
 }
 
 // The prefix/suffix finetune recorded in the model folder, unless the YAML or a flag gave them.
@@ -169,7 +171,7 @@ int run() {
 
   const std::vector<std::string> prompts = cfg.prompt_file.empty() ? std::vector<std::string>{} : read_prompt_file(cfg.prompt_file, PromptFileOptions{cfg.prompt_column, "prompt_file", false});
   const Reference reference = load_reference(cfg);
-  const auto model = Model::load(cfg.model, parse_dtype(args.dtype));
+  const auto model = load_model(cfg.model, args.dtype, args.adapter);
   const Tokenizer tok = load_synth_tokenizer(cfg, model->vocab_size());
   const GenerationConfig gen = generation_config(cfg, model->config(), single_token(tok, cfg.suffix));
   if (!record_line.empty()) std::cerr << record_line << std::endl;

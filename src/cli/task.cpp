@@ -32,6 +32,7 @@ constexpr int kDefaultMicroBatchSize = 12;   // the reference notebook's executi
 
 struct Args {
   std::string model, data, template_file, prompt_template, mode = "generate", dtype = "auto";
+  std::string adapter;  // --adapter: PEFT LoRA folder applied unmerged
   std::string data_format = "auto", field_map, label_field = "label", label_names;
   std::optional<std::string> instruction, target_delimiter, fewshot_delimiter, choices;
   std::optional<int> num_fewshot;
@@ -98,6 +99,7 @@ void setup(CLI::App& app) {
                  "lmforge finetune --text_column text --prefix '' --suffix ''; no model is run");
   app.add_option("--threads", args.threads, "Threads (default: all cores)");
   add_dtype_option(app, args.dtype);
+  add_adapter_option(app, args.adapter);
   args.gen.add(app, "--max_new_tokens,--output_length");
   app.footer(
       "Generate mode: each prompt gets --output_length (= --max_new_tokens, default 10, the reference notebook's) new tokens, "
@@ -417,7 +419,7 @@ int run() {
   const FewshotSampler sampler(t, data, fewshot_data ? &*fewshot_data : nullptr, fs);
   const std::vector<const Row*> rows = selected_rows(data);
 
-  auto model = Model::load(args.model, parse_dtype(args.dtype));
+  auto model = load_model(args.model, args.dtype, args.adapter);
   const auto tokenizer = load_tokenizer_for_model(args.model, model->vocab_size());
   if (!tokenizer) throw Error("--model: the folder '" + args.model + "' has no tokenizer (vocab.json + merges.txt or tokenizer.json)");
 

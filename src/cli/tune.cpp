@@ -30,6 +30,7 @@ constexpr size_t kSampleChars = 60;  // bytes of a sample shown in the table
 
 struct Args {
   std::string model, prompt, dtype = "auto";
+  std::string adapter;  // --adapter: PEFT LoRA folder applied unmerged
   std::string top_k = "0,25,50", top_p = "0.8,0.9,0.95", temperature = "0.7,0.8,1.0";
   int samples_per_setting = 1;
   std::optional<int> max_length, max_new_tokens;
@@ -61,6 +62,7 @@ void setup(CLI::App& app) {
   app.add_flag("--json", args.json, "Print the whole grid as JSON");
   app.add_option("--threads", args.threads, "Threads (default: all cores)");
   add_dtype_option(app, args.dtype);
+  add_adapter_option(app, args.adapter);
 }
 
 std::string trim(const std::string& s) {
@@ -201,7 +203,7 @@ int run() {
   const std::string prefix = resolve_prefix(record_line);
   apply_threads(args.threads);
 
-  auto model = Model::load(args.model, parse_dtype(args.dtype));
+  auto model = load_model(args.model, args.dtype, args.adapter);
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
   if (!tok)
     throw Error("--model: the folder '" + args.model + "' has no tokenizer (vocab.json + merges.txt or tokenizer.json)");
