@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "io/io_util.h"
 #include "lmforge/error.h"
@@ -316,7 +317,7 @@ std::vector<fs::path> rotate_checkpoints(const fs::path& output_dir, int limit, 
 fs::path save_checkpoint(const fs::path& output_dir, const ModelConfig& cfg, const ModelWeights& w,
                          std::span<const float> adam_m, std::span<const float> adam_v, const TrainerState& state,
                          const CheckpointSaveOptions& opt) {
-  const size_t n = w.num_parameters();
+  const size_t n = opt.lora ? opt.lora->params.size() : w.num_parameters();
   if (!opt.save_only_model && (adam_m.size() != n || adam_v.size() != n))
     throw Error("save_checkpoint: AdamW state holds " + std::to_string(adam_m.size()) + "/" + std::to_string(adam_v.size()) +
                 " values, the model has " + std::to_string(n) + " parameters");
@@ -335,14 +336,17 @@ fs::path save_checkpoint(const fs::path& output_dir, const ModelConfig& cfg, con
     if (opt.on_stage) opt.on_stage(s);
   };
 
-  save_pretrained(tmp, cfg, w);
+  if (opt.lora)
+    save_lora_adapter(tmp, *opt.lora);
+  else
+    save_pretrained(tmp, cfg, w);
   stage("model");
   if (!opt.save_only_model)
     write_safetensors(tmp / kOptimizerFile,
                       {{"exp_avg", DType::F32, {static_cast<int64_t>(n)}, adam_m.data()},
                        {"exp_avg_sq", DType::F32, {static_cast<int64_t>(n)}, adam_v.data()}},
                       {{"format", "lmforge-adamw"},
-                       {"layout", "lmforge ModelWeights::params"},
+                       {"layout", opt.lora ? "lmforge LoraAdapter::params" : "lmforge ModelWeights::params"},
                        {"num_parameters", std::to_string(n)},
                        {"step", std::to_string(state.optimizer.step)}});
   stage("optimizer");
@@ -381,42 +385,75 @@ fs::path save_checkpoint(const fs::path& output_dir, const ModelConfig& cfg, con
   return final_dir;
 }
 
-LoadedCheckpoint load_checkpoint(const fs::path& dir, const ModelConfig& cfg, ModelWeights& w) {
+namespace {
+
+// trainer_state.json and the AdamW moments of a checkpoint whose trained parameters number `n`.
+LoadedCheckpoint load_state_and_moments(const fs::path& dir, size_t n) {
   const std::string where = dir.string();
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) io::fail(where, "no such checkpoint folder");
-  refuse_model_only(dir);
-  for (const char* f : {"config.json", "model.safetensors", kOptimizerFile, kStateFile})
-    if (!fs::is_regular_file(dir / f, ec)) io::fail(where, std::string("incomplete checkpoint: no ") + f);
-
-  const ModelConfig ck_cfg = load_model_config(dir / "config.json");
-  check_same_architecture(ck_cfg, cfg, where);
-  const size_t n = w.num_parameters();
-
   LoadedCheckpoint out;
   out.state = parse_trainer_state(io::read_text_file(dir / kStateFile, "trainer state"), (dir / kStateFile).string());
   if (out.state.num_parameters != static_cast<int64_t>(n))
     io::fail(where, "the checkpoint was saved for " + std::to_string(out.state.num_parameters) +
                         " parameters, the model has " + std::to_string(n));
-
-  {
-    const Checkpoint opt_ck = Checkpoint::open_safetensors(dir / kOptimizerFile);
-    const std::string ow = (dir / kOptimizerFile).string();
-    for (const char* name : {"exp_avg", "exp_avg_sq"}) {
-      if (!opt_ck.has(name)) io::fail(ow, std::string("missing tensor '") + name + "'");
-      const TensorView& t = opt_ck.get(name);
-      if (t.dtype != DType::F32) io::fail(ow, std::string("tensor '") + name + "' must be F32, got " + dtype_name(t.dtype));
-      if (t.shape.size() != 1 || t.shape[0] != static_cast<int64_t>(n))
-        io::fail(ow, std::string("tensor '") + name + "' holds " + std::to_string(t.numel()) +
-                         " values, the model has " + std::to_string(n) + " parameters");
-      auto& dst = std::string(name) == "exp_avg" ? out.adam_m : out.adam_v;
-      dst.resize(n);
-      std::memcpy(dst.data(), t.data, n * sizeof(float));
-    }
+  const Checkpoint opt_ck = Checkpoint::open_safetensors(dir / kOptimizerFile);
+  const std::string ow = (dir / kOptimizerFile).string();
+  for (const char* name : {"exp_avg", "exp_avg_sq"}) {
+    if (!opt_ck.has(name)) io::fail(ow, std::string("missing tensor '") + name + "'");
+    const TensorView& t = opt_ck.get(name);
+    if (t.dtype != DType::F32) io::fail(ow, std::string("tensor '") + name + "' must be F32, got " + dtype_name(t.dtype));
+    if (t.shape.size() != 1 || t.shape[0] != static_cast<int64_t>(n))
+      io::fail(ow, std::string("tensor '") + name + "' holds " + std::to_string(t.numel()) +
+                       " values, the model has " + std::to_string(n) + " parameters");
+    auto& dst = std::string(name) == "exp_avg" ? out.adam_m : out.adam_v;
+    dst.resize(n);
+    std::memcpy(dst.data(), t.data, n * sizeof(float));
   }
+  return out;
+}
 
+void require_files(const fs::path& dir, std::initializer_list<const char*> files) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) io::fail(dir.string(), "no such checkpoint folder");
+  refuse_model_only(dir);
+  for (const char* f : files)
+    if (!fs::is_regular_file(dir / f, ec)) io::fail(dir.string(), std::string("incomplete checkpoint: no ") + f);
+}
+
+std::string describe_lora(const LoraAdapter& a) {
+  std::ostringstream s;
+  s << "r " << a.config.r << ", lora_alpha " << a.config.lora_alpha << ", " << a.modules.size() << " modules";
+  return s.str();
+}
+
+}  // namespace
+
+LoadedCheckpoint load_checkpoint(const fs::path& dir, const ModelConfig& cfg, ModelWeights& w) {
+  const std::string where = dir.string();
+  if (fs::exists(dir / "adapter_config.json") && !fs::exists(dir / "config.json"))
+    io::fail(where, "this is a LoRA checkpoint (adapter_config.json); resume it with --lora and the same LoRA settings");
+  require_files(dir, {"config.json", "model.safetensors", kOptimizerFile, kStateFile});
+  const ModelConfig ck_cfg = load_model_config(dir / "config.json");
+  check_same_architecture(ck_cfg, cfg, where);
+  LoadedCheckpoint out = load_state_and_moments(dir, w.num_parameters());
   const Checkpoint model_ck = Checkpoint::open(dir);
   load_weights(model_ck, cfg, w);
+  return out;
+}
+
+LoadedCheckpoint load_lora_checkpoint(const fs::path& dir, const ModelConfig& cfg, LoraAdapter& a) {
+  const std::string where = dir.string();
+  if (fs::exists(dir / "config.json") && !fs::exists(dir / "adapter_config.json"))
+    io::fail(where, "this is a full fine-tuning checkpoint, not a LoRA one; resume it without --lora");
+  require_files(dir, {"adapter_config.json", "adapter_model.safetensors", kOptimizerFile, kStateFile});
+  LoraAdapter saved = load_lora_adapter(dir, cfg);
+  bool same = saved.config.r == a.config.r && saved.config.lora_alpha == a.config.lora_alpha &&
+              saved.config.use_rslora == a.config.use_rslora && saved.modules.size() == a.modules.size();
+  for (size_t i = 0; same && i < a.modules.size(); ++i) same = saved.modules[i].name == a.modules[i].name;
+  if (!same)
+    io::fail(where, "the checkpoint's LoRA configuration (" + describe_lora(saved) + ") differs from this run's (" +
+                        describe_lora(a) + "); resume with the same --lora_r, --lora_alpha and --lora_target");
+  LoadedCheckpoint out = load_state_and_moments(dir, a.params.size());
+  a.params = std::move(saved.params);
   return out;
 }
 

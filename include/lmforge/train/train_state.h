@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmforge/model/config.h"
+#include "lmforge/model/lora.h"
 #include "lmforge/model/weights.h"
 #include "lmforge/train/data.h"
 
@@ -81,6 +82,9 @@ struct CheckpointSaveOptions {
   // HF --save_only_model: no optimizer.safetensors and no RNG states (the moments may then be
   // empty); trainer_state.json is still written (it marks the folder complete).
   bool save_only_model = false;
+  // LoRA: the checkpoint holds this adapter (adapter_config.json + adapter_model.safetensors, PEFT's
+  // files) instead of the model, and the AdamW moments are laid out like LoraAdapter::params.
+  const LoraAdapter* lora = nullptr;
   // Test hook: called after each file is written inside the .tmp folder and before the final
   // rename ("model", "optimizer", "trainer_state", "extras", "fsync"). Throwing from it simulates a kill.
   std::function<void(const std::string& stage)> on_stage;
@@ -105,6 +109,13 @@ struct LoadedCheckpoint {
 // from `cfg` ("... n_embd 32 in the checkpoint, 16 in the model"), and with a one-line
 // explanation for a model-only (--save_only_model) checkpoint, which cannot be resumed.
 LoadedCheckpoint load_checkpoint(const std::filesystem::path& checkpoint_dir, const ModelConfig& cfg, ModelWeights& w);
+
+// The same for a LoRA checkpoint: its adapter into `a` (already laid out for this run by
+// make_lora_adapter); throws lmforge::Error naming the folder when its r, lora_alpha or targeted
+// modules differ from a's, or when it is a full fine-tuning checkpoint (and load_checkpoint the
+// other way round).
+LoadedCheckpoint load_lora_checkpoint(const std::filesystem::path& checkpoint_dir, const ModelConfig& cfg,
+                                      LoraAdapter& a);
 
 // Complete checkpoints in output_dir (checkpoint-<digits> folders with trainer_state.json),
 // ascending by step. Leftover .tmp/.old/.trash folders are ignored.
