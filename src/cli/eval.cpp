@@ -1,6 +1,8 @@
 // lmforge eval rouge|bleu|perplexity: the metrics of seed 001's evaluation, computed as the
 // reference packages do (rouge-score / HF evaluate, sacrebleu, HF's perplexity recipe).
-// How every number is computed: docs/EVAL.md.
+// How every number is computed: docs/EVAL.md. lmforge eval fields: per-field exact match of the
+// extraction workflow's records (seed 004; docs/EXTRACTION.md).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -20,6 +22,8 @@
 #include "lmforge/eval/rouge.h"
 #include "lmforge/eval/training_record.h"
 #include "lmforge/model/model.h"
+#include "lmforge/tasks/dataset.h"
+#include "lmforge/tasks/fields.h"
 #include "lmforge/train/data.h"
 
 namespace lmforge::cli {
@@ -55,11 +59,20 @@ struct PerplexityArgs {
   bool json = false;
 };
 
+struct FieldsArgs {
+  std::string predictions, references;
+  std::vector<std::string> fields = tasks::default_scored_fields();
+  std::string prompt_column = "prompt";
+  std::string text_column;
+  bool json = false;
+};
+
 struct Args {
-  CLI::App *rouge = nullptr, *bleu = nullptr, *perplexity = nullptr;
+  CLI::App *rouge = nullptr, *bleu = nullptr, *perplexity = nullptr, *fields = nullptr;
   RougeArgs r;
   BleuArgs b;
   PerplexityArgs p;
+  FieldsArgs f;
 };
 
 Args& args() {
@@ -274,12 +287,18 @@ void setup_perplexity(CLI::App& app, PerplexityArgs& a) {
   app.add_flag("--json", a.json, "Print JSON");
 }
 
-std::string read_text_file(const std::string& path) {
+// A whole file; a missing or unreadable one is an error naming `flag`.
+std::string read_whole_file(const std::string& path, const std::string& flag) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("--file: cannot open " + path);
+  if (!in) throw Error(flag + ": cannot open " + path);
   std::ostringstream ss;
   ss << in.rdbuf();
-  std::string text = ss.str();
+  if (in.bad()) throw Error(flag + ": cannot read " + path);
+  return ss.str();
+}
+
+std::string read_text_file(const std::string& path) {
+  std::string text = read_whole_file(path, "--file");
   if (!text.empty() && text.back() == '\n') text.pop_back();
   if (!text.empty() && text.back() == '\r') text.pop_back();
   if (text.empty()) throw Error("--file: " + path + " is empty");
@@ -409,6 +428,76 @@ int run_perplexity(const PerplexityArgs& a) {
   return 0;
 }
 
+// ---- fields --------------------------------------------------------------------------------------
+
+constexpr const char* kFieldsHelp =
+    "Exact match per field of the extraction workflow's records (docs/EXTRACTION.md). Each prediction is paired "
+    "with reference row prompt_index (0-based data row), or, when no line has one, the n-th prediction with row n. "
+    "A prediction's fields are its \"fields\" object, else its \"text\" parsed by the --fields rules of lmforge "
+    "generate. The reference fields are the columns named like them, or, with --text_column, parsed from that "
+    "column (full training texts: the prompt is dropped). Values are compared after trimming surrounding ASCII "
+    "whitespace; an absent field equals an empty one. Every reference row needs a prediction; several per row "
+    "(num_return_sequences) are each scored. When a prediction and its row both have a prompt, the prediction's "
+    "must end with the row's. all_fields: predictions with every scored field right.";
+
+void setup_fields(CLI::App& app, FieldsArgs& a) {
+  app.footer(kFieldsHelp);
+  app.add_option("--predictions", a.predictions,
+                 "JSON Lines, e.g. lmforge generate --fields output: {prompt_index, prompt, fields | text}")
+      ->required();
+  app.add_option("--references", a.references,
+                 "Reference rows (CSV, TSV or JSONL) with a column per scored field, e.g. make_dataset.mjs's "
+                 "validation.csv")
+      ->required();
+  app.add_option("--fields", a.fields, "Fields to score, comma-separated (default rewrite,title,agency,photographer,date)")
+      ->delimiter(',');
+  app.add_option("--text_column", a.text_column,
+                 "Parse the reference fields from this column (prompt + target texts) instead of field columns");
+  app.add_option("--prompt_column", a.prompt_column, "The references' prompt column (default prompt), if they have one");
+  app.add_flag("--json", a.json, "Print JSON");
+}
+
+int run_fields(const FieldsArgs& a) {
+  tasks::FieldsEvalOptions o;
+  o.fields = a.fields;
+  o.prompt_column = a.prompt_column;
+  o.text_column = a.text_column;
+  if (o.fields.empty()) throw Error("--fields: no field names given");
+  const auto predictions = tasks::parse_field_predictions(read_whole_file(a.predictions, "--predictions"), a.predictions);
+  tasks::DatasetOptions d;
+  d.label_field = "";  // no label normalisation: every column is text
+  d.keep_fields = o.text_column.empty() ? o.fields : std::vector<std::string>{o.text_column};
+  d.keep_fields.push_back(o.prompt_column);
+  const tasks::Dataset references = tasks::load_dataset(a.references, d);
+  const tasks::FieldsEvaluation e = tasks::evaluate_field_predictions(predictions, a.predictions, references, o);
+
+  if (a.json) {
+    nlohmann::ordered_json out{{"predictions", e.predictions},
+                               {"references", e.references},
+                               {"fields", nlohmann::ordered_json::object()}};
+    for (const auto& f : e.score.per_field)
+      out["fields"][f.field] = {{"correct", f.correct}, {"total", f.total}, {"accuracy", f.accuracy()}};
+    out["all_fields"] = {{"correct", e.score.all_correct}, {"total", e.score.pairs}, {"accuracy", e.score.all_accuracy()}};
+    std::cout << out.dump() << "\n";
+    return 0;
+  }
+  size_t width = std::string("all fields").size();
+  for (const auto& f : e.score.per_field) width = std::max(width, f.field.size());
+  auto row = [&](const std::string& name, int64_t correct, int64_t total, double acc) {
+    std::cout << name << std::string(width - name.size() + 2, ' ') << fixed(acc, 4) << "  (" << correct << "/" << total
+              << ")\n";
+  };
+  std::cout << "exact match over " << e.predictions << " predictions of " << e.references << " reference rows";
+  if (e.min_per_reference == e.max_per_reference && e.max_per_reference > 1)
+    std::cout << " (" << e.max_per_reference << " per row)";
+  else if (e.min_per_reference != e.max_per_reference)
+    std::cout << " (" << e.min_per_reference << " to " << e.max_per_reference << " per row)";
+  std::cout << "\n";
+  for (const auto& f : e.score.per_field) row(f.field, f.correct, f.total, f.accuracy());
+  row("all fields", e.score.all_correct, e.score.pairs, e.score.all_accuracy());
+  return 0;
+}
+
 // ---- command -------------------------------------------------------------------------------------
 
 void setup(CLI::App& app) {
@@ -417,19 +506,22 @@ void setup(CLI::App& app) {
   a.rouge = app.add_subcommand("rouge", "ROUGE-1/2/L(sum) as rouge-score / HF evaluate");
   a.bleu = app.add_subcommand("bleu", "Corpus (or sentence) BLEU as sacrebleu");
   a.perplexity = app.add_subcommand("perplexity", "Perplexity of a model on a text, file or CSV column");
+  a.fields = app.add_subcommand("fields", "Per-field exact match of extracted records (generate --fields output)");
   setup_rouge(*a.rouge, a.r);
   setup_bleu(*a.bleu, a.b);
   setup_perplexity(*a.perplexity, a.p);
+  setup_fields(*a.fields, a.f);
 }
 
 int run() {
   const Args& a = args();
   if (a.rouge->parsed()) return run_rouge(a.r);
   if (a.bleu->parsed()) return run_bleu(a.b);
+  if (a.fields->parsed()) return run_fields(a.f);
   return run_perplexity(a.p);
 }
 
-Command command{"eval", "Evaluate: ROUGE, BLEU (sacrebleu) and perplexity", setup, run};
+Command command{"eval", "Evaluate: ROUGE, BLEU (sacrebleu), perplexity, extracted fields", setup, run};
 
 }  // namespace
 }  // namespace lmforge::cli

@@ -1,6 +1,7 @@
 // lmforge generate: HF model.generate() from the command line. Flags carry HF's argument names.
 // --benchmark_mode times generation of a fixed number of tokens instead (seed 000's
-// generate_text.py --benchmark_mode --benchmark_seq_length N).
+// generate_text.py --benchmark_mode --benchmark_seq_length N). --fields parses each continuation
+// into the extraction workflow's fields (seed 004; lmforge/tasks/fields.h).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "lmforge/generate/generate.h"
 #include "lmforge/io/prompt_file.h"
 #include "lmforge/model/model.h"
+#include "lmforge/tasks/fields.h"
 
 namespace lmforge::cli {
 namespace {
@@ -35,6 +37,7 @@ struct Args {
   std::optional<bool> skip_special_tokens, clean_up_tokenization_spaces;
   int show_choices = 0;
   bool json = false;
+  bool fields = false;
   int threads = 0;
   // Benchmark mode
   bool benchmark_mode = false;
@@ -63,6 +66,9 @@ void setup(CLI::App& app) {
   app.add_option("--show_choices", args.show_choices, "Print the top-N next tokens and probabilities of each step");
   app.add_flag("--json", args.json,
                "Print [{prompt, sentences, ids, token_logprobs | sequences_scores}] as JSON (see below)");
+  app.add_flag("--fields", args.fields,
+               "Print each generated continuation parsed into <title> ... <date> ... fields, one JSON object per "
+               "line (see below)");
   add_bool_option(app, "--skip_special_tokens", args.skip_special_tokens, "Drop special tokens when decoding (default true)");
   add_bool_option(app, "--clean_up_tokenization_spaces", args.clean_up_tokenization_spaces,
                   "HF decode clean-up of spaces before punctuation (default: tokenizer_config.json, else false)");
@@ -98,6 +104,13 @@ void setup(CLI::App& app) {
       "logits processors (repetition penalty, no-repeat n-grams, min length) and, when sampling, the warpers "
       "(temperature, top-k, top-p): HF compute_transition_scores(sequences, scores, normalize_logits=True). "
       "Beam search gives sequences_scores (HF's length-normalised beam scores) instead.\n"
+      "--fields (the photo-metadata extraction workflow, docs/EXTRACTION.md): one line per generated sequence, "
+      "prompt by prompt, {prompt_index, sequence_index, prompt, text, fields}: text is the continuation alone (the "
+      "tokens after the prompt, up to and including the first eos, decoded as the sentences are) and fields its "
+      "tags as an object in text order, e.g. {\"language\": \"en\", \"title\": \"...\", \"date\": \"...\"}. "
+      "Tags: <language> <rewrite> <title> <agency> <photographer> <date>; a value runs to the next tag and is "
+      "trimmed; the first of a repeated tag wins; <END>, <|endoftext|>, <back> or <front> after a field ends the "
+      "record; other <...> is text. Score the lines with lmforge eval fields.\n"
       "Benchmark mode: lmforge generate --model DIR --benchmark_mode --benchmark_seq_length N [--benchmark_warmup 1] "
       "[--benchmark_iters 3] [--batch_size B] [--benchmark_json FILE]; greedy unless --do_sample; the prompt is "
       "-p/--prompt_file/--prompt_ids, else \"" + std::string(kBenchmarkPrompt) +
@@ -284,6 +297,42 @@ void check_benchmark_flags() {
   conflicts(!args.gen.stop_strings.empty(), "--stop_strings", "every run generates --benchmark_seq_length tokens");
   conflicts(args.show_choices != 0, "--show_choices", "it prints no text");
   conflicts(args.json, "--json", "use --benchmark_json FILE for machine-readable results");
+  conflicts(args.fields, "--fields", "it prints no text");
+}
+
+// --fields is an output format of its own.
+void check_fields_flags() {
+  if (!args.fields) return;
+  if (args.json) throw Error("--fields and --json are two output formats; give one");
+  if (args.show_choices != 0) throw Error("--show_choices cannot be combined with --fields (one JSON object per line)");
+}
+
+// Generated tokens of a row: those after the prompt up to and including the first eos (the rest is padding).
+size_t generated_length(const std::vector<int32_t>& sequence, size_t prompt_length, const std::vector<int32_t>& eos) {
+  size_t n = 0;
+  for (size_t i = prompt_length; i < sequence.size(); ++i) {
+    ++n;
+    if (std::find(eos.begin(), eos.end(), sequence[i]) != eos.end()) break;
+  }
+  return n;
+}
+
+// --fields: one JSON object per sequence, the continuation parsed by tasks::parse_fields.
+void print_fields(const Tokenizer& tok, const std::vector<Prompt>& prompts, const GenerationOutput& out,
+                  const GenerationConfig& g, int per_prompt, bool skip_special) {
+  for (size_t p = 0; p < prompts.size(); ++p)
+    for (int k = 0; k < per_prompt; ++k) {
+      const std::vector<int32_t>& s = out.sequences[p * per_prompt + k];
+      const auto begin = s.begin() + out.prompt_length;
+      const std::vector<int32_t> continuation(begin, begin + generated_length(s, out.prompt_length, g.eos_token_id));
+      const std::string text = tok.decode(continuation, skip_special, args.clean_up_tokenization_spaces);
+      const nlohmann::ordered_json line{{"prompt_index", p},
+                                        {"sequence_index", k},
+                                        {"prompt", prompts[p].text},
+                                        {"text", text},
+                                        {"fields", tasks::fields_json(tasks::parse_fields(text).fields)}};
+      std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+    }
 }
 
 double median(std::vector<double> v) {
@@ -433,9 +482,13 @@ int run_benchmark() {
 int run() {
   check_benchmark_flags();
   if (args.benchmark_mode) return run_benchmark();
+  check_fields_flags();
   apply_threads(args.threads);
   auto model = Model::load(args.model, parse_dtype(args.dtype));
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
+  if (args.fields && !tok)
+    throw Error("--fields: the model folder '" + args.model + "' has no tokenizer (vocab.json + merges.txt or "
+                "tokenizer.json) to decode the generated text with");
   GenerationConfig g = build_config(*model);
   g.output_scores = args.json;  // token_logprobs
   const auto prompts = collect_prompts(tok, g);
@@ -446,7 +499,7 @@ int run() {
 
   const bool skip_special = args.skip_special_tokens.value_or(true);
   const int rows = static_cast<int>(batch.size()) * (g.num_beams > 1 ? 1 : g.num_return_sequences);
-  const bool stream = !args.json && tok && rows == 1 && g.num_beams == 1 && args.show_choices == 0;
+  const bool stream = !args.json && !args.fields && tok && rows == 1 && g.num_beams == 1 && args.show_choices == 0;
 
   GenerationCallbacks cb;
   std::unique_ptr<Streamer> streamer;
@@ -470,15 +523,11 @@ int run() {
   const int per_prompt = static_cast<int>(out.sequences.size() / prompts.size());
   size_t prompt_tokens = 0, new_tokens = 0;
   for (const auto& p : prompts) prompt_tokens += p.ids.size();
-  for (const auto& s : out.sequences) {
-    // Generated tokens up to and including the first EOS; the rest is padding.
-    for (size_t i = out.prompt_length; i < s.size(); ++i) {
-      ++new_tokens;
-      if (std::find(g.eos_token_id.begin(), g.eos_token_id.end(), s[i]) != g.eos_token_id.end()) break;
-    }
-  }
+  for (const auto& s : out.sequences) new_tokens += generated_length(s, out.prompt_length, g.eos_token_id);
 
-  if (args.json) {
+  if (args.fields) {
+    print_fields(*tok, prompts, out, g, per_prompt, skip_special);
+  } else if (args.json) {
     nlohmann::json all = nlohmann::json::array();
     for (size_t p = 0; p < prompts.size(); ++p) {
       nlohmann::json entry{{"prompt", prompts[p].text}};

@@ -16,6 +16,7 @@
 
 #include "common/fixtures.h"
 #include "common/run.h"
+#include "common/temp_dir_test.h"
 #include "tasks/tasks_test_util.h"
 
 namespace lmforge::test {
@@ -34,19 +35,9 @@ std::vector<json> fixture_cases(const std::string& kind, const std::string& task
   return out;
 }
 
-class CliTask : public ::testing::Test {
+class CliTask : public TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lmforge_cli_task_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  std::string write(const std::string& name, const std::string& text) {
-    std::ofstream(path(name), std::ios::binary) << text;
-    return path(name);
-  }
+  CliTask() : TempDirTest("lmforge_cli_task_") {}
   std::string write_jsonl(const std::string& name, const std::vector<json>& rows) {
     std::string text;
     for (const auto& r : rows) text += r.dump() + "\n";
@@ -71,7 +62,6 @@ class CliTask : public ::testing::Test {
     EXPECT_TRUE(r.out.empty()) << r.out;
     EXPECT_FALSE(fs::exists(out));
   }
-  fs::path dir_;
 };
 
 // lm-eval's GLUE mnli through the built-in template: every choice's log-likelihood, is_greedy and
