@@ -30,6 +30,7 @@ namespace {
 
 struct Args {
   std::string model, dtype = "auto";
+  std::string adapter;  // --adapter: PEFT LoRA folder applied unmerged
   std::vector<std::string> prompts, prompt_ids;
   std::string prompt_file;
   std::optional<std::string> prompt_column;
@@ -74,6 +75,7 @@ void setup(CLI::App& app) {
                   "HF decode clean-up of spaces before punctuation (default: tokenizer_config.json, else false)");
   app.add_option("--threads", args.threads, "Threads (default: all cores)");
   add_dtype_option(app, args.dtype);
+  add_adapter_option(app, args.adapter);
   app.add_flag("--benchmark_mode", args.benchmark_mode,
                "Time generation instead of printing text: --benchmark_seq_length new tokens per run, EOS and "
                "stop strings ignored, greedy unless --do_sample; prints a table of latency, tokens/s and peak memory");
@@ -367,7 +369,7 @@ int run_benchmark() {
   const int iters = args.benchmark_iters.value_or(kBenchmarkIters);
 
   const auto load0 = std::chrono::steady_clock::now();
-  auto model = Model::load(args.model, parse_dtype(args.dtype));
+  auto model = load_model(args.model, args.dtype, args.adapter);
   const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - load0).count();
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
 
@@ -484,7 +486,7 @@ int run() {
   if (args.benchmark_mode) return run_benchmark();
   check_fields_flags();
   apply_threads(args.threads);
-  auto model = Model::load(args.model, parse_dtype(args.dtype));
+  auto model = load_model(args.model, args.dtype, args.adapter);
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
   if (args.fields && !tok)
     throw Error("--fields: the model folder '" + args.model + "' has no tokenizer (vocab.json + merges.txt or "

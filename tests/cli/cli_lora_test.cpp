@@ -2,6 +2,7 @@
 // PEFT fixtures (tests/data/lora/), and their bad inputs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +78,23 @@ TEST(CliLora, LogitsWithAdapterAndMergedFolderGivePeftsLogits) {
   const auto base_want = test::read_npy(lora_dir() / c["output"]["arrays"]["logits_base"].get<std::string>());
   EXPECT_LE(max_diff(test::read_npy(tmp.path / "base.npy"), base_want), tol);
   EXPECT_GT(max_diff(test::read_npy(tmp.path / "base.npy"), want), 1.0f);
+}
+
+TEST(CliLora, GenerateWithAdapterTakesPeftsGreedyToken) {
+  // Greedy decoding's first new token is the argmax of the adapter's last-position logits.
+  for (const auto& c : test::read_jsonl(lora_dir() / "cases.jsonl")) {
+    const auto logits = test::read_npy(lora_dir() / c["output"]["arrays"]["logits_lora"].get<std::string>());
+    const size_t V = static_cast<size_t>(logits.shape[1]), last = static_cast<size_t>(logits.shape[0]) - 1;
+    const auto row = logits.data.begin() + static_cast<std::ptrdiff_t>(last * V);
+    const int want = static_cast<int>(std::max_element(row, row + static_cast<std::ptrdiff_t>(V)) - row);
+    ASSERT_EQ(c["logit_positions"].back().get<int>(), 9);
+    const auto r = run_cli("generate --model " + (data_dir() / c["model"].get<std::string>()).string() + " --adapter " +
+                           (lora_dir() / c["adapter_dir"].get<std::string>()).string() + " --prompt_ids " + ids_of(c) +
+                           " --max_new_tokens 1 --json");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json out = json::parse(r.out);
+    EXPECT_EQ(out[0]["ids"][0].back().get<int>(), want) << c["id"];
+  }
 }
 
 TEST(CliLora, AnAdapterFolderAsModelLoadsItsBase) {
