@@ -3,6 +3,7 @@
 // How every number is computed: docs/EVAL.md. lmforge eval fields: per-field exact match of the
 // extraction workflow's records (seed 004; docs/EXTRACTION.md).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -436,9 +437,10 @@ constexpr const char* kFieldsHelp =
     "A prediction's fields are its \"fields\" object, else its \"text\" parsed by the --fields rules of lmforge "
     "generate. The reference fields are the columns named like them, or, with --text_column, parsed from that "
     "column (full training texts: the prompt is dropped). Values are compared after trimming surrounding ASCII "
-    "whitespace; an absent field equals an empty one. Every reference row needs a prediction; several per row "
+    "whitespace; an absent field equals an empty one, so the report also gives each field's accuracy over the "
+    "rows whose reference has a value. Every reference row needs a prediction; several per row "
     "(num_return_sequences) are each scored. When a prediction and its row both have a prompt, the prediction's "
-    "must end with the row's. all_fields: predictions with every scored field right.";
+    "must end with the row's. all fields: predictions with every scored field right.";
 
 void setup_fields(CLI::App& app, FieldsArgs& a) {
   app.footer(kFieldsHelp);
@@ -471,30 +473,44 @@ int run_fields(const FieldsArgs& a) {
   const tasks::Dataset references = tasks::load_dataset(a.references, d);
   const tasks::FieldsEvaluation e = tasks::evaluate_field_predictions(predictions, a.predictions, references, o);
 
+  const auto ratio = [](int64_t correct, int64_t total, double acc) {
+    return total ? fixed(acc, 4) + "  (" + std::to_string(correct) + "/" + std::to_string(total) + ")" : std::string("-");
+  };
   if (a.json) {
+    const auto part = [](int64_t correct, int64_t total, double acc) {
+      return nlohmann::ordered_json{{"correct", correct}, {"total", total},
+                                    {"accuracy", total ? nlohmann::ordered_json(acc) : nlohmann::ordered_json(nullptr)}};
+    };
     nlohmann::ordered_json out{{"predictions", e.predictions},
                                {"references", e.references},
                                {"fields", nlohmann::ordered_json::object()}};
-    for (const auto& f : e.score.per_field)
-      out["fields"][f.field] = {{"correct", f.correct}, {"total", f.total}, {"accuracy", f.accuracy()}};
-    out["all_fields"] = {{"correct", e.score.all_correct}, {"total", e.score.pairs}, {"accuracy", e.score.all_accuracy()}};
+    for (const auto& f : e.score.per_field) {
+      out["fields"][f.field] = part(f.correct, f.total, f.accuracy());
+      out["fields"][f.field]["with_value"] = part(f.with_value_correct, f.with_value_total, f.with_value_accuracy());
+    }
+    out["all_fields"] = part(e.score.all_correct, e.score.pairs, e.score.all_accuracy());
     std::cout << out.dump() << "\n";
     return 0;
   }
-  size_t width = std::string("all fields").size();
-  for (const auto& f : e.score.per_field) width = std::max(width, f.field.size());
-  auto row = [&](const std::string& name, int64_t correct, int64_t total, double acc) {
-    std::cout << name << std::string(width - name.size() + 2, ' ') << fixed(acc, 4) << "  (" << correct << "/" << total
-              << ")\n";
-  };
+  // field, all pairs, pairs whose reference has a value; columns padded to the widest entry.
+  std::vector<std::array<std::string, 3>> table{{"field", "all rows", "rows with a reference value"}};
+  for (const auto& f : e.score.per_field)
+    table.push_back({f.field, ratio(f.correct, f.total, f.accuracy()),
+                     ratio(f.with_value_correct, f.with_value_total, f.with_value_accuracy())});
+  table.push_back({"all fields", ratio(e.score.all_correct, e.score.pairs, e.score.all_accuracy()), ""});
+  size_t w0 = 0, w1 = 0;
+  for (const auto& r : table) w0 = std::max(w0, r[0].size()), w1 = std::max(w1, r[1].size());
   std::cout << "exact match over " << e.predictions << " predictions of " << e.references << " reference rows";
   if (e.min_per_reference == e.max_per_reference && e.max_per_reference > 1)
     std::cout << " (" << e.max_per_reference << " per row)";
   else if (e.min_per_reference != e.max_per_reference)
     std::cout << " (" << e.min_per_reference << " to " << e.max_per_reference << " per row)";
   std::cout << "\n";
-  for (const auto& f : e.score.per_field) row(f.field, f.correct, f.total, f.accuracy());
-  row("all fields", e.score.all_correct, e.score.pairs, e.score.all_accuracy());
+  for (const auto& r : table) {
+    std::string line = r[0] + std::string(w0 - r[0].size() + 2, ' ') + r[1];
+    if (!r[2].empty()) line += std::string(w1 - r[1].size() + 2, ' ') + r[2];
+    std::cout << line << "\n";
+  }
   return 0;
 }
 

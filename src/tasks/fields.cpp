@@ -150,9 +150,14 @@ FieldsScore score_fields(const std::vector<FieldRecord>& predicted, const std::v
   for (size_t i = 0; i < predicted.size(); ++i) {
     bool all = true;
     for (FieldAccuracy& acc : score.per_field) {
-      const bool same = field_value(predicted[i], acc.field) == field_value(reference[i], acc.field);
+      const std::string ref = field_value(reference[i], acc.field);
+      const bool same = field_value(predicted[i], acc.field) == ref;
       acc.correct += same;
       ++acc.total;
+      if (!ref.empty()) {
+        acc.with_value_correct += same;
+        ++acc.with_value_total;
+      }
       all = all && same;
     }
     score.all_correct += all;

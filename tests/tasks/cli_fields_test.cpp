@@ -137,11 +137,12 @@ TEST_F(CliFields, EvalFieldsText) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out,
             "exact match over 3 predictions of 3 reference rows\n"
-            "rewrite       1.0000  (3/3)\n"
-            "title         1.0000  (3/3)\n"
-            "agency        1.0000  (3/3)\n"
-            "photographer  0.6667  (2/3)\n"
-            "date          0.6667  (2/3)\n"
+            "field         all rows       rows with a reference value\n"
+            "rewrite       1.0000  (3/3)  1.0000  (3/3)\n"
+            "title         1.0000  (3/3)  1.0000  (3/3)\n"
+            "agency        1.0000  (3/3)  1.0000  (1/1)\n"
+            "photographer  0.6667  (2/3)  0.5000  (1/2)\n"
+            "date          0.6667  (2/3)  1.0000  (2/2)\n"
             "all fields    0.6667  (2/3)\n");
 }
 
@@ -160,6 +161,14 @@ TEST_F(CliFields, EvalFieldsJsonAndChosenFields) {
     EXPECT_EQ(j["fields"][f]["correct"], correct) << f;
     EXPECT_EQ(j["fields"][f]["total"], 3) << f;
     EXPECT_DOUBLE_EQ(j["fields"][f]["accuracy"].get<double>(), correct / 3.0) << f;
+  }
+  // Rows with a reference value: agency only row 1 (right), photographer rows 1 (wrong) and 2.
+  const std::vector<std::pair<std::string, std::pair<int, int>>> with_value = {
+      {"rewrite", {3, 3}}, {"title", {3, 3}}, {"agency", {1, 1}}, {"photographer", {1, 2}}, {"date", {2, 2}}};
+  for (const auto& [f, ct] : with_value) {
+    EXPECT_EQ(j["fields"][f]["with_value"]["correct"], ct.first) << f;
+    EXPECT_EQ(j["fields"][f]["with_value"]["total"], ct.second) << f;
+    EXPECT_DOUBLE_EQ(j["fields"][f]["with_value"]["accuracy"].get<double>(), double(ct.first) / ct.second) << f;
   }
   EXPECT_EQ(j["all_fields"]["correct"], 2);
   EXPECT_EQ(j["all_fields"]["total"], 3);
@@ -193,12 +202,17 @@ TEST_F(CliFields, EvalFieldsTwoSequencesPerRowAndTrainingTextReferences) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out,
             "exact match over 3 predictions of 2 reference rows (1 to 2 per row)\n"
-            "rewrite       1.0000  (3/3)\n"
-            "title         0.6667  (2/3)\n"
-            "agency        1.0000  (3/3)\n"
-            "photographer  1.0000  (3/3)\n"
-            "date          1.0000  (3/3)\n"
+            "field         all rows       rows with a reference value\n"
+            "rewrite       1.0000  (3/3)  1.0000  (3/3)\n"
+            "title         0.6667  (2/3)  0.6667  (2/3)\n"
+            "agency        1.0000  (3/3)  -\n"
+            "photographer  1.0000  (3/3)  -\n"
+            "date          1.0000  (3/3)  1.0000  (2/2)\n"
             "all fields    0.6667  (2/3)\n");
+  // No reference has an agency: its with_value accuracy is null, not 0.
+  const json j = json::parse(run_cli("eval fields --predictions " + preds + " --references " + refs +
+                                     " --text_column text --json").out);
+  EXPECT_EQ(j["fields"]["agency"]["with_value"], (json{{"correct", 0}, {"total", 0}, {"accuracy", nullptr}}));
 }
 
 TEST_F(CliFields, EvalFieldsBadInput) {

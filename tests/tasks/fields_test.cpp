@@ -148,6 +148,13 @@ TEST(Fields, Score) {
   EXPECT_EQ(s.per_field[2].correct, 2);
   for (const auto& f : s.per_field) EXPECT_EQ(f.total, 3);
   EXPECT_DOUBLE_EQ(s.per_field[0].accuracy(), 2.0 / 3.0);
+  // Only the rows whose reference has a value: every title and date, no agency.
+  EXPECT_EQ(s.per_field[0].with_value_total, 3);
+  EXPECT_EQ(s.per_field[0].with_value_correct, 2);
+  EXPECT_EQ(s.per_field[1].with_value_total, 0);
+  EXPECT_EQ(s.per_field[1].with_value_correct, 0);
+  EXPECT_DOUBLE_EQ(s.per_field[1].with_value_accuracy(), 0.0);
+  EXPECT_EQ(s.per_field[2].with_value_correct, 2);
   EXPECT_EQ(s.all_correct, 1);
   EXPECT_EQ(s.pairs, 3);
   EXPECT_DOUBLE_EQ(s.all_accuracy(), 1.0 / 3.0);
@@ -231,6 +238,14 @@ TEST(FieldsEvaluation, PairsByPromptIndexAndScoresEverySequence) {
     EXPECT_EQ(e.score.per_field[i].correct, want[i].second) << want[i].first;
     EXPECT_EQ(e.score.per_field[i].total, 3);
   }
+  // References with a value: agency and photographer only in row 1 (two sequences, the first right,
+  // the second without them); the others in every row.
+  EXPECT_EQ(e.score.per_field[2].with_value_total, 2);
+  EXPECT_EQ(e.score.per_field[2].with_value_correct, 1);
+  EXPECT_EQ(e.score.per_field[3].with_value_total, 2);
+  EXPECT_EQ(e.score.per_field[3].with_value_correct, 1);
+  EXPECT_EQ(e.score.per_field[4].with_value_total, 3);
+  EXPECT_EQ(e.score.per_field[4].with_value_correct, 3);
   EXPECT_EQ(e.score.all_correct, 1);
   EXPECT_EQ(e.score.pairs, 3);
 }

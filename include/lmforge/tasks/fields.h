@@ -74,7 +74,13 @@ nlohmann::ordered_json fields_json(const FieldRecord& record);
 struct FieldAccuracy {
   std::string field;
   int64_t correct = 0, total = 0;
+  // The same over the pairs whose reference has a value: an empty reference is matched by saying
+  // nothing, so a model that never writes <agency> still gets every agency-less row right.
+  int64_t with_value_correct = 0, with_value_total = 0;
   double accuracy() const { return total ? static_cast<double>(correct) / static_cast<double>(total) : 0.0; }
+  double with_value_accuracy() const {
+    return with_value_total ? static_cast<double>(with_value_correct) / static_cast<double>(with_value_total) : 0.0;
+  }
 };
 
 struct FieldsScore {
