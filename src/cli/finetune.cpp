@@ -1,6 +1,7 @@
 // lmforge finetune: causal-LM fine-tuning (or training from scratch) on a CSV column.
 // Every TrainConfig key is a flag of the same name; --model_config reads them from YAML first and
 // flags given on the command line win.
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <set>
@@ -20,7 +21,8 @@ struct Args {
 } args;
 
 const std::set<std::string> kBoolKeys = {"bfloat16", "bf16", "packing", "overwrite_output_dir", "save_only_model",
-                                         "lora", "gradient_checkpointing"};
+                                         "lora", "gradient_checkpointing", "run_clm", "do_train", "do_eval",
+                                         "fp16", "overwrite_cache", "use_fast_tokenizer"};
 
 std::string help_for(const std::string& key) {
   static const std::map<std::string, std::string> help = {
@@ -48,7 +50,7 @@ std::string help_for(const std::string& key) {
       {"overwrite_output_dir",
        "Write into a --save_path that is not empty and not an earlier finetune output, or start over in one "
        "that holds checkpoints (they are deleted)"},
-      {"eval_steps", "Validate every N steps (default 0 = every epoch)"},
+      {"eval_steps", "Validate every N steps (default 0 = every epoch; with --evaluation_strategy steps: --logging_steps)"},
       {"save_total_limit", "Keep at most N checkpoints (0 = all)"},
       {"resume_from_checkpoint", "checkpoint-<step> folder, or 'latest' in --save_path (Ctrl-C saves one)"},
       {"packing", "Concatenate rows into blocks of block_size instead of padding"},
@@ -68,6 +70,22 @@ std::string help_for(const std::string& key) {
        "Comma-separated module names to adapt (default: the architecture's peft default; implies --lora)"},
       {"base_dtype", "float32 | bfloat16 | int8: how the frozen base is held with --lora (default float32)"},
       {"gradient_checkpointing", "Recompute activations in backward to save memory (default false)"},
+      // HF run_clm.py's command line (docs/TRAINING.md).
+      {"train_file", "run_clm.py's training file (.csv, .json/.jsonl, .txt): --data_path read by run_clm's pipeline "
+                     "(column text or the first, no prefix/suffix/eos, rows grouped into --block_size blocks)"},
+      {"run_clm", "Read --data_path with run_clm.py's pipeline (what --train_file sets)"},
+      {"validation_file", "Separate validation set in the training file's format (then --validation_fraction is not used)"},
+      {"do_train", "Train (run_clm.py: without it nothing is trained; give neither --do_train nor --do_eval to train)"},
+      {"do_eval", "Evaluate at the end (eval_results.json); alone: evaluate --model on the validation set"},
+      {"evaluation_strategy", "steps | epoch | no: when to validate (default: steps with --eval_steps, else epoch)"},
+      {"eval_strategy", "Same as --evaluation_strategy (HF's newer name)"},
+      {"save_strategy", "steps | epoch | no: when to write checkpoint-<step>/ (default steps, with --save_steps)"},
+      {"fp16", "HF's fp16 mixed precision: on the CPU this is bf16 autocast (--bfloat16), with a notice"},
+      {"overwrite_cache", "Accepted for run_clm.py command lines; no effect (nothing is cached)"},
+      {"use_fast_tokenizer", "Accepted; no effect (one byte-level BPE tokenizer, the ids of HF's fast and slow ones)"},
+      {"deepspeed", "A DeepSpeed config file: accepted and ignored, with a notice (one CPU process, no DeepSpeed)"},
+      {"model_name_or_path", "Same as --model (also a model in the local HF cache)"},
+      {"tokenizer_name", "Same as --tokenizer (also a model in the local HF cache)"},
   };
   auto it = help.find(key);
   return it == help.end() ? "Same as the YAML key '" + key + "'" : it->second;
@@ -122,8 +140,18 @@ int run() {
       set_config_value(cfg, it->first, it->second, "--lora");
       break;
     }
+  if (cfg.fp16)
+    std::cerr << "lmforge: --fp16: training runs on the CPU, which has no fp16 autocast; using bf16 autocast "
+                 "(--bfloat16) instead\n";
+  if (!cfg.deepspeed.empty())
+    std::cerr << "lmforge: --deepspeed " << cfg.deepspeed
+              << ": ignored (lmforge trains in one process on the CPU, without DeepSpeed)\n";
   const StopSignalHandlers ctrl_c;  // Ctrl-C: stop after the current step with a checkpoint
   const FinetuneResult r = finetune(cfg);
+  if (!will_train(cfg)) {  // --do_eval alone
+    std::cout << "eval_loss " << r.final_eval_loss << ", perplexity " << std::exp(r.final_eval_loss) << "\n";
+    return 0;
+  }
   if (r.interrupted) {
     std::cout.flush();
     std::cerr << "interrupted after step " << r.steps << " of " << r.total_steps
@@ -131,8 +159,10 @@ int run() {
               << "to resume: " << resume_command() << "\n";
     return 1;  // the job did not finish: scripts must not take the folder for a trained model
   }
-  std::cout << "final train loss " << r.final_train_loss << ", validation loss " << r.final_eval_loss << ", model in "
-            << r.output_dir.string() << "\n";
+  std::cout << "final train loss " << r.final_train_loss;
+  if (!std::isnan(r.final_eval_loss))
+    std::cout << ", validation loss " << r.final_eval_loss << ", perplexity " << std::exp(r.final_eval_loss);
+  std::cout << ", model in " << r.output_dir.string() << "\n";
   return 0;
 }
 

@@ -136,7 +136,8 @@ std::string& pending_model_error() {
 }
 
 void add_shared_checks(CLI::App& sub) {
-  for (const char* name : {"--model", "dir"})
+  // finetune's run_clm.py spellings --model_name_or_path and --tokenizer_name name models the same way.
+  for (const char* name : {"--model", "dir", "--model_name_or_path", "--tokenizer_name"})
     if (CLI::Option* opt = sub.get_option_no_throw(name))
       opt->transform(CLI::Validator(
           [](std::string& v) -> std::string {

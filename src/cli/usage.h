@@ -24,8 +24,9 @@ std::string describe_parse_error(const CLI::App& app, const CLI::ParseError& e);
 
 // --threads must be >= 1 and --seed a non-negative integer, on every subcommand that has them
 // (given flags only: leaving --threads out still means all cores).
-// --model (and inspect's DIR) also take a model name from the local Hugging Face cache
-// (resolve_model_path): the value is replaced by the snapshot folder while parsing.
+// --model (and inspect's DIR, finetune's --model_name_or_path and --tokenizer_name) also take a model
+// name from the local Hugging Face cache (resolve_model_path): the value is replaced by the snapshot
+// folder while parsing.
 void add_shared_checks(CLI::App& sub);
 
 // The error of a --model that is neither a folder nor cached, found while parsing, or "". It is not

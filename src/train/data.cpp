@@ -41,6 +41,8 @@ std::string strip(const std::string& s) {
   return s.substr(b, e - b);
 }
 
+}  // namespace
+
 std::string column_list(const std::vector<std::string>& header) {
   std::string out;
   for (size_t i = 0; i < header.size(); ++i) {
@@ -55,8 +57,6 @@ std::string column_list(const std::vector<std::string>& header) {
   }
   return out;
 }
-
-}  // namespace
 
 // ---- Rng -------------------------------------------------------------------------------------
 

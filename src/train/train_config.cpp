@@ -14,6 +14,7 @@
 
 #include "io/io_util.h"
 #include "lmforge/error.h"
+#include "lmforge/train/run_clm.h"
 
 namespace lmforge {
 
@@ -137,6 +138,18 @@ void set_lora_target(TrainConfig& c, const YAML::Node& n, const std::string& key
   }
 }
 
+IntervalStrategy get_strategy(const YAML::Node& n, const std::string& key, const std::string& where) {
+  const std::string v = lower(get_string(n, key, where));
+  if (v == "steps") return IntervalStrategy::Steps;
+  if (v == "epoch") return IntervalStrategy::Epoch;
+  if (v == "no") return IntervalStrategy::No;
+  type_error(where, key, n, "'steps', 'epoch' or 'no'");
+}
+
+Setter opt_bool_member(std::optional<bool> TrainConfig::*m) {
+  return [m](TrainConfig& c, const YAML::Node& n, const std::string& k, const std::string& w) { c.*m = get_bool(n, k, w); };
+}
+
 void set_model(TrainConfig& c, const YAML::Node& n, const std::string& key, const std::string& where);
 void set_generation(TrainConfig& c, const YAML::Node& n, const std::string& key, const std::string& where);
 
@@ -148,6 +161,7 @@ const std::vector<KeySpec>& key_specs() {
         {"save_path", str_member(&TrainConfig::save_path), ""},
         {"tokenizer", str_member(&TrainConfig::tokenizer), ""},
         {"resume_from_checkpoint", str_member(&TrainConfig::resume_from_checkpoint), ""},
+        {"validation_file", str_member(&TrainConfig::validation_file), ""},
         {"overwrite_output_dir", bool_member(&TrainConfig::overwrite_output_dir), ""},
         {"text_column", str_member(&TrainConfig::text_column), ""},
         {"prefix", str_member(&TrainConfig::prefix), ""},
@@ -164,6 +178,9 @@ const std::vector<KeySpec>& key_specs() {
         {"validation_fraction", double_member(&TrainConfig::validation_fraction), ""},
         {"packing", bool_member(&TrainConfig::packing), ""},
         {"block_size", int_member(&TrainConfig::block_size), ""},
+        {"run_clm", bool_member(&TrainConfig::run_clm), ""},
+        {"do_train", opt_bool_member(&TrainConfig::do_train), ""},
+        {"do_eval", opt_bool_member(&TrainConfig::do_eval), ""},
         {"num_epochs", int_member(&TrainConfig::num_epochs), ""},
         {"max_steps", int_member(&TrainConfig::max_steps), ""},
         {"lr", double_member(&TrainConfig::lr), ""},
@@ -174,8 +191,19 @@ const std::vector<KeySpec>& key_specs() {
         {"max_grad_norm", double_member(&TrainConfig::max_grad_norm), ""},
         {"seed", int_member(&TrainConfig::seed), ""},
         {"bfloat16", bool_member(&TrainConfig::bfloat16), ""},
+        {"fp16", bool_member(&TrainConfig::fp16), ""},
         {"logging_steps", int_member(&TrainConfig::logging_steps), ""},
+        {"evaluation_strategy",
+         [](TrainConfig& c, const YAML::Node& n, const std::string& k, const std::string& w) {
+           c.evaluation_strategy = get_strategy(n, k, w);
+         },
+         ""},
         {"eval_steps", int_member(&TrainConfig::eval_steps), ""},
+        {"save_strategy",
+         [](TrainConfig& c, const YAML::Node& n, const std::string& k, const std::string& w) {
+           c.save_strategy = get_strategy(n, k, w);
+         },
+         ""},
         {"save_steps", int_member(&TrainConfig::save_steps), ""},
         {"save_total_limit", int_member(&TrainConfig::save_total_limit), ""},
         {"save_only_model", bool_member(&TrainConfig::save_only_model), ""},
@@ -198,16 +226,28 @@ const std::vector<KeySpec>& key_specs() {
         {"lora_target", implies_lora(set_lora_target), ""},
         {"base_dtype", str_member(&TrainConfig::base_dtype), ""},
         {"gradient_checkpointing", bool_member(&TrainConfig::gradient_checkpointing), ""},
+        {"overwrite_cache", bool_member(&TrainConfig::overwrite_cache), ""},
+        {"use_fast_tokenizer", bool_member(&TrainConfig::use_fast_tokenizer), ""},
+        {"deepspeed", str_member(&TrainConfig::deepspeed), ""},
         {"generation", set_generation, ""},
         {"version", [](TrainConfig&, const YAML::Node&, const std::string&, const std::string&) {}, ""},
     };
-    // HF TrainingArguments spellings.
+    // HF TrainingArguments and run_clm.py spellings.
     const std::pair<const char*, const char*> aliases[] = {
-        {"learning_rate", "lr"}, {"num_train_epochs", "num_epochs"}, {"output_dir", "save_path"}, {"bf16", "bfloat16"}};
+        {"learning_rate", "lr"},         {"num_train_epochs", "num_epochs"}, {"output_dir", "save_path"},
+        {"bf16", "bfloat16"},            {"model_name_or_path", "model"},    {"tokenizer_name", "tokenizer"},
+        {"eval_strategy", "evaluation_strategy"}};
     for (const auto& [alias, target] : aliases) {
       auto it = std::find_if(s.begin(), s.end(), [&](const KeySpec& k) { return k.name == target; });
       s.push_back({alias, it->set, target});
     }
+    // run_clm.py's --train_file: the data file, read by run_clm.py's pipeline.
+    s.push_back({"train_file",
+                 [](TrainConfig& c, const YAML::Node& n, const std::string& k, const std::string& w) {
+                   c.data_path = get_string(n, k, w);
+                   c.run_clm = true;
+                 },
+                 "data_path"});
     return s;
   }();
   return specs;
@@ -390,8 +430,24 @@ void set_config_value(TrainConfig& cfg, const std::string& key, const std::strin
 
 void validate(const TrainConfig& c, bool require_paths) {
   auto bad = [](const std::string& key, const std::string& what) { throw Error("invalid " + key + ": " + what); };
+  const bool train = will_train(c), eval_only = !train;
+  if (eval_only && !will_evaluate(c))
+    throw Error("nothing to do: --do_train and --do_eval are both false (as in run_clm.py, without --do_train "
+                "nothing is trained; --do_eval alone evaluates --model on the validation set)");
+  if (eval_only && c.init == InitMode::Random)
+    throw Error("--do_eval without --do_train evaluates --model as it is: it needs init: pretrained, not random");
+  const bool validation_set = !c.validation_file.empty() || c.validation_fraction > 0.0;
+  if (do_eval_requested(c) && !validation_set)
+    throw Error(std::string(c.do_eval.value_or(false) ? "--do_eval" : "--evaluation_strategy") +
+                " needs a validation set: --validation_file FILE, or --validation_fraction > 0");
+  if (train && eval_strategy(c) == IntervalStrategy::Steps && c.eval_steps <= 0 && c.logging_steps <= 0)
+    throw Error("--evaluation_strategy steps needs --eval_steps > 0 (or --logging_steps > 0, HF's default for it)");
+  if (c.run_clm && !c.data_path.empty()) check_text_file_extension(c.data_path, data_flag(c));
+  if (!c.validation_file.empty() && (c.run_clm || c.data_path.empty()))
+    check_text_file_extension(c.validation_file, "--validation_file");
   if (require_paths) {
-    if (c.data_path.empty()) bad("data_path", "required (the headline CSV)");
+    if (c.data_path.empty() && (train || c.validation_file.empty()))
+      bad(c.run_clm ? "train_file" : "data_path", train ? "required (the training data)" : "required (--do_eval: or --validation_file)");
     if (c.save_path.empty()) bad("save_path", "required (the output folder)");
     if (c.init == InitMode::Pretrained && c.model.empty()) bad("model", "required with init: pretrained (an HF model folder)");
   }
@@ -446,6 +502,7 @@ std::string to_yaml(const TrainConfig& c) {
   str("save_path", c.save_path);
   str("tokenizer", c.tokenizer);
   str("resume_from_checkpoint", c.resume_from_checkpoint);
+  str("validation_file", c.validation_file);
   boolean("overwrite_output_dir", c.overwrite_output_dir);
   str("text_column", c.text_column);
   str("prefix", c.prefix);
@@ -455,6 +512,12 @@ std::string to_yaml(const TrainConfig& c) {
   num("validation_fraction", fmt_double(c.validation_fraction));
   boolean("packing", c.packing);
   num("block_size", std::to_string(c.block_size));
+  boolean("run_clm", c.run_clm);
+  const std::pair<const char*, const std::optional<bool>*> runs[] = {{"do_train", &c.do_train}, {"do_eval", &c.do_eval}};
+  for (const auto& [name, v] : runs) {
+    if (v->has_value()) boolean(name, **v);
+    else out << YAML::Key << name << YAML::Value << YAML::Null;
+  }
   num("num_epochs", std::to_string(c.num_epochs));
   num("max_steps", std::to_string(c.max_steps));
   num("lr", fmt_double(c.lr));
@@ -465,8 +528,13 @@ std::string to_yaml(const TrainConfig& c) {
   num("max_grad_norm", fmt_double(c.max_grad_norm));
   num("seed", std::to_string(c.seed));
   boolean("bfloat16", c.bfloat16);
+  boolean("fp16", c.fp16);
   num("logging_steps", std::to_string(c.logging_steps));
+  // Quoted: a bare `no` is false to YAML 1.1 readers (PyYAML).
+  if (c.evaluation_strategy) str("evaluation_strategy", to_string(*c.evaluation_strategy));
+  else out << YAML::Key << "evaluation_strategy" << YAML::Value << YAML::Null;
   num("eval_steps", std::to_string(c.eval_steps));
+  str("save_strategy", to_string(c.save_strategy));
   num("save_steps", std::to_string(c.save_steps));
   num("save_total_limit", std::to_string(c.save_total_limit));
   boolean("save_only_model", c.save_only_model);
@@ -486,6 +554,9 @@ std::string to_yaml(const TrainConfig& c) {
   out << YAML::EndSeq;
   str("base_dtype", c.base_dtype);
   boolean("gradient_checkpointing", c.gradient_checkpointing);
+  boolean("overwrite_cache", c.overwrite_cache);
+  boolean("use_fast_tokenizer", c.use_fast_tokenizer);
+  str("deepspeed", c.deepspeed);
   out << YAML::Key << "generation" << YAML::Value << YAML::BeginMap;
   str("prompt_file", c.generation.prompt_file);
   num("min_length", std::to_string(c.generation.min_length));
@@ -512,9 +583,9 @@ DataOptions data_options(const TrainConfig& c, int n_positions) {
 LoaderOptions loader_options(const TrainConfig& c, int n_positions, int32_t pad_id) {
   LoaderOptions o;
   o.batch_size = c.per_device_train_batch_size;
-  o.packing = c.packing;
+  o.packing = c.packing && !c.run_clm;  // run_clm rows are whole blocks already
   o.block_size = c.block_size > 0 ? c.block_size : std::min(n_positions, 1024);
-  if (c.packing && o.block_size > n_positions)
+  if ((c.packing || c.run_clm) && o.block_size > n_positions)
     throw Error("invalid block_size: " + std::to_string(c.block_size) + " exceeds the model's n_positions " +
                 std::to_string(n_positions));
   o.pad_id = pad_id;
@@ -525,5 +596,47 @@ LoaderOptions loader_options(const TrainConfig& c, int n_positions, int32_t pad_
 
 const char* to_string(SampleMode m) { return m == SampleMode::First ? "first" : "random"; }
 const char* to_string(InitMode m) { return m == InitMode::Pretrained ? "pretrained" : "random"; }
+const char* to_string(IntervalStrategy s) {
+  return s == IntervalStrategy::Steps ? "steps" : s == IntervalStrategy::Epoch ? "epoch" : "no";
+}
+
+bool will_train(const TrainConfig& c) { return c.do_train.value_or(!c.do_eval.has_value()); }
+
+bool will_evaluate(const TrainConfig& c) {
+  if (!will_train(c)) return c.do_eval.value_or(false);
+  return c.do_eval.value_or(false) || eval_strategy(c) != IntervalStrategy::No;  // HF: a strategy sets do_eval
+}
+
+bool do_eval_requested(const TrainConfig& c) {
+  return c.do_eval.value_or(false) || (c.evaluation_strategy && *c.evaluation_strategy != IntervalStrategy::No);
+}
+
+IntervalStrategy eval_strategy(const TrainConfig& c) {
+  if (c.evaluation_strategy) return *c.evaluation_strategy;
+  return c.eval_steps > 0 ? IntervalStrategy::Steps : IntervalStrategy::Epoch;
+}
+
+bool eval_due(const TrainConfig& c, int64_t step, bool epoch_end) {
+  switch (eval_strategy(c)) {
+    case IntervalStrategy::Steps: {
+      const int64_t every = c.eval_steps > 0 ? c.eval_steps : c.logging_steps;
+      return every > 0 && step % every == 0;
+    }
+    case IntervalStrategy::Epoch: return epoch_end;
+    case IntervalStrategy::No: return false;
+  }
+  return false;
+}
+
+bool save_due(const TrainConfig& c, int64_t step, bool epoch_end) {
+  switch (c.save_strategy) {
+    case IntervalStrategy::Steps: return c.save_steps > 0 && step % c.save_steps == 0;
+    case IntervalStrategy::Epoch: return epoch_end;
+    case IntervalStrategy::No: return false;
+  }
+  return false;
+}
+
+const char* data_flag(const TrainConfig& c) { return c.run_clm ? "--train_file" : "--data_path"; }
 
 }  // namespace lmforge

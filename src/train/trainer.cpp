@@ -18,6 +18,7 @@
 #include "lmforge/train/data.h"
 #include "lmforge/train/metrics.h"
 #include "lmforge/train/optimizer.h"
+#include "lmforge/train/run_clm.h"
 #include "lmforge/train/train_state.h"
 
 namespace lmforge {
@@ -60,20 +61,6 @@ fs::path tokenizer_dir_of(const TrainConfig& cfg) {
   if (!cfg.tokenizer.empty()) return cfg.tokenizer;
   if (cfg.model.empty()) throw Error("--tokenizer: needed with --init random when no --model folder is given");
   return cfg.model;
-}
-
-// HF Trainer's eval_loss: the mean of per-batch mean losses weighted by rows per batch.
-double validation_loss(const ModelConfig& c, const ModelWeights& w, const DataLoader& val, TrainWorkspace& ws) {
-  double sum = 0;
-  int64_t rows = 0;
-  for (int64_t b = 0; b < val.batches_per_epoch(); ++b) {
-    const TrainBatch batch = val.batch_at(0, b);
-    const float loss = evaluate_loss(c, w, batch, ws);
-    if (std::isnan(loss)) continue;  // a batch with no targets
-    sum += static_cast<double>(loss) * batch.B;
-    rows += batch.B;
-  }
-  return rows ? sum / rows : NAN;
 }
 
 int64_t real_tokens(const TrainBatch& b) {
@@ -140,7 +127,7 @@ void remove_earlier_run(const fs::path& save) {
   for (const auto& e : fs::directory_iterator(save, ec)) {
     const std::string name = e.path().filename().string();
     if ((name.starts_with("checkpoint-") && e.is_directory(ec)) || name == "metrics.jsonl" ||
-        name == "loss_curve.png" || name == "loss_curve.svg")
+        name == "loss_curve.png" || name == "loss_curve.svg" || name == "eval_results.json")
       old.push_back(e.path());
   }
   for (const auto& p : old) {
@@ -187,10 +174,28 @@ void undo_save_folder(const SaveFolder& f, const fs::path& save) {
 
 // The "training" block of lmforge_output.json (io/output_dir.h): what synth, eval, quantize and
 // tune need to rebuild the exact text format and held-out split. block_size is the packing row
-// length actually used.
+// length actually used. run_clm mode: no prefix/suffix, and no held-out split to rebuild from a CSV
+// column (the keys that describe one are left out); a --validation_file replaces the split.
 nlohmann::json training_record(const TrainConfig& c, int block_size) {
   std::error_code ec;
   const fs::path data = fs::absolute(c.data_path, ec).lexically_normal();
+  const std::string validation = c.validation_file.empty() ? "" : fs::absolute(c.validation_file, ec).lexically_normal().string();
+  if (c.run_clm)
+    return {{"prefix", ""},
+            {"suffix", ""},
+            {"run_clm", true},
+            {"train_file", data.string()},
+            {"validation_file", validation},
+            {"block_size", block_size},
+            {"seed", c.seed}};
+  if (!validation.empty())
+    return {{"prefix", c.prefix},
+            {"suffix", c.suffix},
+            {"text_column", c.text_column},
+            {"data_path", data.string()},
+            {"validation_file", validation},
+            {"packing", c.packing},
+            {"block_size", block_size}};
   return {{"prefix", c.prefix},
           {"suffix", c.suffix},
           {"text_column", c.text_column},
@@ -217,7 +222,11 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
   validate(cfg);
   // A mistyped data path fails before the model loads (minutes for GPT-J) and before the save
   // folder exists; the CSV reader gives the same message for the same cause.
-  if (std::error_code ec; !fs::exists(cfg.data_path, ec)) throw Error(cfg.data_path + ": no such file");
+  std::error_code ec;
+  if (!cfg.validation_file.empty() && !fs::exists(cfg.validation_file, ec))
+    throw Error(cfg.validation_file + ": no such file (--validation_file)");
+  if (!will_train(cfg)) return evaluate_only(cfg, hooks);  // run_clm.py's --do_eval alone
+  if (!fs::exists(cfg.data_path, ec)) throw Error(cfg.data_path + ": no such file");
   const SaveFolder folder = prepare_save_folder(cfg);
   try {
     return run_training(cfg, hooks);
@@ -249,8 +258,9 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
            (cfg.init == InitMode::Random ? "random init" : "from " + cfg.model) + ")");
 
   // Data.
-  const Dataset ds = load_dataset(data_options(cfg, mc.n_positions), tok);
-  out.line(ds.summary.to_string());
+  const TrainingData td = load_training_data(cfg, mc.n_positions, tok);  // run_clm.h: every data mode
+  const Dataset& ds = td.data;
+  for (const auto& line : td.summary) out.line(line);
   if (ds.train.empty()) throw Error(cfg.data_path + ": no training rows left after filtering");
   const LoaderOptions lo = loader_options(cfg, mc.n_positions, ds.eos_id);
   DataLoader train(ds.train, lo);
@@ -299,7 +309,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
   const std::string config_yaml = to_yaml(cfg);
   write_file_atomic(save / "train_config.yml", config_yaml);
 
-  TrainWorkspace ws(TrainOptions{cfg.bfloat16});  // --bfloat16: bf16 matmuls, fp32 master weights
+  TrainWorkspace ws(TrainOptions{cfg.bfloat16 || cfg.fp16});  // --bfloat16 (--fp16): bf16 matmuls, fp32 master weights
   std::vector<float> grads(w.num_parameters(), 0.0f);
   const auto t_start = Clock::now();
   const int64_t start_step = st.global_step;
@@ -386,11 +396,10 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     out.progress(format_progress(pi), logging_step);
 
     const bool epoch_end = st.global_step % steps_per_epoch == 0;
-    if ((cfg.eval_steps > 0 && st.global_step % cfg.eval_steps == 0) || (cfg.eval_steps == 0 && epoch_end) || last)
-      evaluate();
+    if (eval_due(cfg, st.global_step, epoch_end) || (last && will_evaluate(cfg))) evaluate();
     // No checkpoint at the last step, even a multiple of save_steps: the root folder is the result,
     // and a copy with optimizer state (3x the model) would only fill the disk.
-    if (!last && cfg.save_steps > 0 && st.global_step % cfg.save_steps == 0) checkpoint(cfg.save_only_model);
+    if (!last && save_due(cfg, st.global_step, epoch_end)) checkpoint(cfg.save_only_model);
     if (hooks.after_step && !hooks.after_step(st.global_step)) break;
     if (!last && stop_requested()) {
       interrupted = true;
@@ -419,6 +428,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     const LossCurve curve = loss_curve_from_records(read_metrics(save / "metrics.jsonl"));
     write_loss_curve_png(save / "loss_curve.png", curve);
     write_loss_curve_svg(save / "loss_curve.svg", curve);
+    if (val && do_eval_requested(cfg) && !std::isnan(last_eval)) write_eval_results(save, last_eval, val->num_rows(), &st.epoch);
     out.line("saved the model to " + save.string() + " (loss curve: " + (save / "loss_curve.png").string() + ")");
   }
   out.line("training time " + format_duration(r.train_seconds) + " (" + fmt("%.1f", r.tokens_per_second) +

@@ -407,6 +407,199 @@ TEST(TrainConfig, LoraYamlRoundTrip) {
   EXPECT_EQ(to_yaml(parse(p)), p);
 }
 
+TEST(TrainConfig, RunClmSpellings) {
+  const TrainConfig c = parse(
+      "model_name_or_path: m\ntrain_file: data/train.csv\nvalidation_file: data/val.csv\ntokenizer_name: tok\n"
+      "do_train: True\ndo_eval: True\nfp16: True\noverwrite_cache: True\nuse_fast_tokenizer: False\n"
+      "eval_strategy: steps\nsave_strategy: epoch\ndeepspeed: ds_config_gptj.json\n");
+  EXPECT_EQ(c.model, "m");
+  EXPECT_EQ(c.data_path, "data/train.csv");
+  EXPECT_TRUE(c.run_clm);  // --train_file is --data_path read by run_clm.py's pipeline
+  EXPECT_EQ(c.validation_file, "data/val.csv");
+  EXPECT_EQ(c.tokenizer, "tok");
+  EXPECT_EQ(c.do_train, true);
+  EXPECT_EQ(c.do_eval, true);
+  EXPECT_TRUE(c.fp16);
+  EXPECT_FALSE(c.bfloat16);  // fp16 is read as bf16 by the trainer, the key itself stays
+  EXPECT_TRUE(c.overwrite_cache);
+  EXPECT_FALSE(c.use_fast_tokenizer);
+  EXPECT_EQ(c.evaluation_strategy, IntervalStrategy::Steps);
+  EXPECT_EQ(c.save_strategy, IntervalStrategy::Epoch);
+  EXPECT_EQ(c.deepspeed, "ds_config_gptj.json");
+  EXPECT_FALSE(parse("data_path: x.csv\n").run_clm);
+  EXPECT_TRUE(ThrowsError([] { parse("data_path: a.csv\ntrain_file: b.csv\n"); }, {"cfg.yml:2", "train_file", "'data_path'"}));
+  EXPECT_TRUE(ThrowsError([] { parse("model: a\nmodel_name_or_path: b\n"); }, {"cfg.yml:2", "'model'"}));
+  // The flag forms, as run_clm.py command lines write them.
+  TrainConfig f;
+  set_config_value(f, "evaluation_strategy", "epoch", "--evaluation_strategy");
+  set_config_value(f, "do_train", "true", "--do_train");
+  set_config_value(f, "use_fast_tokenizer", "False", "--use_fast_tokenizer");
+  EXPECT_EQ(f.evaluation_strategy, IntervalStrategy::Epoch);
+  EXPECT_FALSE(f.use_fast_tokenizer);
+  EXPECT_TRUE(ThrowsError([&] { set_config_value(f, "evaluation_strategy", "step", "--evaluation_strategy"); },
+                          {"--evaluation_strategy", "'steps', 'epoch' or 'no'", "'step'"}));
+  EXPECT_TRUE(ThrowsError([&] { set_config_value(f, "save_strategy", "always", "--save_strategy"); },
+                          {"--save_strategy", "'steps', 'epoch' or 'no'", "'always'"}));
+  EXPECT_TRUE(ThrowsError([&] { set_config_value(f, "do_eval", "sometimes", "--do_eval"); }, {"--do_eval", "true or false"}));
+}
+
+TEST(TrainConfig, DoTrainAndDoEval) {
+  TrainConfig c;  // neither: train, and evaluate (every epoch by default)
+  EXPECT_TRUE(will_train(c));
+  EXPECT_TRUE(will_evaluate(c));
+  EXPECT_EQ(eval_strategy(c), IntervalStrategy::Epoch);
+  c.eval_steps = 5;
+  EXPECT_EQ(eval_strategy(c), IntervalStrategy::Steps);
+  TrainConfig eval_only;
+  eval_only.do_eval = true;  // run_clm.py: without --do_train nothing is trained
+  EXPECT_FALSE(will_train(eval_only));
+  EXPECT_TRUE(will_evaluate(eval_only));
+  TrainConfig train_only;
+  train_only.do_train = true;
+  train_only.evaluation_strategy = IntervalStrategy::No;
+  EXPECT_TRUE(will_train(train_only));
+  EXPECT_FALSE(will_evaluate(train_only));
+  train_only.evaluation_strategy = IntervalStrategy::Steps;  // HF: a strategy other than no sets do_eval
+  EXPECT_TRUE(will_evaluate(train_only));
+  TrainConfig both;
+  both.do_train = true;
+  both.do_eval = true;
+  both.evaluation_strategy = IntervalStrategy::No;
+  EXPECT_TRUE(will_evaluate(both));  // at the end only
+}
+
+TEST(TrainConfig, EvalAndSaveStrategies) {
+  TrainConfig c;
+  c.evaluation_strategy = IntervalStrategy::Steps;
+  c.eval_steps = 10;
+  EXPECT_TRUE(eval_due(c, 10, false));
+  EXPECT_TRUE(eval_due(c, 20, false));
+  EXPECT_FALSE(eval_due(c, 15, true));
+  c.eval_steps = 0;  // HF: eval_steps defaults to logging_steps
+  c.logging_steps = 4;
+  EXPECT_TRUE(eval_due(c, 8, false));
+  EXPECT_FALSE(eval_due(c, 6, false));
+  c.evaluation_strategy = IntervalStrategy::Epoch;
+  c.eval_steps = 10;
+  EXPECT_FALSE(eval_due(c, 10, false));
+  EXPECT_TRUE(eval_due(c, 7, true));
+  c.evaluation_strategy = IntervalStrategy::No;
+  EXPECT_FALSE(eval_due(c, 10, true));
+  TrainConfig s;  // default: steps, every save_steps (500)
+  EXPECT_TRUE(save_due(s, 500, false));
+  EXPECT_FALSE(save_due(s, 250, true));
+  s.save_steps = 0;
+  EXPECT_FALSE(save_due(s, 500, true));
+  s.save_strategy = IntervalStrategy::Epoch;
+  EXPECT_TRUE(save_due(s, 3, true));
+  EXPECT_FALSE(save_due(s, 500, false));
+  s.save_strategy = IntervalStrategy::No;
+  s.save_steps = 500;
+  EXPECT_FALSE(save_due(s, 500, true));
+}
+
+TEST(TrainConfig, RunClmValidation) {
+  auto error = [](auto edit) {
+    TrainConfig c;
+    c.model = "m";
+    c.data_path = "d.csv";
+    c.save_path = "o";
+    edit(c);
+    return test::error_of([&] { validate(c); });
+  };
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.do_train = false;
+              c.do_eval = false;
+            }),
+            "nothing to do: --do_train and --do_eval are both false (as in run_clm.py, without --do_train nothing is "
+            "trained; --do_eval alone evaluates --model on the validation set)");
+  EXPECT_EQ(error([](TrainConfig& c) { c.do_train = false; }).substr(0, 15), "nothing to do: ");
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.do_eval = true;
+              c.init = InitMode::Random;
+              c.model.clear();
+            }),
+            "--do_eval without --do_train evaluates --model as it is: it needs init: pretrained, not random");
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.do_eval = true;
+              c.do_train = true;
+              c.validation_fraction = 0;
+            }),
+            "--do_eval needs a validation set: --validation_file FILE, or --validation_fraction > 0");
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.evaluation_strategy = IntervalStrategy::Epoch;
+              c.validation_fraction = 0;
+            }),
+            "--evaluation_strategy needs a validation set: --validation_file FILE, or --validation_fraction > 0");
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.validation_fraction = 0;
+              c.validation_file = "v.csv";
+              c.do_eval = true;
+            }),
+            "");
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.evaluation_strategy = IntervalStrategy::Steps;
+              c.logging_steps = 0;
+            }),
+            "--evaluation_strategy steps needs --eval_steps > 0 (or --logging_steps > 0, HF's default for it)");
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.run_clm = true;
+              c.data_path = "data/train.parquet";
+            }),
+            "data/train.parquet: --train_file must be a .csv, .json, .jsonl or .txt file (the extension says how it is "
+            "read), got '.parquet'");
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.run_clm = true;
+              c.validation_file = "val.tsv";
+            }).rfind("val.tsv: --validation_file must be a .csv", 0),
+            0u);
+  // Evaluation alone needs no training file when a validation file is given.
+  EXPECT_EQ(error([](TrainConfig& c) {
+              c.data_path.clear();
+              c.do_eval = true;
+              c.validation_file = "val.jsonl";
+            }),
+            "");
+  EXPECT_NE(error([](TrainConfig& c) {
+              c.data_path.clear();
+              c.do_eval = true;
+            }).find("data_path"),
+            std::string::npos);
+}
+
+TEST(TrainConfig, RunClmYamlRoundTrip) {
+  TrainConfig c;
+  set_config_value(c, "train_file", "t.txt", "--train_file");
+  c.validation_file = "v.txt";
+  c.do_train = true;
+  c.evaluation_strategy = IntervalStrategy::No;
+  c.save_strategy = IntervalStrategy::Epoch;
+  c.fp16 = true;
+  c.overwrite_cache = true;
+  c.use_fast_tokenizer = false;
+  c.deepspeed = "ds.json";
+  const std::string y = to_yaml(c);
+  EXPECT_NE(y.find("evaluation_strategy: \"no\""), std::string::npos) << y;  // YAML 1.1 readers take a bare no as false
+  const TrainConfig d = parse(y);
+  EXPECT_EQ(to_yaml(d), y) << y;
+  EXPECT_TRUE(d.run_clm);
+  EXPECT_EQ(d.data_path, "t.txt");
+  EXPECT_EQ(d.validation_file, "v.txt");
+  EXPECT_EQ(d.do_train, true);
+  EXPECT_FALSE(d.do_eval.has_value());
+  EXPECT_EQ(d.evaluation_strategy, IntervalStrategy::No);
+  EXPECT_EQ(d.save_strategy, IntervalStrategy::Epoch);
+  EXPECT_TRUE(d.fp16);
+  EXPECT_TRUE(d.overwrite_cache);
+  EXPECT_FALSE(d.use_fast_tokenizer);
+  EXPECT_EQ(d.deepspeed, "ds.json");
+  // Unset stays unset.
+  const TrainConfig plain = parse(to_yaml(TrainConfig{}));
+  EXPECT_FALSE(plain.do_train.has_value());
+  EXPECT_FALSE(plain.evaluation_strategy.has_value());
+  EXPECT_FALSE(plain.run_clm);
+}
+
 TEST(TrainConfig, EditDistance) {
   EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
   EXPECT_EQ(edit_distance("", "abc"), 3u);
@@ -419,11 +612,11 @@ TEST(TrainConfig, EditDistance) {
 TEST(TrainConfig, DataAndLoaderOptions) {
   TrainConfig c;
   c.data_path = "d.csv";
-  c.text_column = "t";
+  c.text_column = "title";
   c.seed = 9;
   const DataOptions d = data_options(c, 1024);
   EXPECT_EQ(d.data_path, "d.csv");
-  EXPECT_EQ(d.text_column, "t");
+  EXPECT_EQ(d.text_column, "title");
   EXPECT_EQ(d.max_tokens, 1024);
   EXPECT_EQ(d.seed, 9u);
   EXPECT_EQ(d.max_rows, 5000);

@@ -85,6 +85,9 @@ class CsvReader {
   int64_t record_line_ = 0;
 };
 
+// "'a', 'b', 'c'" for messages naming a file's columns (names made printable, long lists cut).
+std::string column_list(const std::vector<std::string>& header);
+
 // True when `s` is well-formed UTF-8 (no overlong forms, surrogates, or code points > U+10FFFF).
 bool is_valid_utf8(std::string_view s);
 

@@ -9,6 +9,9 @@
 //   version: <anything>                      ignored
 //   generation: {prompt_file, min_length, max_length_buffer}   kept in TrainConfig::generation
 //   learning_rate -> lr, num_train_epochs -> num_epochs, output_dir -> save_path, bf16 -> bfloat16
+// and HF run_clm.py's command line (docs/TRAINING.md): model_name_or_path -> model, tokenizer_name
+// -> tokenizer, eval_strategy -> evaluation_strategy, and train_file, which is data_path plus
+// run_clm: true (run_clm.py's data pipeline, see run_clm.h).
 // A null value (`key:` with nothing after it) leaves the default.
 //
 // Errors (lmforge::Error, one line): "<file>:<line>: unknown key 'lerning_rate' (did you mean
@@ -27,6 +30,9 @@ namespace lmforge {
 
 enum class InitMode { Pretrained, Random };
 
+// HF's IntervalStrategy: when to evaluate / save (evaluation_strategy, save_strategy).
+enum class IntervalStrategy { Steps, Epoch, No };
+
 struct GenerationSection {  // the reference kit's `generation:` block (used for post-training samples)
   std::string prompt_file;
   int min_length = 0;
@@ -40,6 +46,8 @@ struct TrainConfig {
   std::string save_path;  // output folder: final model, checkpoint-<step>/, metrics
   std::string tokenizer;  // tokenizer folder; empty = the model folder
   std::string resume_from_checkpoint;  // "" = fresh run; a checkpoint folder, or "latest" (newest in save_path)
+  // A separate validation set in the training file's format; when set, validation_fraction is not used.
+  std::string validation_file;
   // HF's rule for save_path: a non-empty folder that is not an earlier finetune output is refused
   // unless this is set (io/output_dir.h); a resume may always write into its folder.
   bool overwrite_output_dir = false;
@@ -53,6 +61,11 @@ struct TrainConfig {
   double validation_fraction = 0.2;
   bool packing = false;
   int block_size = 0;  // packing row length; 0 = min(n_positions, 1024)
+  // run_clm.py's data pipeline (set by train_file): rows read by the file's extension (csv, json,
+  // jsonl, txt), column `text` or else the first one, no prefix/suffix/eos, every 1000 rows
+  // concatenated and cut into block_size blocks (the remainder dropped). text_column, prefix,
+  // suffix, max_rows, sample and packing are not used.
+  bool run_clm = false;
 
   // Optimisation (HF Trainer defaults unless the reference kit says otherwise).
   int num_epochs = 3;
@@ -65,10 +78,19 @@ struct TrainConfig {
   double max_grad_norm = 1.0;  // 0: no clipping
   uint64_t seed = 42;
   bool bfloat16 = false;
+  bool fp16 = false;  // HF's --fp16: there is no fp16 autocast on the CPU, so it means bfloat16
+
+  // What to run (run_clm.py's flags). Neither given: train (and evaluate as below). Either given:
+  // train only with do_train, evaluate at the end with do_eval (or any evaluation_strategy but
+  // `no`, as HF sets do_eval then); do_eval alone evaluates `model` on the validation set.
+  std::optional<bool> do_train, do_eval;
 
   // Bookkeeping. Steps are optimizer steps.
   int64_t logging_steps = 10;  // 0: never (only at the end)
+  // Unset: `steps` when eval_steps > 0, else `epoch`. `steps` with eval_steps 0 uses logging_steps (HF).
+  std::optional<IntervalStrategy> evaluation_strategy;
   int64_t eval_steps = 0;      // 0: at the end of every epoch
+  IntervalStrategy save_strategy = IntervalStrategy::Steps;
   int64_t save_steps = 500;    // 0: no intermediate checkpoints (the final model is always written)
   int save_total_limit = 0;    // 0: keep every checkpoint
   bool save_only_model = false;  // HF: checkpoints hold the model only (no optimizer state: not resumable)
@@ -89,9 +111,28 @@ struct TrainConfig {
   std::string base_dtype = "float32";
   bool gradient_checkpointing = false;  // HF's name: recompute activations in backward
 
+  // Accepted for run_clm.py command lines, without effect here (docs/TRAINING.md).
+  bool overwrite_cache = false;    // nothing is cached
+  bool use_fast_tokenizer = true;  // one byte-level BPE tokenizer: the ids of both HF tokenizers
+  std::string deepspeed;           // a DeepSpeed config file: ignored, with a notice
+
   GenerationSection generation;
   std::string pretrained_model;  // model.pretrained_model as written (informational)
 };
+
+// What a config runs (see do_train / do_eval above). validate() refuses a config that does neither.
+bool will_train(const TrainConfig& cfg);
+bool will_evaluate(const TrainConfig& cfg);  // the evaluation at the end (after training, or alone)
+// HF's do_eval as the config states it: do_eval, or an evaluation_strategy other than `no` given.
+// Then the run writes eval_results.json (lmforge's default evaluation does not).
+bool do_eval_requested(const TrainConfig& cfg);
+// evaluation_strategy with its default resolved.
+IntervalStrategy eval_strategy(const TrainConfig& cfg);
+// Whether to evaluate / save after optimizer step `step`; `epoch_end`: the step ends an epoch.
+bool eval_due(const TrainConfig& cfg, int64_t step, bool epoch_end);
+bool save_due(const TrainConfig& cfg, int64_t step, bool epoch_end);
+// The file the training rows come from (data_path; its flag is --train_file in run_clm mode).
+const char* data_flag(const TrainConfig& cfg);
 
 // Every top-level key set_config_value/YAML accept (canonical names first, then aliases).
 const std::vector<std::string>& train_config_keys();
@@ -126,5 +167,6 @@ LoaderOptions loader_options(const TrainConfig& cfg, int n_positions, int32_t pa
 
 const char* to_string(SampleMode m);
 const char* to_string(InitMode m);
+const char* to_string(IntervalStrategy s);
 
 }  // namespace lmforge
