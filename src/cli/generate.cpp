@@ -108,8 +108,9 @@ void setup(CLI::App& app) {
       "Beam search gives sequences_scores (HF's length-normalised beam scores) instead.\n"
       "--fields (the photo-metadata extraction workflow, docs/EXTRACTION.md): one line per generated sequence, "
       "prompt by prompt, {prompt_index, sequence_index, prompt, text, fields}: text is the continuation alone (the "
-      "tokens after the prompt, up to and including the first eos, decoded as the sentences are) and fields its "
-      "tags as an object in text order, e.g. {\"language\": \"en\", \"title\": \"...\", \"date\": \"...\"}. "
+      "tokens after the prompt, up to and including the first eos, decoded as the sentences are) and fields the "
+      "tags of the answer, i.e. of what the prompt has after its last <END> (e.g. a primed <language> en) plus "
+      "text, as an object in text order, e.g. {\"language\": \"en\", \"title\": \"...\", \"date\": \"...\"}. "
       "Tags: <language> <rewrite> <title> <agency> <photographer> <date>; a value runs to the next tag and is "
       "trimmed; the first of a repeated tag wins; <END>, <|endoftext|>, <back> or <front> after a field ends the "
       "record; other <...> is text. Score the lines with lmforge eval fields.\n"
@@ -319,7 +320,7 @@ size_t generated_length(const std::vector<int32_t>& sequence, size_t prompt_leng
   return n;
 }
 
-// --fields: one JSON object per sequence, the continuation parsed by tasks::parse_fields.
+// --fields: one JSON object per sequence, its answer (tasks::answer_text) parsed by tasks::parse_fields.
 void print_fields(const Tokenizer& tok, const std::vector<Prompt>& prompts, const GenerationOutput& out,
                   const GenerationConfig& g, int per_prompt, bool skip_special) {
   for (size_t p = 0; p < prompts.size(); ++p)
@@ -328,11 +329,12 @@ void print_fields(const Tokenizer& tok, const std::vector<Prompt>& prompts, cons
       const auto begin = s.begin() + out.prompt_length;
       const std::vector<int32_t> continuation(begin, begin + generated_length(s, out.prompt_length, g.eos_token_id));
       const std::string text = tok.decode(continuation, skip_special, args.clean_up_tokenization_spaces);
+      const tasks::ParsedFields parsed = tasks::parse_fields(tasks::answer_text(prompts[p].text, text));
       const nlohmann::ordered_json line{{"prompt_index", p},
                                         {"sequence_index", k},
                                         {"prompt", prompts[p].text},
                                         {"text", text},
-                                        {"fields", tasks::fields_json(tasks::parse_fields(text).fields)}};
+                                        {"fields", tasks::fields_json(parsed.fields)}};
       std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
 }

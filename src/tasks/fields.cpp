@@ -127,6 +127,12 @@ ParsedFields parse_fields(std::string_view text, const FieldSyntax& syntax) {
   return out;
 }
 
+std::string answer_text(std::string_view prompt, std::string_view continuation, const FieldSyntax& syntax) {
+  const size_t end = syntax.prompt_end.empty() ? std::string_view::npos : prompt.rfind(syntax.prompt_end);
+  std::string out(end == std::string_view::npos ? std::string_view{} : prompt.substr(end + syntax.prompt_end.size()));
+  return out.append(continuation);
+}
+
 std::string field_value(const FieldRecord& record, std::string_view field) {
   for (const auto& [name, value] : record)
     if (name == field) return std::string(trim(value));

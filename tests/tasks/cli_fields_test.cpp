@@ -81,6 +81,19 @@ TEST_F(CliFields, GenerateFieldsIsOneObjectPerSequenceWithHfsContinuation) {
   EXPECT_NE(r.err.find("generated tokens"), std::string::npos) << r.err;
 }
 
+TEST_F(CliFields, GenerateFieldsKeepsTagsPrimedAfterThePromptsEnd) {
+  const auto r = generate("--prompt '<language> en <back> A <front> B <END> <language> en <title>' --max_new_tokens 3 "
+                          "--fields");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json line = json::parse(r.out);
+  const std::string text = line["text"];
+  ASSERT_EQ(text.find('<'), std::string::npos) << "the check needs a continuation without tags: " << text;
+  // The answer is "<language> en <title>" + text: the title is the continuation, trimmed.
+  const size_t b = text.find_first_not_of(" \t\n\r\f\v"), e = text.find_last_not_of(" \t\n\r\f\v");
+  const std::string title = b == std::string::npos ? "" : text.substr(b, e - b + 1);
+  EXPECT_EQ(line["fields"].dump(), json({{"language", "en"}, {"title", title}}).dump());
+}
+
 TEST_F(CliFields, GenerateFieldsNumbersEveryReturnSequence) {
   const auto r = generate("--prompt '<language> en <back> A <front> B <END>' --prompt 'hello' --do_sample --seed 3 "
                           "--num_return_sequences 3 --max_new_tokens 3 --fields");

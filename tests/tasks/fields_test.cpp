@@ -118,6 +118,20 @@ TEST(Fields, OtherSyntax) {
   EXPECT_EQ(parse_fields("<q> x <a> y <title> z", s).fields, (Pairs{{"q", "x"}, {"a", "y <title> z"}}));
 }
 
+TEST(Fields, AnswerText) {
+  // Plain prompt: the continuation alone.
+  EXPECT_EQ(answer_text("<language> en <back> A <front> B <END>", " <language> en <title> T"), " <language> en <title> T");
+  // Primed: what follows the prompt's <END> comes first.
+  EXPECT_EQ(answer_text("<language> en <back> A <front> B <END> <language> en <title>", " T"), " <language> en <title> T");
+  EXPECT_EQ(parse_fields(answer_text("<back> A <END> <language> en <title>", " T <date> 1")).fields,
+            (Pairs{{"language", "en"}, {"title", "T"}, {"date", "1"}}));
+  // Few-shot: only the part after the last <END>.
+  EXPECT_EQ(answer_text("<back> A <END> <language> en <title> X <back> B <END> <language>", " en <title> Y"),
+            " <language> en <title> Y");
+  // No <END> in the prompt: the continuation alone.
+  EXPECT_EQ(answer_text("hello <title>", " T"), " T");
+}
+
 TEST(Fields, ValueAndJson) {
   const Pairs r = {{"title", " A "}, {"date", "1994"}};
   EXPECT_EQ(field_value(r, "title"), "A");

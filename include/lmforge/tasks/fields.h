@@ -63,6 +63,12 @@ struct ParsedFields {
 
 ParsedFields parse_fields(std::string_view text, const FieldSyntax& syntax = {});
 
+// The answer a model gave to `prompt` when it generated `continuation`: the prompt's text after its
+// last prompt end (`<END>`), if it has one, followed by the continuation. A prompt primed with the
+// start of the answer (`... <END> <language> en <rewrite>`) keeps those tags; a few-shot prompt's
+// examples stay out.
+std::string answer_text(std::string_view prompt, std::string_view continuation, const FieldSyntax& syntax = {});
+
 // The value of `field` (trimmed), "" when the record has none.
 std::string field_value(const FieldRecord& record, std::string_view field);
 
