@@ -307,12 +307,12 @@ TrainingData load_training_data(const TrainConfig& cfg, int n_positions, const T
   return out;
 }
 
-double validation_loss(const ModelConfig& c, const ModelWeights& w, const DataLoader& val, TrainWorkspace& ws) {
+double validation_loss(const DataLoader& val, const std::function<float(const TrainBatch&)>& loss_of) {
   double sum = 0;
   int64_t rows = 0;
   for (int64_t b = 0; b < val.batches_per_epoch(); ++b) {
     const TrainBatch batch = val.batch_at(0, b);
-    const float loss = evaluate_loss(c, w, batch, ws);
+    const float loss = loss_of(batch);
     if (std::isnan(loss)) continue;  // a batch with no targets
     sum += static_cast<double>(loss) * batch.B;
     rows += batch.B;
@@ -355,7 +355,7 @@ FinetuneResult evaluate_only(const TrainConfig& given, const FinetuneHooks& hook
   vo.shuffle = false;
   const DataLoader val(td.data.validation, vo);
   TrainWorkspace ws(TrainOptions{cfg.bfloat16 || cfg.fp16});
-  const double loss = validation_loss(mc, w, val, ws);
+  const double loss = validation_loss(val, [&](const TrainBatch& b) { return evaluate_loss(mc, w, b, ws); });
   std::error_code ec;
   fs::create_directories(cfg.save_path, ec);
   if (!fs::is_directory(cfg.save_path, ec)) throw Error("--save_path: cannot create folder '" + cfg.save_path + "'");

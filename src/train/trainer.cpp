@@ -20,6 +20,7 @@
 #include "lmforge/train/optimizer.h"
 #include "lmforge/train/run_clm.h"
 #include "lmforge/train/train_state.h"
+#include "train/train_target.h"
 
 namespace lmforge {
 namespace {
@@ -247,14 +248,8 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
   const fs::path tok_dir = tokenizer_dir_of(cfg);
   const Tokenizer tok = Tokenizer::from_dir(tok_dir);
   const ModelConfig mc = model_config_for(cfg, tok);
-  ModelWeights w = allocate_weights(mc);
-  if (cfg.init == InitMode::Random) {
-    init_random_weights(mc, w, cfg.seed);
-  } else {
-    load_weights(Checkpoint::open(cfg.model), mc, w);
-  }
-  out.line("model: " + std::string(mc.arch == Arch::GPTJ ? "GPT-J" : "GPT-2") + ", " +
-           std::to_string(w.num_parameters()) + " parameters (" +
+  TrainTarget target(cfg, mc);  // the model, or LoRA adapters over a frozen base
+  out.line("model: " + std::string(mc.arch == Arch::GPTJ ? "GPT-J" : "GPT-2") + ", " + target.describe() + " (" +
            (cfg.init == InitMode::Random ? "random init" : "from " + cfg.model) + ")");
 
   // Data.
@@ -274,14 +269,14 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
   const int64_t steps_per_epoch = std::max<int64_t>(1, train.batches_per_epoch() / accum);
   const int64_t total_steps = cfg.max_steps > 0 ? cfg.max_steps : steps_per_epoch * cfg.num_epochs;
 
-  AdamW opt(w.num_parameters(), {cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay});
-  opt.set_decay_ranges(hf_decay_ranges(w));
+  AdamW opt(target.size(), {cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay});
+  opt.set_decay_ranges(target.decay_ranges());
   const LinearSchedule sched{cfg.lr, cfg.warmup_steps, total_steps};
 
   TrainerState st;
   st.max_steps = total_steps;
   st.num_train_epochs = cfg.num_epochs;
-  st.num_parameters = static_cast<int64_t>(w.num_parameters());
+  st.num_parameters = static_cast<int64_t>(target.size());
   if (!cfg.resume_from_checkpoint.empty()) {
     fs::path ckpt = cfg.resume_from_checkpoint;
     if (cfg.resume_from_checkpoint == "latest") {
@@ -289,7 +284,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
       if (!latest) throw Error("--resume_from_checkpoint latest: no checkpoint in '" + save.string() + "'");
       ckpt = *latest;
     }
-    LoadedCheckpoint lc = load_checkpoint(ckpt, mc, w);
+    LoadedCheckpoint lc = target.load_checkpoint(ckpt);
     st = lc.state;
     opt.m = std::move(lc.adam_m);
     opt.v = std::move(lc.adam_v);
@@ -309,8 +304,8 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
   const std::string config_yaml = to_yaml(cfg);
   write_file_atomic(save / "train_config.yml", config_yaml);
 
-  TrainWorkspace ws(TrainOptions{cfg.bfloat16 || cfg.fp16});  // --bfloat16 (--fp16): bf16 matmuls, fp32 master weights
-  std::vector<float> grads(w.num_parameters(), 0.0f);
+  TrainWorkspace ws(target.workspace_options());  // --bfloat16 (--fp16): bf16 matmuls; --gradient_checkpointing
+  std::vector<float> grads(target.size(), 0.0f);
   const auto t_start = Clock::now();
   const int64_t start_step = st.global_step;
   int64_t run_tokens = 0;
@@ -329,13 +324,14 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     so.tokenizer_dir = tok_dir;
     so.train_config_yaml = config_yaml;
     so.save_only_model = model_only;
-    last_checkpoint = save_checkpoint(save, mc, w, opt.m, opt.v, st, so);
+    target.prepare_save(so);
+    last_checkpoint = save_checkpoint(save, mc, target.weights(), opt.m, opt.v, st, so);
     if (!model_only) resumable_step = st.global_step;
     out.line("saved " + last_checkpoint.string() + (model_only ? " (model only)" : ""));
   };
   auto evaluate = [&]() {
     if (!val) return;
-    last_eval = validation_loss(mc, w, *val, ws);
+    last_eval = validation_loss(*val, [&](const TrainBatch& b) { return target.evaluate_loss(b, ws); });
     metrics.log_eval(st.global_step, st.epoch, last_eval);
     st.log_history.push_back({{"step", st.global_step}, {"eval_loss", last_eval}});
     if (!st.best_metric || last_eval < *st.best_metric) st.best_metric = last_eval;
@@ -352,7 +348,9 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     int counted = 0;
     for (int a = 0; a < accum; ++a) {
       const TrainBatch batch = train.next();
-      const float loss = forward_backward(mc, w, batch, grads, ws, 1.0f / accum);
+      // LoRA dropout masks: a function of the seed, the step and the micro-batch (not of the process).
+      const uint64_t dropout_seed = cfg.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(st.global_step) * accum + a;
+      const float loss = target.forward_backward(batch, grads, ws, 1.0f / accum, dropout_seed);
       if (!std::isfinite(loss))
         throw Error("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at step " +
                     std::to_string(st.global_step + 1) + "; stopped. Last good checkpoint: " +
@@ -370,7 +368,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
       throw Error("gradient norm is not finite at step " + std::to_string(st.global_step + 1) +
                   "; stopped. Last good checkpoint: " + (last_checkpoint.empty() ? std::string("none") : last_checkpoint.string()));
     const float coef = cfg.max_grad_norm > 0 ? clip_coefficient(norm, cfg.max_grad_norm) : 1.0f;
-    opt.step(w.params.data(), grads.data(), lr, coef);
+    opt.step(target.params(), grads.data(), lr, coef);
     ++st.global_step;
     st.epoch = static_cast<double>(st.global_step) / steps_per_epoch;
     st.window_loss_sum += step_loss / counted;
@@ -423,7 +421,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
   r.interrupted = interrupted;
   if (interrupted) r.checkpoint = last_checkpoint;
   if (!interrupted && st.global_step == total_steps) {
-    save_pretrained(save, mc, w);
+    target.save_final(save);  // the HF folder, or the PEFT adapter files
     copy_tokenizer_files(tok_dir, save);
     const LossCurve curve = loss_curve_from_records(read_metrics(save / "metrics.jsonl"));
     write_loss_curve_png(save / "loss_curve.png", curve);

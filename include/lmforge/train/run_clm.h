@@ -19,6 +19,7 @@
 // remainder shorter than a block is dropped. Labels are the input ids (the model shifts).
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -71,8 +72,9 @@ struct TrainingData {
 };
 TrainingData load_training_data(const TrainConfig& cfg, int n_positions, const Tokenizer& tok, bool need_train = true);
 
-// HF Trainer's eval_loss: the mean of per-batch mean losses weighted by rows per batch.
-double validation_loss(const ModelConfig& c, const ModelWeights& w, const DataLoader& val, TrainWorkspace& ws);
+// HF Trainer's eval_loss: the mean of per-batch mean losses weighted by rows per batch, each
+// batch's mean loss from `loss_of` (NaN: a batch without targets, skipped).
+double validation_loss(const DataLoader& val, const std::function<float(const TrainBatch&)>& loss_of);
 
 // Writes DIR/eval_results.json as HF's trainer.save_metrics("eval") does in run_clm.py:
 // {"eval_loss", "eval_samples", "perplexity"} (plus "epoch" after training), keys sorted, indent 4.
