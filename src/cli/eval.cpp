@@ -51,6 +51,7 @@ struct BleuArgs {
 
 struct PerplexityArgs {
   std::string model, dtype = "auto";
+  std::string adapter;  // --adapter: PEFT LoRA folder applied unmerged
   std::optional<std::string> text, file, data_path;
   int64_t max_rows = 0;
   std::optional<int> stride, max_length;  // unset: the library's defaults
@@ -285,6 +286,7 @@ void setup_perplexity(CLI::App& app, PerplexityArgs& a) {
                   "model with a training record, else false)");
   app.add_option("--threads", a.threads, "Threads (default: all cores)");
   add_dtype_option(app, a.dtype);
+  add_adapter_option(app, a.adapter);
   app.add_flag("--json", a.json, "Print JSON");
 }
 
@@ -373,7 +375,7 @@ int run_perplexity(const PerplexityArgs& a) {
   const bool rows = a.data_path.has_value();
   const ScoringFormat sf = scoring_format(a, eval::load_training_record(a.model), rows);
   apply_threads(a.threads);
-  const auto model = Model::load(a.model, parse_dtype(a.dtype));
+  const auto model = load_model(a.model, a.dtype, a.adapter);
   const auto tok = load_tokenizer_for_model(a.model, model->vocab_size());
   if (!tok) throw Error("--model: " + a.model + " has no tokenizer (vocab.json + merges.txt or tokenizer.json)");
   if (sf.format.append_eos && !tok->eos_id())

@@ -121,6 +121,48 @@ TEST(CliLora, AnAdapterFolderAsModelLoadsItsBase) {
       << r.err;
 }
 
+TEST(CliLora, FinetuneWithLoraThenUseTheAdapterFolder) {
+  TempDir tmp;
+  {
+    std::ofstream csv(tmp.path / "news.csv");
+    csv << "headline_text\n";
+    const char* subjects[] = {"farmers", "council", "police", "school"};
+    const char* verbs[] = {"plan", "warn", "seek", "back"};
+    for (int i = 0; i < 64; ++i) csv << subjects[i % 4] << " " << verbs[(i / 4) % 4] << " water rules\n";
+  }
+  const std::string base = test::model_dir("gpt2-tiny").string(), out = (tmp.path / "out").string();
+  auto r = run_cli("finetune --model " + base + " --data_path " + (tmp.path / "news.csv").string() + " --save_path " +
+                   out + " --lora_r 8 --lora_alpha 16 --lora_target c_attn --lr 0.03 --max_steps 6 "
+                   "--per_device_train_batch_size 8 --gradient_checkpointing true --base_dtype bfloat16");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("LoRA r 8 (lora_alpha 16) on c_attn"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("base in bfloat16"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(tmp.path / "out" / "adapter_model.safetensors"));
+  const json cfg = json::parse(std::ifstream(tmp.path / "out" / "adapter_config.json"));
+  EXPECT_EQ(cfg["r"], 8);
+  EXPECT_EQ(cfg["lora_alpha"], 16);
+  EXPECT_EQ(cfg["target_modules"], json::array({"c_attn"}));
+  EXPECT_EQ(cfg["fan_in_fan_out"], true);
+  EXPECT_EQ(cfg["base_model_name_or_path"], fs::absolute(base).lexically_normal().string());
+  // The folder works as --model (its base found through the config) and as --adapter.
+  r = run_cli("generate --model " + out + " --prompt farmers --max_new_tokens 3");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string as_model = r.out;
+  r = run_cli("generate --model " + base + " --adapter " + out + " --prompt farmers --max_new_tokens 3");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, as_model);
+  // Perplexity of the rows in the training format: with the adapter it beats the base's.
+  auto ppl = [&](const std::string& args) {
+    const auto p = run_cli("eval perplexity " + args + " --data_path " + (tmp.path / "news.csv").string() +
+                           " --prefix '|HEADLINE| ' --suffix . --append_eos true --json");
+    EXPECT_EQ(p.exit_code, 0) << p.err;
+    return json::parse(p.out.empty() ? "{}" : p.out).value("perplexity", 0.0);
+  };
+  const double tuned = ppl("--model " + base + " --adapter " + out), plain = ppl("--model " + base);
+  EXPECT_GT(tuned, 1.0);
+  EXPECT_LT(tuned, plain);
+}
+
 TEST(CliLora, BadInputsGetOneLineErrors) {
   TempDir tmp;
   const std::string gptj = test::model_dir("gptj-tiny").string(), gpt2 = test::model_dir("gpt2-tiny").string();
@@ -148,6 +190,17 @@ TEST(CliLora, BadInputsGetOneLineErrors) {
        "adapter_config.json: no such file"},
       {"merge --model " + gptj + " --save_path " + (tmp.path / "m").string(), "--adapter is required"},
       {"merge --model " + gptj + " --adapter " + j_adapter + " --save_path " + gptj, "exists and is not empty"},
+      {"finetune --model " + gpt2 + " --data_path /dev/null --save_path " + (tmp.path / "m").string() + " --lora_r 0",
+       "--lora_r must be a positive integer, got 0"},
+      {"finetune --model " + gpt2 + " --data_path /dev/null --save_path " + (tmp.path / "m").string() +
+           " --lora_dropout 1",
+       "--lora_dropout must be in [0, 1), got 1"},
+      {"finetune --model " + gpt2 + " --data_path /dev/null --save_path " + (tmp.path / "m").string() +
+           " --lora_alpha -2",
+       "--lora_alpha"},
+      {"finetune --model " + gpt2 + " --data_path " + (tmp.path / "news.csv").string() + " --save_path " +
+           (tmp.path / "m").string() + " --lora_target q_proj",
+       "valid: c_attn, c_proj, c_fc, c_proj"},
   };
   for (const auto& c : cases) {
     r = run_cli(c.args);
