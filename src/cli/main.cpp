@@ -9,6 +9,7 @@
 
 #include "cli/command.h"
 #include "cli/usage.h"
+#include "lmforge/dist/world.h"
 #include "lmforge/error.h"
 #include "lmforge/train/openmp_env.h"
 
@@ -23,6 +24,26 @@ std::vector<Command*>& registry() {
   static std::vector<Command*> commands;
   return commands;
 }
+
+namespace {
+
+// Under mpirun every rank parses the same command line and meets the same usage errors: rank 0
+// alone prints them, so the user reads one line, not one per rank.
+int usage_error(const std::string& message) {
+  if (lmforge::dist::launch_rank() == 0) std::cerr << "error: " << message << "\n";
+  return kExitUsage;
+}
+
+// A failed command. In a distributed job the rank ends every other rank too (they would wait for
+// its results); before MPI starts the failure is the same on every rank, so rank 0 prints it.
+int failure(const std::string& message) {
+  lmforge::dist::abort_job(message, kExitFailure);  // returns only outside a distributed job
+  std::cout.flush();
+  if (lmforge::dist::launch_rank() == 0) std::cerr << "error: " << message << "\n";
+  return kExitFailure;
+}
+
+}  // namespace
 
 }  // namespace lmforge::cli
 
@@ -43,10 +64,7 @@ int main(int argc, char** argv) {
     add_shared_checks(*sub);
     subs.emplace_back(sub, c);
   }
-  if (const std::string msg = check_subcommand(app, argc, argv); !msg.empty()) {
-    std::cerr << "error: " << msg << "\n";
-    return kExitUsage;
-  }
+  if (const std::string msg = check_subcommand(app, argc, argv); !msg.empty()) return usage_error(msg);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -56,24 +74,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << describe_parse_error(app, e) << "\n";
-    return kExitUsage;
+    return usage_error(describe_parse_error(app, e));
   }
-  if (!pending_model_error().empty()) {
-    std::cerr << "error: " << pending_model_error() << "\n";
-    return kExitFailure;
-  }
+  if (!pending_model_error().empty()) return failure(pending_model_error());
   try {
     for (auto& [sub, cmd] : subs)
-      if (sub->parsed()) return cmd->run();
+      if (sub->parsed()) {
+        const int rc = cmd->run();
+        lmforge::dist::finalize();
+        return rc;
+      }
   } catch (const lmforge::Error& e) {
-    std::cout.flush();
-    std::cerr << "error: " << e.what() << "\n";
-    return kExitFailure;
+    return failure(e.what());
   } catch (const std::exception& e) {
-    std::cout.flush();
-    std::cerr << "error: internal: " << e.what() << "\n";
-    return kExitFailure;
+    return failure(std::string("internal: ") + e.what());
   }
   return kExitFailure;
 }

@@ -11,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/distributed.h"
 #include "lmforge/error.h"
 #include "lmforge/eval/training_record.h"
 #include "lmforge/model/model.h"
@@ -160,25 +161,63 @@ void print_privacy_summary(const std::vector<SynthRow>& rows, const SynthConfig&
             << cfg.max_copy_ngram << "+ words with one)\n";
 }
 
+void put_row(dist::ByteWriter& out, const SynthRow& r) {
+  out.put<uint64_t>(r.prompt_index);
+  out.put(r.prompt);
+  out.put(r.text);
+  out.put<int32_t>(r.tokens);
+  out.put<int32_t>(static_cast<int32_t>(r.stop));
+}
+
+SynthRow get_row(dist::ByteReader& in) {
+  SynthRow r;
+  r.prompt_index = in.get<uint64_t>();
+  r.prompt = in.get_string();
+  r.text = in.get_string();
+  r.tokens = in.get<int32_t>();
+  r.stop = static_cast<StopReason>(in.get<int32_t>());
+  return r;
+}
+
+// This rank's share of the batches, gathered on rank 0 in batch order; other ranks get nothing.
+std::vector<SynthRow> sharded_rows(const dist::World& w, const LanguageModel& model, const Tokenizer& tok,
+                                   const SynthConfig& cfg, const GenerationConfig& gen,
+                                   const std::vector<std::string>& prompts) {
+  const size_t batches = batch_count(cfg, gen, prompts.size());
+  const dist::Range mine = dist::shard_range(batches, w);
+  announce_shard(w, "synth", "batches", mine, batches);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<SynthRow> rows = generate_rows(
+      model, tok, cfg, gen, prompts, [&](const Progress& p) { show_progress(p, seconds_since(t0)); }, {mine.begin, mine.end});
+  if (!w.distributed()) return rows;
+  return dist::gather_items(w, rows, "synth rows", put_row, get_row);
+}
+
 int run() {
   SynthConfig cfg;
   if (!args.model_config.empty()) load_synth_config(args.model_config, cfg);
   for (const auto& [key, value] : args.overrides) set_synth_value(cfg, key, value, "--" + key);
   validate(cfg);
-  check_output_files(cfg);  // before the (long) generation: a result that could not be written is refused now
+  const dist::World& w = sharded_world(cfg.model, args.adapter);
+  if (w.distributed() && cfg.prompt_file == "-")
+    throw Error("prompt_file: standard input reaches rank 0 alone under mpirun; give the prompts as a file every rank reads");
+  // Before the (long) generation: a result that could not be written is refused now. Rank 0 alone writes.
+  if (w.is_root()) check_output_files(cfg);
   const std::string record_line = apply_record(cfg);
   apply_threads(cfg.threads);
 
   const std::vector<std::string> prompts = cfg.prompt_file.empty() ? std::vector<std::string>{} : read_prompt_file(cfg.prompt_file, PromptFileOptions{cfg.prompt_column, "prompt_file", false});
-  const Reference reference = load_reference(cfg);
+  // The guard runs on rank 0 over the gathered rows: its index is built once, there, and only
+  // rank 0 needs the reference data.
+  const Reference reference = w.is_root() ? load_reference(cfg) : Reference{};
   const auto model = load_model(cfg.model, args.dtype, args.adapter);
   const Tokenizer tok = load_synth_tokenizer(cfg, model->vocab_size());
   const GenerationConfig gen = generation_config(cfg, model->config(), single_token(tok, cfg.suffix));
-  if (!record_line.empty()) std::cerr << record_line << std::endl;
+  if (!record_line.empty() && w.is_root()) std::cerr << record_line << std::endl;
 
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<SynthRow> rows =
-      generate_rows(*model, tok, cfg, gen, prompts, [&](const Progress& p) { show_progress(p, seconds_since(t0)); });
+  std::vector<SynthRow> rows = sharded_rows(w, *model, tok, cfg, gen, prompts);
+  if (!w.is_root()) return 0;
   const double secs = seconds_since(t0);
   const size_t entries = std::max<size_t>(1, prompts.size());
   std::cerr << "lmforge synth: " << rows.size() << " rows (" << entries << " prompts x " << cfg.num_samples

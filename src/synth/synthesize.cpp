@@ -33,6 +33,18 @@ std::string continuation_text(const Tokenizer& tok, const std::vector<int32_t>& 
   return tok.decode(std::vector<int32_t>(generated.begin(), generated.begin() + static_cast<std::ptrdiff_t>(n)), true);
 }
 
+// Beam search returns num_samples beams per prompt (one unit: the prompt once); sampling and greedy
+// get the prompt num_samples times (num_samples units of one row each).
+struct Batching {
+  size_t units_per_prompt, rows_per_unit, units_per_batch;
+};
+Batching batching(const SynthConfig& cfg, const GenerationConfig& gen) {
+  const bool beams = gen.num_beams > 1;
+  const size_t samples = static_cast<size_t>(cfg.num_samples);
+  const size_t rows_per_unit = beams ? samples : 1;
+  return {beams ? 1 : samples, rows_per_unit, std::max<size_t>(1, static_cast<size_t>(cfg.batch_size) / rows_per_unit)};
+}
+
 // Prompts x samples, grouped into generate() calls.
 struct Unit {
   size_t prompt_index;
@@ -193,24 +205,33 @@ Postprocessed postprocess(const Tokenizer& tok, const std::vector<int32_t>& prom
   return p;
 }
 
+size_t batch_count(const SynthConfig& cfg, const GenerationConfig& gen, size_t num_prompts) {
+  const Batching b = batching(cfg, gen);
+  const size_t units = std::max<size_t>(1, num_prompts) * b.units_per_prompt;
+  return (units + b.units_per_batch - 1) / b.units_per_batch;
+}
+
 std::vector<SynthRow> generate_rows(const LanguageModel& lm, const Tokenizer& tok, const SynthConfig& cfg,
                                     const GenerationConfig& gen, const std::vector<std::string>& prompts,
-                                    const std::function<void(const Progress&)>& on_batch) {
+                                    const std::function<void(const Progress&)>& on_batch, BatchRange batches) {
   const std::vector<std::string> texts = prompts.empty() ? std::vector<std::string>{""} : prompts;
-  // Beam search returns num_samples beams per prompt; sampling/greedy get the prompt num_samples times.
-  const bool beams = gen.num_beams > 1;
-  const size_t rows_per_unit = beams ? static_cast<size_t>(cfg.num_samples) : 1;
+  const Batching b = batching(cfg, gen);
   std::vector<Unit> units;
   for (size_t p = 0; p < texts.size(); ++p) {
     const auto ids = prompt_ids(tok, gen, cfg.prefix + texts[p]);
-    for (size_t s = 0; s < (beams ? 1 : static_cast<size_t>(cfg.num_samples)); ++s) units.push_back({p, ids});
+    for (size_t s = 0; s < b.units_per_prompt; ++s) units.push_back({p, ids});
   }
   check_context(lm, cfg, units);
-  const size_t units_per_batch = std::max<size_t>(1, static_cast<size_t>(cfg.batch_size) / rows_per_unit);
+  const size_t rows_per_unit = b.rows_per_unit, units_per_batch = b.units_per_batch;
+  const size_t first = std::min(batches.begin, batch_count(cfg, gen, prompts.size()));
+  const size_t last = std::min(batches.end, batch_count(cfg, gen, prompts.size()));
 
   std::vector<SynthRow> rows;
-  Progress progress{0, units.size() * rows_per_unit};
-  for (size_t start = 0, batch = 0; start < units.size(); start += units_per_batch, ++batch) {
+  const size_t unit_begin = std::min(units.size(), first * units_per_batch);
+  const size_t unit_end = std::min(units.size(), last * units_per_batch);
+  Progress progress{0, (unit_end - unit_begin) * rows_per_unit};
+  for (size_t batch = first; batch < last; ++batch) {
+    const size_t start = batch * units_per_batch;
     const size_t end = std::min(units.size(), start + units_per_batch);
     std::vector<std::vector<int32_t>> inputs;
     for (size_t u = start; u < end; ++u) inputs.push_back(units[u].ids);

@@ -12,12 +12,16 @@
 namespace lmforge::test {
 
 RunResult run_cli(const std::string& args) {
+  // Standard input is /dev/null unless `args` redirects it (a later "< file" wins): generate reads
+  // prompts from a stdin that is not a terminal, and the test runner's may be a pipe left open.
+  return run_command(std::string(LMFORGE_CLI) + " </dev/null " + args);
+}
+
+RunResult run_command(const std::string& command) {
   char tmpl[] = "/tmp/lmforge-cli-err-XXXXXX";
   const int fd = mkstemp(tmpl);
   if (fd >= 0) close(fd);
-  // Standard input is /dev/null unless `args` redirects it (a later "< file" wins): generate reads
-  // prompts from a stdin that is not a terminal, and the test runner's may be a pipe left open.
-  const std::string cmd = std::string(LMFORGE_CLI) + " </dev/null " + args + " 2>" + tmpl;
+  const std::string cmd = command + " 2>" + tmpl;
   RunResult r;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return r;

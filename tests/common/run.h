@@ -13,6 +13,8 @@ struct RunResult {
 
 // Runs `LMFORGE_CLI <args>` through /bin/sh (args are pasted as written: quote them).
 RunResult run_cli(const std::string& args);
+// Runs any shell command line the same way (e.g. mpirun with the binary).
+RunResult run_command(const std::string& command);
 
 // Token ids as one quoted shell argument, e.g. "'1 2 3'".
 std::string ids_arg(const std::vector<int>& ids);

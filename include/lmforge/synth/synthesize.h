@@ -46,13 +46,25 @@ struct Progress {
   size_t done = 0, total = 0;
 };
 
+// The generate() calls of generate_rows to run: [begin, end) of them. A rank of an mpirun job runs
+// its own range (lmforge/dist/shard.h); a batch's rows do not depend on which batches run.
+struct BatchRange {
+  size_t begin = 0, end = SIZE_MAX;
+};
+
+// How many generate() calls generate_rows makes for `num_prompts` prompts (0 = the prefix alone).
+size_t batch_count(const SynthConfig& cfg, const GenerationConfig& gen, size_t num_prompts);
+
 // Generates num_samples rows per prompt (one entry from the prefix alone when `prompts` is empty)
 // in batches of cfg.batch_size sequences: each batch is one left-padded generate() call, with the
 // seed cfg.seed mixed with the batch number (identical prompts in different batches must not get
-// identical samples). `on_batch` is called after each batch.
+// identical samples), so a batch's rows depend on the seed and its number only, not on the batches
+// run before it. Only the batches of `batches` run; every prompt is still checked. `on_batch` is
+// called after each batch.
 std::vector<SynthRow> generate_rows(const LanguageModel& lm, const Tokenizer& tok, const SynthConfig& cfg,
                                     const GenerationConfig& gen, const std::vector<std::string>& prompts,
-                                    const std::function<void(const Progress&)>& on_batch = {});
+                                    const std::function<void(const Progress&)>& on_batch = {},
+                                    BatchRange batches = {});
 
 // Marks copies of the reference rows (privacy guard); in drop mode they are no longer kept.
 void apply_privacy_guard(const PrivacyGuard& guard, PrivacyMode mode, std::vector<SynthRow>& rows);

@@ -1,0 +1,59 @@
+#pragma once
+// The processes of one `mpirun` job (docs/SCALE_OUT.md). A command that shards its work asks for
+// world(): launched by mpirun (OMPI_COMM_WORLD_SIZE, PMI_SIZE or PMIX_RANK in the environment),
+// the first call starts MPI; otherwise nothing MPI is touched and the world is this process alone,
+// rank 0 of 1, exactly as lmforge runs without mpirun.
+//
+// A rank that is dead or stuck never hangs the job: MPI errors come back as lmforge::Error naming
+// the rank (MPI_ERRORS_RETURN), and the gather waits at most timeout_seconds() for each rank, then
+// aborts the job naming the ranks it still waits for.
+#include <string>
+#include <vector>
+
+namespace lmforge::dist {
+
+// Set by mpirun or a PMI launcher for each process it starts.
+bool launched_by_mpirun();
+// This process's rank as the launcher's environment says (0 without one); usable before MPI starts,
+// e.g. so that only rank 0 prints a usage error.
+int launch_rank();
+
+class World {
+ public:
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool is_root() const { return rank_ == 0; }
+  bool distributed() const { return size_ > 1; }
+
+  // Rank 0 gets every rank's bytes, indexed by rank (its own included); the others get an empty
+  // vector. Every rank must call it, in the same order. `what` names the step in error messages.
+  std::vector<std::string> gather(const std::string& mine, const std::string& what) const;
+
+ private:
+  friend World& world();
+  World() = default;
+  int rank_ = 0, size_ = 1;
+};
+
+// The job's world; the first call starts MPI when launched by mpirun (lmforge::Error when this
+// build has no MPI and the launcher started more than one rank).
+World& world();
+
+// Seconds a rank waits at a gather before it aborts the job: $LMFORGE_DIST_TIMEOUT (0 = no limit),
+// default 3600. lmforge::Error naming the variable when it is not a number.
+double timeout_seconds();
+
+// Test hook for tests/dist, at the point no outside timer could hit reliably (the rank's work done,
+// its results not sent): the rank named by $LMFORGE_DIST_TEST_KILL_RANK dies by SIGKILL (as under
+// the OOM killer), the one named by $LMFORGE_DIST_TEST_HANG_RANK stops answering (as a wedged
+// host). Nothing happens in a world of one or when neither is set.
+void test_hook_before_results(const World& w);
+
+// Ends MPI cleanly when it was started (after the command finished on this rank).
+void finalize();
+
+// A failed rank of a distributed job: prints "error: [rank R: ]message" on stderr and aborts every
+// rank with `exit_code`. Returns only when MPI was not started; the caller then exits as usual.
+void abort_job(const std::string& message, int exit_code);
+
+}  // namespace lmforge::dist

@@ -1,0 +1,241 @@
+// The mpirun world: started on demand, MPI errors as lmforge::Error, and a gather to rank 0 that
+// waits for each rank with a deadline and names the ranks it gave up on.
+#include "lmforge/dist/world.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <limits>
+#include <thread>
+
+#include "lmforge/error.h"
+
+#ifdef LMFORGE_HAVE_MPI
+#include <mpi.h>
+#endif
+
+namespace lmforge::dist {
+
+namespace {
+
+constexpr double kDefaultTimeout = 3600;
+constexpr int kResultTag = 7301;
+[[maybe_unused]] bool g_started = false;
+bool g_finalized = false;
+
+const char* env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : nullptr;
+}
+
+int env_int(const char* name, int fallback) {
+  const char* v = env(name);
+  if (!v) return fallback;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return *end == '\0' && n >= 0 && n < std::numeric_limits<int>::max() ? static_cast<int>(n) : fallback;
+}
+
+// The world size the launcher announces; 1 when it does not say (PMIx alone announces no size).
+[[maybe_unused]] int launch_size() {
+  return env("OMPI_COMM_WORLD_SIZE") ? env_int("OMPI_COMM_WORLD_SIZE", 1) : env_int("PMI_SIZE", 1);
+}
+
+#ifdef LMFORGE_HAVE_MPI
+using Clock = std::chrono::steady_clock;
+
+// A wait that polls: short sleeps first, so a fast peer costs microseconds, then at most 20 ms.
+class Poll {
+ public:
+  explicit Poll(double timeout) : limit_(timeout), t0_(Clock::now()) {}
+  bool expired() const {
+    return limit_ > 0 && std::chrono::duration<double>(Clock::now() - t0_).count() >= limit_;
+  }
+  void pause() {
+    std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
+    sleep_us_ = std::min(sleep_us_ * 2, 20000);
+  }
+
+ private:
+  double limit_;
+  Clock::time_point t0_;
+  int sleep_us_ = 50;
+};
+
+std::string seconds_text(double s) {
+  std::string t = std::to_string(s);
+  t.erase(t.find_last_not_of('0') + 1);
+  if (t.back() == '.') t.pop_back();
+  return t;
+}
+
+void check(int rc, const char* call, int rank) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  throw Error(std::string(call) + " failed on rank " + std::to_string(rank) + ": " + std::string(text, len));
+}
+
+void start_mpi(int& rank, int& size) {
+  int provided = 0;
+  // Only the main thread calls MPI; OpenMP threads compute between the calls.
+  if (MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+    throw Error("MPI_Init_thread failed (launched by mpirun, but MPI could not start)");
+  g_started = true;
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+}
+
+void send_to_root(const std::string& mine, const std::string& what, int rank) {
+  if (mine.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    throw Error(what + ": rank " + std::to_string(rank) + "'s results are over 2 GiB, more than one MPI message holds");
+  MPI_Request req;
+  check(MPI_Isend(mine.data(), static_cast<int>(mine.size()), MPI_BYTE, 0, kResultTag, MPI_COMM_WORLD, &req), "MPI_Isend",
+        rank);
+  const double limit = timeout_seconds();
+  for (Poll poll(limit);;) {
+    int done = 0;
+    check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test", rank);
+    if (done) return;
+    if (poll.expired())
+      abort_job(what + ": rank 0 took no results from rank " + std::to_string(rank) + " within " + seconds_text(limit) +
+                    " s (LMFORGE_DIST_TIMEOUT)", 1);
+    poll.pause();
+  }
+}
+
+// Receives from rank r when its message has arrived; false while it has not.
+bool try_receive(int r, std::string& into) {
+  int arrived = 0;
+  MPI_Status status;
+  check(MPI_Iprobe(r, kResultTag, MPI_COMM_WORLD, &arrived, &status), "MPI_Iprobe", 0);
+  if (!arrived) return false;
+  int n = 0;
+  check(MPI_Get_count(&status, MPI_BYTE, &n), "MPI_Get_count", 0);
+  into.resize(static_cast<size_t>(n));
+  check(MPI_Recv(into.data(), n, MPI_BYTE, r, kResultTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv", 0);
+  return true;
+}
+
+std::string rank_list(const std::vector<bool>& pending) {
+  std::string out;
+  int n = 0;
+  for (size_t r = 0; r < pending.size(); ++r)
+    if (pending[r]) out += (n++ ? ", " : "") + std::to_string(r);
+  return (n == 1 ? "rank " : "ranks ") + out;
+}
+
+std::vector<std::string> receive_all(const std::string& mine, const std::string& what, int size) {
+  std::vector<std::string> all(static_cast<size_t>(size));
+  all[0] = mine;
+  std::vector<bool> pending(static_cast<size_t>(size), true);
+  pending[0] = false;
+  int left = size - 1;
+  const double limit = timeout_seconds();
+  for (Poll poll(limit); left > 0;) {
+    bool got = false;
+    for (int r = 1; r < size; ++r)
+      if (pending[r] && try_receive(r, all[r])) pending[r] = false, --left, got = true;
+    if (left == 0) break;
+    if (poll.expired())
+      abort_job(what + ": no results from " + rank_list(pending) + " within " + seconds_text(limit) +
+                    " s (LMFORGE_DIST_TIMEOUT); aborting the job", 1);
+    if (!got) poll.pause();
+  }
+  return all;
+}
+#endif
+
+}  // namespace
+
+bool launched_by_mpirun() { return env("OMPI_COMM_WORLD_SIZE") || env("PMI_SIZE") || env("PMIX_RANK"); }
+
+int launch_rank() {
+  if (env("OMPI_COMM_WORLD_RANK")) return env_int("OMPI_COMM_WORLD_RANK", 0);
+  if (env("PMI_RANK")) return env_int("PMI_RANK", 0);
+  return env_int("PMIX_RANK", 0);
+}
+
+World& world() {
+  static World w;
+  static bool ready = false;
+  if (ready) return w;
+  ready = true;
+  if (!launched_by_mpirun()) return w;
+#ifdef LMFORGE_HAVE_MPI
+  start_mpi(w.rank_, w.size_);
+#else
+  if (launch_size() > 1)
+    throw Error("this lmforge was built without MPI (libopenmpi-dev), so it cannot share work between the " +
+                std::to_string(launch_size()) + " processes mpirun started; rebuild with MPI or run it without mpirun");
+#endif
+  return w;
+}
+
+std::vector<std::string> World::gather(const std::string& mine, const std::string& what) const {
+  if (size_ == 1) return {mine};
+#ifdef LMFORGE_HAVE_MPI
+  if (rank_ != 0) {
+    send_to_root(mine, what, rank_);
+    return {};
+  }
+  return receive_all(mine, what, size_);
+#else
+  return {mine};
+#endif
+}
+
+double timeout_seconds() {
+  const char* v = env("LMFORGE_DIST_TIMEOUT");
+  if (!v) return kDefaultTimeout;
+  char* end = nullptr;
+  const double s = std::strtod(v, &end);
+  if (*end != '\0' || !(s >= 0))
+    throw Error(std::string("LMFORGE_DIST_TIMEOUT: expected seconds (0 = no limit), got '") + v + "'");
+  return s;
+}
+
+void test_hook_before_results(const World& w) {
+  if (!w.distributed()) return;
+  if (env_int("LMFORGE_DIST_TEST_KILL_RANK", -1) == w.rank()) raise(SIGKILL);
+  if (env_int("LMFORGE_DIST_TEST_HANG_RANK", -1) == w.rank())
+    for (;;) pause();  // until mpirun ends it
+}
+
+void finalize() {
+#ifdef LMFORGE_HAVE_MPI
+  if (g_started && !g_finalized) MPI_Finalize();
+#endif
+  g_finalized = true;
+}
+
+void abort_job(const std::string& message, int exit_code) {
+#ifdef LMFORGE_HAVE_MPI
+  if (!g_started || g_finalized) return;
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  if (size == 1) {
+    finalize();
+    return;
+  }
+  // An error every rank meets (a bad flag value, a missing file) is printed once, by rank 0: the
+  // other ranks wait a moment, and rank 0's abort ends them before they print. An error of one
+  // rank alone (its own model folder) is printed after that moment, with its rank.
+  if (rank != 0) std::this_thread::sleep_for(std::chrono::seconds(2));
+  std::cout.flush();
+  std::cerr << "error: " << (rank != 0 ? "rank " + std::to_string(rank) + ": " : "") << message << std::endl;
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  _exit(exit_code);
+#else
+  (void)message;
+  (void)exit_code;
+#endif
+}
+
+}  // namespace lmforge::dist
