@@ -14,6 +14,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/distributed.h"
 #include "cli/generation_flags.h"
 #include "cli/options.h"
 #include "lmforge/error.h"
@@ -385,10 +386,114 @@ void check_output_folder(const std::string& file, const std::string& flag) {
     throw Error(flag + ": the folder '" + parent.string() + "' does not exist");
 }
 
+// ---- rows across ranks ----------------------------------------------------------------------------
+
+void put_result(dist::ByteWriter& out, const ExampleResult& r) {
+  out.put(r.output_ids);
+  out.put(r.output);
+  out.put(r.answer);
+  out.put(r.ll);
+  out.put(r.is_greedy);
+  out.put<int32_t>(r.pred_acc_norm);
+  out.put<int32_t>(r.prediction);
+}
+
+ExampleResult get_result(dist::ByteReader& in) {
+  ExampleResult r;
+  r.output_ids = in.get_vector<int32_t>();
+  r.output = in.get_string();
+  r.answer = in.get_string();
+  r.ll = in.get_vector<double>();
+  r.is_greedy = in.get_bools();
+  r.pred_acc_norm = in.get<int32_t>();
+  r.prediction = in.get<int32_t>();
+  return r;
+}
+
+void put_stats(dist::ByteWriter& out, const RunStats& s) {
+  for (int64_t v : {s.examples, s.prompt_tokens, s.generated_tokens, s.fed_tokens, s.forward_calls}) out.put(v);
+  out.put(s.seconds);
+}
+
+RunStats get_stats(dist::ByteReader& in) {
+  RunStats s;
+  for (int64_t* v : {&s.examples, &s.prompt_tokens, &s.generated_tokens, &s.fed_tokens, &s.forward_calls}) *v = in.get<int64_t>();
+  s.seconds = in.get<double>();
+  return s;
+}
+
+// Rank 0: the counts of every rank added up, the time of the slowest.
+RunStats total_stats(const dist::World& w, const RunStats& mine) {
+  RunStats t;
+  for (const RunStats& s : dist::gather_items(w, std::vector<RunStats>{mine}, "task counts", put_stats, get_stats)) {
+    t.examples += s.examples, t.prompt_tokens += s.prompt_tokens, t.generated_tokens += s.generated_tokens;
+    t.fed_tokens += s.fed_tokens, t.forward_calls += s.forward_calls, t.seconds = std::max(t.seconds, s.seconds);
+  }
+  return t;
+}
+
+// The examples this rank runs: whole micro-batches (contiguous), so each batch holds the rows it
+// holds in one process and gives the same bits.
+dist::Range example_shard(const dist::World& w, size_t examples) {
+  const size_t mb = static_cast<size_t>(args.micro_batch_size);
+  const dist::Range batches = dist::shard_range((examples + mb - 1) / mb, w);
+  announce_shard(w, "task", "micro-batches", batches, (examples + mb - 1) / mb);
+  return {std::min(examples, batches.begin * mb), std::min(examples, batches.end * mb)};
+}
+
+// Runs this rank's examples (printing rows live on rank 0 as they finish) and, in a distributed
+// job, gathers every rank's results on rank 0, which prints the other ranks' rows after its own.
+// On rank 0: every example's result and all ranks' counts; elsewhere this rank's.
+struct Outcome {
+  std::vector<ExampleResult> results;
+  RunStats stats;
+};
+Outcome run_examples(const dist::World& w, const Model& model, const Tokenizer& tokenizer,
+                      const std::vector<TaskExample>& all, const std::vector<std::string>& names, TaskMode mode,
+                      const GenerationConfig& g, MatchRule match) {
+  const dist::Range shard = example_shard(w, all.size());
+  const std::vector<TaskExample> examples(all.begin() + static_cast<std::ptrdiff_t>(shard.begin),
+                                          all.begin() + static_cast<std::ptrdiff_t>(shard.end));
+  const bool print_live = args.print_live && w.is_root();
+  Progress progress(examples.size());
+  std::ostream& live = args.json ? std::cerr : std::cout;  // --json keeps standard output one JSON document
+  Outcome o;
+  RunStats& stats = o.stats;
+  // At micro-batch 1 the text streams token by token (one process only: rank 0 could stream its own
+  // rows alone); larger batches print each row when its batch ends.
+  std::optional<LiveText> streamer;
+  if (print_live && mode == TaskMode::Generate && args.micro_batch_size == 1 && !w.distributed())
+    streamer.emplace(live, tokenizer, examples);
+  auto on_batch = [&](const std::vector<ExampleResult>& res, size_t first, size_t count) {
+    if (print_live) {
+      progress.finish();
+      print_live_rows(live, examples, res, names, first, count, mode, streamer ? &*streamer : nullptr);
+    }
+    progress.update(first + count, stats.seconds);
+  };
+  if (mode == TaskMode::Generate) {
+    GenerateRunOptions ro;
+    ro.micro_batch_size = args.micro_batch_size;
+    ro.generation = g;
+    ro.answer = {match, args.ignore_case, args.answer_regex};
+    if (streamer) ro.on_token = [&](size_t example, int32_t token) {
+        progress.finish();
+        streamer->push(example, token);
+      };
+    o.results = run_generate(model, tokenizer, examples, ro, &stats, on_batch);
+  } else {
+    o.results = run_loglikelihood(model, examples, args.micro_batch_size, &stats, on_batch);
+  }
+  progress.finish();
+  if (!w.distributed()) return o;
+  o.results = dist::gather_items(w, o.results, "task rows", put_result, get_result);
+  stats = total_stats(w, stats);
+  if (print_live) print_live_rows(live, all, o.results, names, shard.end, all.size() - shard.end, mode, nullptr);
+  return o;
+}
+
 int run() {
   apply_threads(args.threads);
-  check_output_folder(args.output, "--output");
-  check_output_folder(args.write_training_csv, "--write_training_csv");
   const TaskMode mode = parse_task_mode(args.mode);
   const MatchRule match = parse_match_rule(args.match);
   if (args.micro_batch_size < 1) throw Error("--micro_batch_size must be at least 1, got " + std::to_string(args.micro_batch_size));
@@ -400,8 +505,11 @@ int run() {
   const DatasetOptions dopt = dataset_options(t);
   const Dataset data = load_dataset(args.data, dopt);
   check_fields(t, data.fields, args.data);
+  check_output_folder(args.write_training_csv, "--write_training_csv");
   if (!args.write_training_csv.empty()) return write_training_csv(t, data);
   if (args.model.empty()) throw Error("--model is required (only --write_training_csv runs without a model)");
+  const dist::World& w = sharded_world(args.model, args.adapter);
+  if (w.is_root()) check_output_folder(args.output, "--output");  // rank 0 alone writes it
 
   std::optional<Dataset> fewshot_data;
   if (!args.fewshot_file.empty()) {
@@ -441,36 +549,9 @@ int run() {
         throw Error(e.row->name() + ": the prompt is " + std::to_string(e.prompt_ids.size()) + " tokens, not less than --max_length " +
                     std::to_string(*g.max_length) + ": nothing would be generated (use --output_length)");
 
-  Progress progress(examples.size());
-  std::ostream& live = args.json ? std::cerr : std::cout;  // --json keeps standard output one JSON document
-  RunStats stats;
-  const std::vector<std::string>& names = data.label_names;
-  // At micro-batch 1 the text streams token by token; larger batches print each row when its batch ends.
-  std::optional<LiveText> streamer;
-  if (args.print_live && mode == TaskMode::Generate && args.micro_batch_size == 1) streamer.emplace(live, *tokenizer, examples);
-  auto on_batch = [&](const std::vector<ExampleResult>& res, size_t first, size_t count) {
-    if (args.print_live) {
-      progress.finish();
-      print_live_rows(live, examples, res, names, first, count, mode, streamer ? &*streamer : nullptr);
-    }
-    progress.update(first + count, stats.seconds);
-  };
-  std::vector<ExampleResult> results;
-  if (mode == TaskMode::Generate) {
-    GenerateRunOptions ro;
-    ro.micro_batch_size = args.micro_batch_size;
-    ro.generation = g;
-    ro.answer = {match, args.ignore_case, args.answer_regex};
-    if (streamer) ro.on_token = [&](size_t example, int32_t token) {
-        progress.finish();
-        streamer->push(example, token);
-      };
-    results = run_generate(*model, *tokenizer, examples, ro, &stats, on_batch);
-  } else {
-    results = run_loglikelihood(*model, examples, args.micro_batch_size, &stats, on_batch);
-  }
-  progress.finish();
-  report(examples, results, data, stats, mode, sampler);
+  const Outcome o = run_examples(w, *model, *tokenizer, examples, data.label_names, mode, g, match);
+  if (!w.is_root()) return 0;
+  report(examples, o.results, data, o.stats, mode, sampler);
   return 0;
 }
 

@@ -16,18 +16,6 @@ namespace {
 // floats) for long windows; the KV cache carries the context between chunks.
 constexpr int kChunk = 64;
 
-PerplexityOptions resolved(const LanguageModel& model, PerplexityOptions o) {
-  const int n_positions = model.max_positions();
-  if (o.max_length <= 0) o.max_length = n_positions;
-  if (o.max_length < 2 || o.max_length > n_positions)
-    throw Error("max_length (--max_length) must be between 2 and the model's n_positions (" + std::to_string(n_positions) + "), got " +
-                std::to_string(o.max_length));
-  if (o.stride == 0) o.stride = std::max(1, o.max_length / 2);
-  if (o.stride <= 0 || o.stride > o.max_length)
-    throw Error("stride (--stride) must be between 1 and --max_length (" + std::to_string(o.max_length) + "), got " +
-                std::to_string(o.stride));
-  return o;
-}
 
 // -log softmax(logits)[target], accumulated in double.
 double token_nll(const float* logits, int vocab, int32_t target) {
@@ -80,7 +68,7 @@ int64_t prefix_token_count(const Tokenizer& tokenizer, const std::vector<int32_t
 }  // namespace
 
 PerplexityResult perplexity(const LanguageModel& model, const std::vector<int32_t>& ids, const PerplexityOptions& options) {
-  const PerplexityOptions o = resolved(model, options);
+  const PerplexityOptions o = checked_options(model, options);
   const int64_t total = static_cast<int64_t>(ids.size());
   if (total < 2) throw Error("perplexity needs at least 2 tokens, the text has " + std::to_string(total));
   if (o.context_tokens >= total)
@@ -144,32 +132,58 @@ CorpusPerplexity corpus_perplexity(const LanguageModel& model, const Tokenizer& 
   return corpus_perplexity(model, tokenizer, texts, options, TextFormat{prefix, suffix});
 }
 
-CorpusPerplexity corpus_perplexity(const LanguageModel& model, const Tokenizer& tokenizer,
-                                   const std::vector<std::string>& texts, const PerplexityOptions& options,
-                                   const TextFormat& format) {
-  const PerplexityOptions checked = resolved(model, options);  // reject bad options even when every row is skipped
+PerplexityOptions checked_options(const LanguageModel& model, PerplexityOptions o) {
+  const int n_positions = model.max_positions();
+  if (o.max_length <= 0) o.max_length = n_positions;
+  if (o.max_length < 2 || o.max_length > n_positions)
+    throw Error("max_length (--max_length) must be between 2 and the model's n_positions (" + std::to_string(n_positions) + "), got " +
+                std::to_string(o.max_length));
+  if (o.stride == 0) o.stride = std::max(1, o.max_length / 2);
+  if (o.stride <= 0 || o.stride > o.max_length)
+    throw Error("stride (--stride) must be between 1 and --max_length (" + std::to_string(o.max_length) + "), got " +
+                std::to_string(o.stride));
+  return o;
+}
+
+PerplexityResult row_perplexity(const LanguageModel& model, const Tokenizer& tokenizer, const std::string& text,
+                                const PerplexityOptions& options, const TextFormat& format) {
+  const RenderedText rendered = render_text(tokenizer, text, format);
+  PerplexityOptions o = options;
+  o.context_tokens = rendered.context_tokens;
+  if (static_cast<int64_t>(rendered.ids.size()) < std::max<int64_t>(2, rendered.context_tokens + 1)) {
+    PerplexityResult skipped;
+    skipped.perplexity = skipped.window_mean_perplexity = std::numeric_limits<double>::quiet_NaN();
+    return skipped;
+  }
+  return perplexity(model, rendered.ids, o);
+}
+
+CorpusPerplexity corpus_from_rows(std::vector<PerplexityResult> rows) {
   CorpusPerplexity c;
   double row_ppl_sum = 0;
-  for (const std::string& text : texts) {
-    const RenderedText rendered = render_text(tokenizer, text, format);
-    PerplexityOptions o = checked;
-    o.context_tokens = rendered.context_tokens;
-    if (static_cast<int64_t>(rendered.ids.size()) < std::max<int64_t>(2, rendered.context_tokens + 1)) {
-      PerplexityResult skipped;
-      skipped.perplexity = skipped.window_mean_perplexity = std::numeric_limits<double>::quiet_NaN();
-      c.rows.push_back(skipped);
+  for (const PerplexityResult& r : rows) {
+    if (r.tokens == 0) {  // too short to score: perplexity() gives every scored row a token at least
       ++c.skipped;
       continue;
     }
-    c.rows.push_back(perplexity(model, rendered.ids, o));
-    c.nll_sum += c.rows.back().nll_sum;
-    c.tokens += c.rows.back().tokens;
-    row_ppl_sum += c.rows.back().perplexity;
+    c.nll_sum += r.nll_sum;
+    c.tokens += r.tokens;
+    row_ppl_sum += r.perplexity;
   }
   if (c.tokens == 0) throw Error("perplexity: no text with at least 2 tokens");
   c.perplexity = std::exp(c.nll_sum / static_cast<double>(c.tokens));
-  c.mean_row_perplexity = row_ppl_sum / static_cast<double>(texts.size() - c.skipped);
+  c.mean_row_perplexity = row_ppl_sum / static_cast<double>(static_cast<int64_t>(rows.size()) - c.skipped);
+  c.rows = std::move(rows);
   return c;
+}
+
+CorpusPerplexity corpus_perplexity(const LanguageModel& model, const Tokenizer& tokenizer,
+                                   const std::vector<std::string>& texts, const PerplexityOptions& options,
+                                   const TextFormat& format) {
+  const PerplexityOptions checked = checked_options(model, options);  // reject bad options even when every row is skipped
+  std::vector<PerplexityResult> rows;
+  for (const std::string& text : texts) rows.push_back(row_perplexity(model, tokenizer, text, checked, format));
+  return corpus_from_rows(std::move(rows));
 }
 
 }  // namespace lmforge::eval

@@ -99,4 +99,14 @@ CorpusPerplexity corpus_perplexity(const LanguageModel& model, const Tokenizer& 
                                    const std::vector<std::string>& texts, const PerplexityOptions& options,
                                    const TextFormat& format);
 
+// corpus_perplexity in two parts, for rows scored on several ranks: one row (NaN perplexity and 0
+// tokens when it is too short to score), then the corpus figures of every row's result, summed in
+// row order, so the rows scored anywhere give the same bits as one process.
+// `options` with max_length and stride defaults filled in (n_positions, max_length / 2); lmforge::Error
+// naming --max_length / --stride when out of range.
+PerplexityOptions checked_options(const LanguageModel& model, PerplexityOptions options);
+PerplexityResult row_perplexity(const LanguageModel& model, const Tokenizer& tokenizer, const std::string& text,
+                                const PerplexityOptions& options, const TextFormat& format);
+CorpusPerplexity corpus_from_rows(std::vector<PerplexityResult> rows);
+
 }  // namespace lmforge::eval
