@@ -39,10 +39,6 @@ int env_int(const char* name, int fallback) {
   return *end == '\0' && n >= 0 && n < std::numeric_limits<int>::max() ? static_cast<int>(n) : fallback;
 }
 
-// The world size the launcher announces; 1 when it does not say (PMIx alone announces no size).
-[[maybe_unused]] int launch_size() {
-  return env("OMPI_COMM_WORLD_SIZE") ? env_int("OMPI_COMM_WORLD_SIZE", 1) : env_int("PMI_SIZE", 1);
-}
 
 #ifdef LMFORGE_HAVE_MPI
 using Clock = std::chrono::steady_clock;
@@ -154,6 +150,10 @@ std::vector<std::string> receive_all(const std::string& mine, const std::string&
 }  // namespace
 
 bool launched_by_mpirun() { return env("OMPI_COMM_WORLD_SIZE") || env("PMI_SIZE") || env("PMIX_RANK"); }
+
+int launch_size() {
+  return env("OMPI_COMM_WORLD_SIZE") ? env_int("OMPI_COMM_WORLD_SIZE", 1) : env_int("PMI_SIZE", 1);
+}
 
 int launch_rank() {
   if (env("OMPI_COMM_WORLD_RANK")) return env_int("OMPI_COMM_WORLD_RANK", 0);

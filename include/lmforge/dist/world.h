@@ -17,6 +17,8 @@ bool launched_by_mpirun();
 // This process's rank as the launcher's environment says (0 without one); usable before MPI starts,
 // e.g. so that only rank 0 prints a usage error.
 int launch_rank();
+// The number of processes the launcher started (1 without one, or when it does not say).
+int launch_size();
 
 class World {
  public:

@@ -1,0 +1,134 @@
+// The binary under `mpirun -np 2|3` over the loopback: every sharded command's output is byte for
+// byte what the same command prints without mpirun (sampling with a seed included), ranks past the
+// work idle, and a rank that dies, hangs or has another model ends the job with a message naming
+// it, in bounded time. Registered in ctest (label "mpi") only when MPI was found; skipped otherwise.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+#include "common/run.h"
+#include "common/temp_dir_test.h"
+
+namespace lmforge::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kModel = std::string(LMFORGE_TEST_DATA) + "/models/gpt2-tiny";
+const std::string kExamples = std::string(LMFORGE_SOURCE_DIR) + "/examples/tasks/";
+
+// Loopback only, no core binding (3 ranks share this machine's cores), root allowed as in CI.
+std::string mpirun(int ranks, const std::string& env = "") {
+  return env + " mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,tcp --mca btl_tcp_if_include lo -np " +
+         std::to_string(ranks) + " ";
+}
+
+class MpiCli : public TempDirTest {
+ protected:
+  MpiCli() : TempDirTest("lmforge-mpi-") {}
+  void SetUp() override {
+#ifndef LMFORGE_TEST_MPIRUN
+    GTEST_SKIP() << "built without MPI";
+#endif
+    TempDirTest::SetUp();
+  }
+  // `args` without mpirun, then under mpirun with 2 and 3 ranks: the same exit code and stdout, and
+  // (when given) the same bytes in the file `output`, which each run rewrites.
+  void expect_same_as_one_process(const std::string& args, const std::string& output = "") {
+    const RunResult one = run_cli(args);
+    ASSERT_EQ(one.exit_code, 0) << one.err;
+    const std::string file = output.empty() ? "" : read(output);
+    for (int ranks : {2, 3}) {
+      if (!output.empty()) fs::remove(output);
+      const RunResult many = run_command(mpirun(ranks) + LMFORGE_CLI + " " + args + " </dev/null");
+      ASSERT_EQ(many.exit_code, 0) << ranks << " ranks: " << many.err;
+      EXPECT_EQ(many.out, one.out) << ranks << " ranks";
+      if (!output.empty()) {
+        EXPECT_EQ(read(output), file) << ranks << " ranks: " << output;
+      }
+    }
+  }
+  std::string prompts() { return write("prompts.csv", "prompt\nthe city\nthe new\npolice\nfarmers said\nthe school\n"); }
+};
+
+TEST_F(MpiCli, SynthSampledRowsAreTheOneProcessRows) {
+  // 5 prompts x 3 samples in batches of 4: 4 batches, so 3 ranks get 2, 1 and 1.
+  expect_same_as_one_process("synth --model " + kModel + " --prompt_file " + prompts() +
+                             " --num_samples 3 --batch_size 4 --seed 7 --format jsonl --prefix '' --threads 1");
+}
+
+TEST_F(MpiCli, SynthRanksPastTheBatchesIdle) {
+  // One batch of 2 rows: ranks 1 and 2 have nothing to do, and say so.
+  const std::string args = "synth --model " + kModel + " --prompt_file " + prompts() +
+                           " --num_samples 1 --batch_size 8 --do_sample false --prefix '' --format csv --threads 1";
+  expect_same_as_one_process(args);
+  const RunResult r = run_command(mpirun(3) + LMFORGE_CLI + " " + args);
+  EXPECT_NE(r.err.find("rank 2 of 3 runs batches [1, 1) of 1 (idle"), std::string::npos) << r.err;
+}
+
+TEST_F(MpiCli, PerplexityRowsAndCorpusFiguresAreTheOneProcessBits) {
+  const std::string data = write("rows.csv", "headline_text\nthe city council met today\nhi\npolice said the man was "
+                                             "arrested on friday\nfarmers protest\nthe new school opens\n");
+  expect_same_as_one_process("eval perplexity --model " + kModel + " --data_path " + data + " --json --threads 1");
+}
+
+TEST_F(MpiCli, TaskPredictionsAndReportAreTheOneProcessOnes) {
+  // Sampled answers (seeded) in micro-batches of 5: 3 batches of the sample's 12 rows. The report's
+  // speed line differs from run to run, so --output and --json's scores are compared.
+  const std::string out = path("predictions.jsonl");
+  for (const std::string mode : {"generate --do_sample --seed 3 --output_length 4", "loglikelihood"})
+    expect_same_as_one_process("task --model " + kModel + " --data " + kExamples + "entailment_sample.csv --template " +
+                                   kExamples + "mnli_lm_eval.yaml --micro_batch_size 5 --threads 1 --output " + out +
+                                   " --mode " + mode + " > /dev/null",
+                               out);
+}
+
+TEST_F(MpiCli, AKilledRankFailsTheJobNamingIt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult r = run_command(mpirun(2, "LMFORGE_DIST_TEST_KILL_RANK=1") + LMFORGE_CLI + " synth --model " + kModel +
+                                  " --prompt_file " + prompts() + " --batch_size 2 --threads 1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30);
+  EXPECT_NE(r.err.find("rank 1"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");  // no partial output
+}
+
+TEST_F(MpiCli, AStuckRankTimesOutNamingIt) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const RunResult r = run_command(mpirun(3, "LMFORGE_DIST_TEST_HANG_RANK=2 LMFORGE_DIST_TIMEOUT=2") + LMFORGE_CLI +
+                                  " eval perplexity --model " + kModel + " --data_path " +
+                                  write("rows.csv", "headline_text\nthe city\nthe new school\npolice said\n") + " --threads 1");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30);
+  EXPECT_NE(r.err.find("error: perplexity rows: no results from rank 2 within 2 s (LMFORGE_DIST_TIMEOUT)"),
+            std::string::npos)
+      << r.err;
+}
+
+TEST_F(MpiCli, ARankWithAnotherModelFolderIsOneErrorNamingIt) {
+  const fs::path other = dir_ / "other";
+  fs::copy(kModel, other, fs::copy_options::recursive);
+  write("other/config.json", read(other / "config.json") + "\n");
+  // Rank 1 is given the other folder; rank 0 the fixture.
+  const std::string per_rank = "sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then m=" + other.string() + "; else m=" +
+                               kModel + "; fi; exec " + LMFORGE_CLI + " eval perplexity --model $m --text \"the city\"'";
+  const RunResult r = run_command(mpirun(2) + per_rank);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("error: --model: rank 1's model folder '" + other.string() + "' is not rank 0's"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("error:"), r.err.rfind("error:")) << "one error line: " << r.err;
+}
+
+TEST_F(MpiCli, ACommandThatDoesNotShareItsWorkIsRefusedOnce) {
+  const RunResult r = run_command(mpirun(2) + LMFORGE_CLI + " generate --model " + kModel + " -p hi");
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("error: lmforge generate does not split its work across mpirun ranks"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("error:"), r.err.rfind("error:")) << "one error line: " << r.err;
+  EXPECT_EQ(r.out, "");
+}
+
+}  // namespace
+}  // namespace lmforge::test
