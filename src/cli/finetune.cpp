@@ -32,6 +32,9 @@ std::string help_for(const std::string& key) {
       {"text_column", "CSV column with the text (default headline_text)"},
       {"prefix", "Text put before every row (default '|HEADLINE| ')"},
       {"suffix", "Text put after every row (default '.')"},
+      {"response_template",
+       "Completion-only loss (TRL's name): no loss on the tokens up to and including this string's first "
+       "occurrence in each row (default: none, every token trained)"},
       {"max_rows", "Rows to use (default 5000; <= 0: all)"},
       {"sample", "first | random: which max_rows rows"},
       {"validation_fraction", "Held-out share for validation (default 0.2)"},

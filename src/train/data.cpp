@@ -131,6 +131,8 @@ std::string DataSummary::to_string() const {
     << skipped_empty << " empty, " << skipped_malformed << " malformed, " << skipped_invalid_utf8
     << " invalid UTF-8; " << truncated << " truncated) -> " << train_examples << " train / " << validation_examples
     << " validation examples, " << train_tokens << " / " << validation_tokens << " tokens";
+  if (no_response_template > 0)
+    o << "; " << no_response_template << " rows without the response template (no loss on them)";
   return o.str();
 }
 
@@ -235,12 +237,29 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> split_indices(int64_t n, d
 
 // ---- dataset ---------------------------------------------------------------------------------
 
+namespace {
+// How many leading tokens of `ids` (the tokenization of `text`) belong to the prompt: the text up to
+// and including the first `response_template`. BPE may merge across that boundary, so the prompt
+// part is tokenized alone and only the tokens both tokenizations share are masked (a token that
+// straddles the boundary keeps its loss). -1 when the template does not occur.
+int32_t prompt_tokens(const Tokenizer& tok, const std::string& text, const std::vector<int32_t>& ids,
+                      const std::string& response_template) {
+  const size_t at = text.find(response_template);
+  if (at == std::string::npos) return -1;
+  const std::vector<int32_t> prompt = tok.encode(std::string_view(text).substr(0, at + response_template.size()));
+  size_t n = 0;
+  while (n < prompt.size() && n < ids.size() && prompt[n] == ids[n]) ++n;
+  return static_cast<int32_t>(n);
+}
+}  // namespace
+
 Dataset load_dataset(const DataOptions& opt, const Tokenizer& tok) {
   const std::string where = opt.data_path.string();
   if (!(opt.validation_fraction >= 0.0 && opt.validation_fraction < 1.0))
     io::fail(where, "validation_fraction must be in [0, 1), got " + std::to_string(opt.validation_fraction));
   if (!is_valid_utf8(opt.prefix)) throw Error("prefix is not valid UTF-8");
   if (!is_valid_utf8(opt.suffix)) throw Error("suffix is not valid UTF-8");
+  if (!is_valid_utf8(opt.response_template)) throw Error("response_template is not valid UTF-8");
   const auto eos = tok.eos_id();
   if (opt.append_eos && !eos) throw Error("the tokenizer has no eos token (needed to end each example)");
 
@@ -257,7 +276,9 @@ Dataset load_dataset(const DataOptions& opt, const Tokenizer& tok) {
   for (int64_t i = 0; i < n; ++i) {
     try {
       auto& ex = examples[static_cast<size_t>(i)];
-      ex.ids = tok.encode(opt.prefix + rows.texts[static_cast<size_t>(i)] + opt.suffix);
+      const std::string text = opt.prefix + rows.texts[static_cast<size_t>(i)] + opt.suffix;
+      ex.ids = tok.encode(text);
+      if (!opt.response_template.empty()) ex.n_masked = prompt_tokens(tok, text, ex.ids, opt.response_template);
       if (opt.append_eos) ex.ids.push_back(*eos);
       ex.line = rows.lines[static_cast<size_t>(i)];
     } catch (const std::exception& e) {
@@ -271,9 +292,14 @@ Dataset load_dataset(const DataOptions& opt, const Tokenizer& tok) {
       ex.ids.resize(static_cast<size_t>(opt.max_tokens));
       ++s.truncated;
     }
+    s.no_response_template += ex.n_masked < 0;
+    if (ex.n_masked < 0 || ex.n_masked > static_cast<int64_t>(ex.ids.size())) ex.n_masked = static_cast<int32_t>(ex.ids.size());
     s.max_example_tokens = std::max<int64_t>(s.max_example_tokens, static_cast<int64_t>(ex.ids.size()));
   }
 
+  if (!opt.response_template.empty() && s.no_response_template == n)
+    io::fail(where, "response_template '" + io::printable(opt.response_template, 60) + "' occurs in none of the " +
+                        std::to_string(n) + " rows of column '" + opt.text_column + "' (with prefix and suffix)");
   auto [train_idx, val_idx] = split_indices(n, opt.validation_fraction, opt.seed);
   if (train_idx.empty())
     io::fail(where, "validation_fraction " + std::to_string(opt.validation_fraction) + " of " + std::to_string(n) +

@@ -12,7 +12,8 @@ namespace {
 constexpr uint64_t kEpochStreamBase = uint64_t{1} << 32;
 }  // namespace
 
-TrainBatch collate(const std::vector<std::span<const int32_t>>& rows, int32_t pad_id, int pad_to) {
+TrainBatch collate(const std::vector<std::span<const int32_t>>& rows, int32_t pad_id, int pad_to,
+                   std::span<const int32_t> n_masked) {
   TrainBatch b;
   b.B = static_cast<int>(rows.size());
   size_t T = static_cast<size_t>(std::max(pad_to, 1));
@@ -26,9 +27,10 @@ TrainBatch collate(const std::vector<std::span<const int32_t>>& rows, int32_t pa
   for (size_t i = 0; i < rows.size(); ++i) {
     const size_t base = i * T;
     for (size_t t = 0; t < T; ++t) b.position_ids[base + t] = static_cast<int32_t>(t);
+    const size_t masked = n_masked.empty() ? 0 : static_cast<size_t>(std::max(n_masked[i], 0));
     for (size_t t = 0; t < rows[i].size(); ++t) {
       b.input_ids[base + t] = rows[i][t];
-      b.labels[base + t] = rows[i][t];
+      b.labels[base + t] = t < masked ? kIgnoreIndex : rows[i][t];
       b.attention_mask[base + t] = 1;
     }
   }
@@ -43,6 +45,8 @@ DataLoader::DataLoader(const std::vector<Example>& examples, const LoaderOptions
     std::vector<int32_t> cur;
     cur.reserve(bs);
     for (const auto& ex : examples) {
+      if (ex.n_masked > 0)  // TRL refuses packing with a completion-only collator too
+        throw Error("a response template (completion-only loss) cannot be used with packing: rows are cut across examples");
       for (int32_t id : ex.ids) {
         cur.push_back(id);
         if (cur.size() == bs) {
@@ -55,8 +59,14 @@ DataLoader::DataLoader(const std::vector<Example>& examples, const LoaderOptions
     if (!cur.empty()) rows_.push_back(std::move(cur));  // the partial last block, padded when batched
   } else {
     rows_.reserve(examples.size());
-    for (const auto& ex : examples)
-      if (!ex.ids.empty()) rows_.push_back(ex.ids);
+    bool any_masked = false;
+    for (const auto& ex : examples) {
+      if (ex.ids.empty()) continue;
+      rows_.push_back(ex.ids);
+      n_masked_.push_back(ex.n_masked);
+      any_masked |= ex.n_masked > 0;
+    }
+    if (!any_masked) n_masked_.clear();
   }
   if (rows_.empty()) throw Error("no training rows to batch");
   if (batches_per_epoch() == 0)
@@ -97,8 +107,13 @@ TrainBatch DataLoader::batch_at(int64_t epoch, int64_t batch) const {
   const int64_t begin = batch * opt_.batch_size;
   const int64_t end = std::min<int64_t>(begin + opt_.batch_size, num_rows());
   std::vector<std::span<const int32_t>> rows;
-  for (int64_t i = begin; i < end; ++i) rows.emplace_back(rows_[static_cast<size_t>(cached_order_[static_cast<size_t>(i)])]);
-  return collate(rows, opt_.pad_id, opt_.packing ? opt_.block_size : 0);  // packed batches are always block_size long
+  std::vector<int32_t> masked;
+  for (int64_t i = begin; i < end; ++i) {
+    const size_t r = static_cast<size_t>(cached_order_[static_cast<size_t>(i)]);
+    rows.emplace_back(rows_[r]);
+    if (!n_masked_.empty()) masked.push_back(n_masked_[r]);
+  }
+  return collate(rows, opt_.pad_id, opt_.packing ? opt_.block_size : 0, masked);  // packed: always block_size long
 }
 
 TrainBatch DataLoader::next() {

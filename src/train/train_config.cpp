@@ -166,6 +166,7 @@ const std::vector<KeySpec>& key_specs() {
         {"text_column", str_member(&TrainConfig::text_column), ""},
         {"prefix", str_member(&TrainConfig::prefix), ""},
         {"suffix", str_member(&TrainConfig::suffix), ""},
+        {"response_template", str_member(&TrainConfig::response_template), ""},
         {"max_rows", int_member(&TrainConfig::max_rows), ""},
         {"sample",
          [](TrainConfig& c, const YAML::Node& n, const std::string& k, const std::string& w) {
@@ -454,6 +455,11 @@ void validate(const TrainConfig& c, bool require_paths) {
   if (c.text_column.empty()) bad("text_column", "must not be empty");
   if (!is_valid_utf8(c.prefix)) bad("prefix", "not valid UTF-8");
   if (!is_valid_utf8(c.suffix)) bad("suffix", "not valid UTF-8");
+  if (!is_valid_utf8(c.response_template)) bad("response_template", "not valid UTF-8");
+  if (!c.response_template.empty() && c.run_clm)
+    bad("response_template", "not with --train_file/run_clm: its rows are concatenated into blocks, so there is no prompt to mask");
+  if (!c.response_template.empty() && c.packing)
+    bad("response_template", "not with --packing (rows are cut across examples; TRL refuses it too)");
   if (!(c.validation_fraction >= 0.0 && c.validation_fraction < 1.0))
     bad("validation_fraction", "must be in [0, 1), got " + fmt_double(c.validation_fraction));
   if (c.block_size < 0) bad("block_size", "must be >= 0 (0 = the model's n_positions), got " + std::to_string(c.block_size));
@@ -507,6 +513,7 @@ std::string to_yaml(const TrainConfig& c) {
   str("text_column", c.text_column);
   str("prefix", c.prefix);
   str("suffix", c.suffix);
+  str("response_template", c.response_template);
   num("max_rows", std::to_string(c.max_rows));
   num("sample", to_string(c.sample));
   num("validation_fraction", fmt_double(c.validation_fraction));
@@ -572,6 +579,7 @@ DataOptions data_options(const TrainConfig& c, int n_positions) {
   o.text_column = c.text_column;
   o.prefix = c.prefix;
   o.suffix = c.suffix;
+  o.response_template = c.response_template;
   o.max_rows = c.max_rows;
   o.sample = c.sample;
   o.validation_fraction = c.validation_fraction;

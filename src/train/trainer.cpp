@@ -189,15 +189,17 @@ nlohmann::json training_record(const TrainConfig& c, int block_size) {
             {"validation_file", validation},
             {"block_size", block_size},
             {"seed", c.seed}};
+  nlohmann::json j;
   if (!validation.empty())
-    return {{"prefix", c.prefix},
-            {"suffix", c.suffix},
-            {"text_column", c.text_column},
-            {"data_path", data.string()},
-            {"validation_file", validation},
-            {"packing", c.packing},
-            {"block_size", block_size}};
-  return {{"prefix", c.prefix},
+    j = {{"prefix", c.prefix},
+          {"suffix", c.suffix},
+          {"text_column", c.text_column},
+          {"data_path", data.string()},
+          {"validation_file", validation},
+          {"packing", c.packing},
+          {"block_size", block_size}};
+  else
+    j = {{"prefix", c.prefix},
           {"suffix", c.suffix},
           {"text_column", c.text_column},
           {"data_path", ec ? c.data_path : data.string()},
@@ -207,6 +209,9 @@ nlohmann::json training_record(const TrainConfig& c, int block_size) {
           {"seed", c.seed},
           {"packing", c.packing},
           {"block_size", block_size}};
+  // Recorded for the reader; eval perplexity and the others still score every token of a row.
+  if (!c.response_template.empty()) j["response_template"] = c.response_template;
+  return j;
 }
 
 std::string signal_name(int sig) {
@@ -348,6 +353,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     int counted = 0;
     for (int a = 0; a < accum; ++a) {
       const TrainBatch batch = train.next();
+      if (count_targets(batch) == 0) continue;  // every row masked (response template absent or cut off)
       // LoRA dropout masks: a function of the seed, the step and the micro-batch (not of the process).
       const uint64_t dropout_seed = cfg.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(st.global_step) * accum + a;
       const float loss = target.forward_backward(batch, grads, ws, 1.0f / accum, dropout_seed);
@@ -371,12 +377,14 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     opt.step(target.params(), grads.data(), lr, coef);
     ++st.global_step;
     st.epoch = static_cast<double>(st.global_step) / steps_per_epoch;
-    st.window_loss_sum += step_loss / counted;
-    ++st.window_steps;
+    if (counted > 0) {
+      st.window_loss_sum += step_loss / counted;
+      ++st.window_steps;
+    }
 
     const bool last = st.global_step == total_steps;
     const bool logging_step = (cfg.logging_steps > 0 && st.global_step % cfg.logging_steps == 0) || last;
-    if (logging_step) {
+    if (logging_step && st.window_steps > 0) {
       const double secs = std::chrono::duration<double>(Clock::now() - t_window).count();
       last_loss = st.window_loss_sum / st.window_steps;
       const double tps = secs > 0 ? window_tokens / secs : 0;
@@ -388,7 +396,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     ProgressInfo pi;
     pi.step = st.global_step, pi.total_steps = total_steps, pi.start_step = start_step;
     pi.epoch = st.epoch, pi.num_epochs = cfg.max_steps > 0 ? static_cast<int>(std::ceil(static_cast<double>(total_steps) / steps_per_epoch)) : cfg.num_epochs;
-    pi.loss = std::isnan(last_loss) ? step_loss / counted : last_loss, pi.lr = lr;
+    pi.loss = std::isnan(last_loss) ? (counted ? step_loss / counted : NAN) : last_loss, pi.lr = lr;
     pi.elapsed_s = std::chrono::duration<double>(Clock::now() - t_start).count();
     pi.tokens_per_s = pi.elapsed_s > 0 ? run_tokens / pi.elapsed_s : 0;
     out.progress(format_progress(pi), logging_step);

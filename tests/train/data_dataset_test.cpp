@@ -163,5 +163,75 @@ TEST(Dataset, Errors) {
   EXPECT_TRUE(ThrowsError([&] { load_dataset(o, gpt2()); }, {"prefix"}));
 }
 
+// ---- response_template (completion-only loss) --------------------------------------------------
+
+// The masked count n must be the largest n whose tokens decode to a prefix of the prompt part (the
+// text up to and including the template): checked by decoding, not by re-running the rule.
+void expect_masks_exactly_the_prompt(const Example& ex, const std::string& text, const std::string& templ) {
+  const std::string prompt = text.substr(0, text.find(templ) + templ.size());
+  const auto decoded = [&](size_t n) { return gpt2().decode(std::vector<int32_t>(ex.ids.begin(), ex.ids.begin() + n)); };
+  ASSERT_GT(ex.n_masked, 0);
+  ASSERT_LT(static_cast<size_t>(ex.n_masked), ex.ids.size());
+  const std::string in = decoded(static_cast<size_t>(ex.n_masked));
+  EXPECT_EQ(prompt.compare(0, in.size(), in), 0) << "masked tokens '" << in << "' are not inside '" << prompt << "'";
+  const std::string past = decoded(static_cast<size_t>(ex.n_masked) + 1);
+  EXPECT_GT(past.size(), prompt.size()) << "token " << ex.n_masked << " still lies inside the prompt: '" << past << "'";
+}
+
+TEST(Dataset, ResponseTemplateMasksThePromptTokens) {
+  TempDir dir;
+  write_file(dir / "d.csv",
+             "text\n"
+             "<language> en <back> PHOTO BY JOHN SMITH <b> 1994 <END> <language> en <rewrite> 1994 - x <title> JOHN SMITH\n"
+             "Question: what is 2+2? ### Answer: 4\n"
+             "no template here\n"
+             "ends with the template <END>\n");
+  DataOptions o;
+  o.data_path = dir / "d.csv";
+  o.text_column = "text";
+  o.prefix = "<|endoftext|> ";
+  o.suffix = "";
+  o.validation_fraction = 0;
+  o.response_template = " <END>";
+  Dataset ds = load_dataset(o, gpt2());
+  ASSERT_EQ(ds.train.size(), 4u);
+  const std::string row0 = "<|endoftext|> <language> en <back> PHOTO BY JOHN SMITH <b> 1994 <END> <language> en <rewrite> 1994 - x <title> JOHN SMITH";
+  expect_masks_exactly_the_prompt(ds.train[0], row0, " <END>");
+  EXPECT_EQ(ds.train[0].ids, cat(gpt2().encode(row0), {kEos}));  // the row is still tokenized whole
+  // Rows without the template: no loss at all (TRL's collator ignores them), counted.
+  EXPECT_EQ(static_cast<size_t>(ds.train[1].n_masked), ds.train[1].ids.size());
+  EXPECT_EQ(static_cast<size_t>(ds.train[2].n_masked), ds.train[2].ids.size());
+  EXPECT_EQ(ds.summary.no_response_template, 2);
+  EXPECT_NE(ds.summary.to_string().find("2 rows without the response template"), std::string::npos);
+  // A template at the very end: everything but the eos is masked.
+  EXPECT_EQ(static_cast<size_t>(ds.train[3].n_masked), ds.train[3].ids.size() - 1);
+
+  // A template that ends inside a BPE token: the straddling token keeps its loss.
+  o.response_template = "### Ans";
+  ds = load_dataset(o, gpt2());
+  expect_masks_exactly_the_prompt(ds.train[1], "<|endoftext|> Question: what is 2+2? ### Answer: 4", "### Ans");
+  o.response_template = "### Answer:";
+  ds = load_dataset(o, gpt2());
+  expect_masks_exactly_the_prompt(ds.train[1], "<|endoftext|> Question: what is 2+2? ### Answer: 4", "### Answer:");
+  EXPECT_EQ(gpt2().decode({ds.train[1].ids.begin() + ds.train[1].n_masked, ds.train[1].ids.end() - 1}), " 4");
+
+  // Without a template nothing is masked.
+  o.response_template = "";
+  for (const auto& ex : load_dataset(o, gpt2()).train) EXPECT_EQ(ex.n_masked, 0);
+}
+
+TEST(Dataset, ResponseTemplateInNoRowIsAnError) {
+  TempDir dir;
+  write_file(dir / "d.csv", "text\nfirst row\nsecond row\n");
+  DataOptions o;
+  o.data_path = dir / "d.csv";
+  o.text_column = "text";
+  o.validation_fraction = 0;
+  o.response_template = "### Answer:";
+  EXPECT_TRUE(ThrowsError([&] { load_dataset(o, gpt2()); }, {"d.csv", "response_template '### Answer:'", "none of the 2 rows"}));
+  o.response_template = std::string(1, static_cast<char>(0xFF));
+  EXPECT_TRUE(ThrowsError([&] { load_dataset(o, gpt2()); }, {"response_template", "UTF-8"}));
+}
+
 }  // namespace
 }  // namespace lmforge

@@ -42,6 +42,36 @@ TEST(Collate, RightPadsWithMaskLabelsAndPositions) {
   EXPECT_EQ(u.position_ids, (std::vector<int32_t>{0, 1, 2, 3}));
 }
 
+TEST(Collate, MaskedPromptTokensGetNoLabel) {
+  const std::vector<int32_t> a = {1, 2, 3, 4}, b = {5, 6};
+  const std::vector<int32_t> masked = {2, 0};
+  const TrainBatch t = collate({a, b}, P, 0, masked);
+  EXPECT_EQ(t.input_ids, (std::vector<int32_t>{1, 2, 3, 4, 5, 6, P, P}));  // the prompt stays in the input
+  EXPECT_EQ(t.labels, (std::vector<int32_t>{X, X, 3, 4, 5, 6, X, X}));
+  EXPECT_EQ(t.attention_mask, (std::vector<uint8_t>{1, 1, 1, 1, 1, 1, 0, 0}));
+}
+
+TEST(DataLoader, CarriesEachRowsMaskThroughTheShuffle) {
+  std::vector<Example> ex;
+  for (int32_t i = 0; i < 6; ++i) ex.push_back({{i, 100 + i, 200 + i}, 2 + i, i % 3});  // row i masks i % 3 tokens
+  LoaderOptions o;
+  o.batch_size = 2;
+  o.pad_id = P;
+  o.seed = 7;
+  const DataLoader dl(ex, o);
+  for (int64_t b = 0; b < dl.batches_per_epoch(); ++b) {
+    const TrainBatch t = dl.batch_at(1, b);
+    for (int r = 0; r < t.B; ++r) {
+      const int32_t row = t.input_ids[static_cast<size_t>(r) * t.T];  // the row's first id is its index
+      for (int k = 0; k < 3; ++k)
+        EXPECT_EQ(t.labels[static_cast<size_t>(r) * t.T + k], k < row % 3 ? X : t.input_ids[static_cast<size_t>(r) * t.T + k]);
+    }
+  }
+  o.packing = true;
+  o.block_size = 4;
+  EXPECT_TRUE(ThrowsError([&] { DataLoader p(ex, o); }, {"response template", "packing"}));
+}
+
 TEST(DataLoader, PaddedBatchesInOrderWithoutShuffle) {
   LoaderOptions o;
   o.batch_size = 2;

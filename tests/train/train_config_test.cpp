@@ -233,6 +233,9 @@ TEST(TrainConfig, ValidateNamesTheKey) {
     return ThrowsError([&] { validate(c); }, {key});
   };
   EXPECT_TRUE(bad([](TrainConfig& c) { c.lr = 0; }, "lr"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.response_template = "\xFF"; }, "response_template"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.response_template = " <END>", c.packing = true; }, "invalid response_template: not with --packing"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.response_template = " <END>", c.run_clm = true; }, "invalid response_template: not with --train_file"));
   EXPECT_TRUE(bad([](TrainConfig& c) { c.validation_fraction = 1.0; }, "validation_fraction"));
   EXPECT_TRUE(bad([](TrainConfig& c) { c.per_device_train_batch_size = 0; }, "per_device_train_batch_size"));
   EXPECT_TRUE(bad([](TrainConfig& c) { c.gradient_accumulation_steps = 0; }, "gradient_accumulation_steps"));
@@ -268,6 +271,7 @@ TEST(TrainConfig, YamlRoundTrip) {
   c.data_path = "d: with colon.csv";
   c.prefix = "|HEADLINE| ";
   c.suffix = "\"quoted\"";
+  c.response_template = " <END>";
   c.sample = SampleMode::Random;
   c.lr = 3.3e-5;
   c.validation_fraction = 0.15;
@@ -282,6 +286,7 @@ TEST(TrainConfig, YamlRoundTrip) {
   EXPECT_EQ(d.data_path, c.data_path);
   EXPECT_EQ(d.prefix, c.prefix);
   EXPECT_EQ(d.suffix, c.suffix);
+  EXPECT_EQ(d.response_template, " <END>");
   EXPECT_EQ(d.lr, c.lr);
   EXPECT_EQ(d.validation_fraction, c.validation_fraction);
   EXPECT_EQ(d.seed, c.seed);
@@ -620,6 +625,9 @@ TEST(TrainConfig, DataAndLoaderOptions) {
   EXPECT_EQ(d.max_tokens, 1024);
   EXPECT_EQ(d.seed, 9u);
   EXPECT_EQ(d.max_rows, 5000);
+  EXPECT_EQ(d.response_template, "");
+  c.response_template = " <END>";
+  EXPECT_EQ(data_options(c, 1024).response_template, " <END>");
   EXPECT_EQ(loader_options(c, 2048, 50256).block_size, 1024);  // 0 = min(n_positions, 1024)
   EXPECT_EQ(loader_options(c, 128, 50256).block_size, 128);
   EXPECT_EQ(loader_options(c, 128, 50256).pad_id, 50256);

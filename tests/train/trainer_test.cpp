@@ -352,6 +352,48 @@ TEST(FinetuneOutputDir, RecordIsWrittenBeforeTheFirstStepWithTheTrainingSettings
   EXPECT_EQ((*rec)["training"], want) << rec->dump();
 }
 
+// Rows "<random words> ### ok": the prompt is unpredictable, the answer never varies. Trained on the
+// answer only (--response_template), the validation loss (answer tokens only) ends near 0; the same
+// run trained and scored on every token stays high. Every third row has no "###" and, with one row
+// per micro-batch, makes micro-batches with nothing to train (skipped, not a NaN stop).
+TEST(Finetune, ResponseTemplateTrainsAndScoresTheAnswerOnly) {
+  TempDir t("completion");
+  std::ofstream csv(t.path / "qa.csv");
+  csv << "text\n";
+  const char* words[] = {"red", "blue", "cat", "dog", "sun", "moon", "tree", "rock", "fish", "bird", "king", "ship"};
+  uint32_t x = 1;
+  for (int i = 0; i < 120; ++i) {
+    std::string row;
+    for (int k = 0; k < 4; ++k) {
+      x = x * 1664525u + 1013904223u;
+      row += std::string(k ? " " : "") + words[(x >> 16) % 12];
+    }
+    csv << row << (i % 3 == 2 ? "\n" : " ### ok\n");
+  }
+  csv.close();
+  auto cfg = tiny_config(t.path / "qa.csv", t.path / "out");
+  cfg.text_column = "text";
+  cfg.prefix = "";
+  cfg.suffix = "";
+  cfg.max_rows = 0;
+  cfg.validation_fraction = 0.2;
+  cfg.per_device_train_batch_size = 1;
+  cfg.num_epochs = 1;
+  cfg.lr = 1e-2;
+  cfg.response_template = " ###";
+  const FinetuneResult masked = finetune(cfg, quiet());
+  EXPECT_LT(masked.final_eval_loss, 0.3) << masked.final_eval_loss;
+  const auto rec = read_output_record(t.path / "out");
+  ASSERT_TRUE(rec);
+  EXPECT_EQ((*rec)["training"]["response_template"], " ###");
+
+  cfg.response_template = "";
+  cfg.save_path = (t.path / "all").string();
+  const FinetuneResult all = finetune(cfg, quiet());
+  EXPECT_GT(all.final_eval_loss, 1.0) << all.final_eval_loss;  // the random words are in the loss now
+  EXPECT_FALSE((*read_output_record(t.path / "all"))["training"].contains("response_template"));
+}
+
 TEST(FinetuneOutputDir, RefusesAForeignFolderUnlessOverwriteOutputDir) {
   TempDir t("foreign");
   auto cfg = tiny_config(write_csv(t.path, 40), t.path / "mine");

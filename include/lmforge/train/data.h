@@ -105,6 +105,12 @@ struct DataOptions {
   uint64_t seed = 42;
   int64_t max_tokens = 1024;         // the model's n_positions; <= 0: no truncation
   bool append_eos = true;
+  // Completion-only loss (TRL's DataCollatorForCompletionOnlyLM): when not empty, the tokens of
+  // prefix + text up to and including the first occurrence of this string get no loss, so the
+  // model learns the answer, not the prompt. The row is tokenized whole (as generation sees it);
+  // the masked tokens are its leading tokens shared with the tokenization of that prompt part. A
+  // row without the string gets no loss at all and is counted (DataSummary::no_response_template).
+  std::string response_template;
 };
 
 // What happened to the rows. records_read counts data records (header excluded) actually read.
@@ -120,6 +126,7 @@ struct DataSummary {
   int64_t train_examples = 0, validation_examples = 0;
   int64_t train_tokens = 0, validation_tokens = 0;
   int64_t max_example_tokens = 0;
+  int64_t no_response_template = 0;  // rows without the response template (no loss on them)
 
   int64_t skipped() const { return skipped_malformed + skipped_invalid_utf8 + skipped_empty; }
   // One line, e.g. "data.csv: 5000 rows from column 'headline_text' (5003 read; skipped 2 empty,
@@ -129,7 +136,8 @@ struct DataSummary {
 
 struct Example {
   std::vector<int32_t> ids;
-  int64_t line = 0;  // CSV line on which the row started (for messages)
+  int64_t line = 0;      // CSV line on which the row started (for messages)
+  int32_t n_masked = 0;  // leading tokens without loss (labels -100): the prompt with a response template
 };
 
 struct Dataset {
@@ -171,8 +179,10 @@ struct LoaderOptions {
   uint64_t seed = 42;
 };
 
-// Right-pads `rows` into one batch (T = longest row, or pad_to when larger).
-TrainBatch collate(const std::vector<std::span<const int32_t>>& rows, int32_t pad_id, int pad_to = 0);
+// Right-pads `rows` into one batch (T = longest row, or pad_to when larger). `n_masked`, when not
+// empty, gives per row how many leading tokens get label -100 (they stay in the input).
+TrainBatch collate(const std::vector<std::span<const int32_t>>& rows, int32_t pad_id, int pad_to = 0,
+                   std::span<const int32_t> n_masked = {});
 
 // Where a loader is: the next batch to serve is batch `batch` of epoch `epoch`. The epoch order
 // is a pure function of (seed, epoch), so this is the whole state needed to resume; rows and
@@ -209,6 +219,7 @@ class DataLoader {
 
  private:
   std::vector<std::vector<int32_t>> rows_;
+  std::vector<int32_t> n_masked_;  // per row (padding mode): leading tokens without loss
   LoaderOptions opt_;
   DataPosition pos_;
   mutable int64_t cached_epoch_ = -1;

@@ -56,6 +56,9 @@ struct TrainConfig {
   std::string text_column = "headline_text";
   std::string prefix = "|HEADLINE| ";
   std::string suffix = ".";
+  // Completion-only loss (TRL's name): prompt tokens up to and including this string get no loss
+  // (headline mode, no packing). Empty: every token is trained, as run_clm.py does.
+  std::string response_template;
   int64_t max_rows = 5000;  // <= 0: all rows
   SampleMode sample = SampleMode::First;
   double validation_fraction = 0.2;
