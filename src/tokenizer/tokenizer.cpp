@@ -245,13 +245,18 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens,
                               std::optional<bool> clean_up_tokenization_spaces) const {
-  for (int32_t id : ids) impl_->check_id(id);
+  // An id past the vocabulary (GPT-J's 50400 output rows over GPT-2's 50257 tokens) or on a hole
+  // in it decodes as nothing, as HF's fast tokenizer (AutoTokenizer's default) does; the slow one
+  // raises a TypeError. A negative id is an error in both.
+  for (int32_t id : ids)
+    if (id < 0) impl_->check_id(id);
   // Byte-level tokens are collected as raw bytes and UTF-8-decoded together, so a character split
   // over several tokens comes out whole; legacy added tokens cut the stream into sub-texts.
   std::vector<std::string> sub_texts;
   std::string bytes;
   std::size_t pending = 0;  // tokens collected in `bytes`
   for (int32_t id : ids) {
+    if (static_cast<std::size_t>(id) >= impl_->spelling.size() || !impl_->present[id]) continue;
     if (skip_special_tokens && impl_->special_ids.count(id)) continue;
     if (impl_->is_legacy_added(id)) {
       if (pending > 0) {

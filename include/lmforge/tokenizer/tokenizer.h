@@ -23,7 +23,8 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text) const;
   // skip_special_tokens drops added/special tokens (e.g. <|endoftext|>). Invalid UTF-8 produced by
   // partial byte tokens becomes U+FFFD, as HF's errors="replace". clean_up_tokenization_spaces
-  // overrides the folder default. Throws lmforge::Error on an id outside the vocabulary.
+  // overrides the folder default. An id past the vocabulary (or on a hole in it) decodes
+  // as nothing, as HF's fast tokenizer does; a negative id throws lmforge::Error.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens = false,
                      std::optional<bool> clean_up_tokenization_spaces = std::nullopt) const;
   // The token's vocabulary string (byte-to-unicode form, e.g. "Ġworld"). Throws on out-of-range id.
