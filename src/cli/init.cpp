@@ -10,6 +10,7 @@
 #include "lmforge/error.h"
 #include "lmforge/io/output_dir.h"
 #include "lmforge/model/random_checkpoint.h"
+#include "lmforge/tokenizer/tokenizer.h"
 
 namespace lmforge::cli {
 namespace {
@@ -55,6 +56,15 @@ int run() {
   const RandomCheckpointSummary sum = write_random_checkpoint(args.save_path, c, o);
   std::cerr << "lmforge: wrote " << args.save_path << " (" << sum.parameters << " parameters, " << args.dtype << ", "
             << sum.weight_files.size() << " weight file" << (sum.weight_files.size() == 1 ? "" : "s") << ")\n";
+  if (!args.tokenizer.empty()) {
+    // GPT-J-6B itself pads GPT-2's 50257 tokens to 50400 rows; an untrained model then writes ids
+    // with no token, which decode as nothing (as in HF). Said once here so it is not a surprise.
+    const int32_t n_tok = Tokenizer::from_dir(args.save_path).vocab_size();
+    if (n_tok < c.vocab_size)
+      std::cerr << "lmforge: note: vocab_size " << c.vocab_size << " is larger than the tokenizer's " << n_tok
+                << " tokens: ids " << n_tok << "-" << c.vocab_size - 1
+                << " have no token and decode as nothing (--vocab_size " << n_tok << " to match it)\n";
+  }
   return 0;
 }
 

@@ -39,6 +39,24 @@ TEST(CliInit, WritesAFolderGenerateLoadsWithItsRecord) {
   EXPECT_EQ(nlohmann::json::parse(g.out)[0].at("ids")[0].size(), 5u);  // "hello" is one GPT-2 token
 }
 
+// GPT-J's preset has 50400 rows, GPT-2's tokenizer 50257 tokens: said once, and the folder still
+// generates (ids past the tokenizer decode as nothing).
+TEST(CliInit, NotesAVocabularyLargerThanTheTokenizer) {
+  TempDir tmp;
+  const std::string shape = " --preset gpt-j-6b --n_layer 1 --n_head 2 --n_embd 32 --rotary_dim 8 --n_positions 64";
+  const std::string tok = " --tokenizer " + test::model_dir("gpt2-tiny").string();
+  auto r = run_cli("init --save_path " + (tmp / "j").string() + shape + tok);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("note: vocab_size 50400 is larger than the tokenizer's 50257 tokens: ids 50257-50399 have no "
+                       "token and decode as nothing (--vocab_size 50257 to match it)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(run_cli("generate --model " + (tmp / "j").string() + " --prompt hello --max_new_tokens 8").exit_code, 0);
+  r = run_cli("init --save_path " + (tmp / "k").string() + shape + tok + " --vocab_size 50257");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find("note:"), std::string::npos) << r.err;
+}
+
 TEST(CliInit, OutputFolderRule) {
   TempDir tmp;
   const fs::path out = tmp / "out";
