@@ -250,20 +250,27 @@ uint64_t splitmix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-// dropout(x) of module `m`'s input into ws.lora_xd: x * keep / (1 - p), keep[i] = (u(i) >= p) with
-// u a hash of (seed, module, i) in [0, 1), so the same pass recomputed gives the same mask.
-// Returns x itself when dropout is off.
-const float* lora_input(Impl& ws, int m, const float* x, size_t n) {
+// Module `m`'s dropout mask: keep(i) = (u(i) >= p) with u a hash of (seed, module, i) in [0, 1),
+// so a pass recomputed (checkpointing, backward) gives the same mask; kept values scale by 1/(1-p).
+struct DropoutMask {
+  uint64_t base;
+  double p;
+  float scale;
+  bool keep(size_t i) const { return static_cast<double>(splitmix64(base + i) >> 11) * 0x1.0p-53 >= p; }
+};
+DropoutMask dropout_mask(const Impl& ws, int m) {
   const double p = ws.lora->config.lora_dropout;
-  if (!ws.lora_dropout || p <= 0) return x;
+  return {splitmix64(ws.dropout_seed ^ (static_cast<uint64_t>(m) * 0xD6E8FEB86659FD93ULL)), p,
+          static_cast<float>(1.0 / (1.0 - p))};
+}
+
+// dropout(x) of module `m`'s input into ws.lora_xd; x itself when dropout is off.
+const float* lora_input(Impl& ws, int m, const float* x, size_t n) {
+  if (!ws.lora_dropout || ws.lora->config.lora_dropout <= 0) return x;
   ws.lora_xd.resize(n);
-  const uint64_t base = splitmix64(ws.dropout_seed ^ (static_cast<uint64_t>(m) * 0xD6E8FEB86659FD93ULL));
-  const float keep_scale = static_cast<float>(1.0 / (1.0 - p));
+  const DropoutMask mask = dropout_mask(ws, m);
 #pragma omp parallel for schedule(static) if (n > 65536)
-  for (size_t i = 0; i < n; ++i) {
-    const double u = static_cast<double>(splitmix64(base + i) >> 11) * 0x1.0p-53;
-    ws.lora_xd[i] = u >= p ? x[i] * keep_scale : 0.0f;
-  }
+  for (size_t i = 0; i < n; ++i) ws.lora_xd[i] = mask.keep(i) ? x[i] * mask.scale : 0.0f;
   return ws.lora_xd.data();
 }
 
@@ -317,14 +324,10 @@ void lora_backward(Impl& ws, const std::vector<int>& mods, const float* x, const
     ws.lora_dxd.resize(n);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, m.in, r, 1.0f, ws.lora_dt.data(), r, ad.A(m), m.in,
                 0.0f, ws.lora_dxd.data(), m.in);
-    const float keep_scale = static_cast<float>(1.0 / (1.0 - ad.config.lora_dropout));
-    const uint64_t base = splitmix64(ws.dropout_seed ^ (static_cast<uint64_t>(i) * 0xD6E8FEB86659FD93ULL));
-    const double p = ad.config.lora_dropout;
+    const DropoutMask mask = dropout_mask(ws, i);
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t k = 0; k < n; ++k) {
-      const double u = static_cast<double>(splitmix64(base + k) >> 11) * 0x1.0p-53;
-      if (u >= p) dx[k] += ws.lora_dxd[k] * keep_scale;
-    }
+    for (size_t k = 0; k < n; ++k)
+      if (mask.keep(k)) dx[k] += ws.lora_dxd[k] * mask.scale;
   }
 }
 
