@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/fixtures.h"
+#include "common/lora_fixture.h"
 #include "common/run.h"
 
 namespace lmforge {
@@ -19,13 +20,9 @@ using nlohmann::json;
 using test::data_dir;
 using test::run_cli;
 
-fs::path lora_dir() { return data_dir() / "lora"; }
+using test::lora_dir;
 
-json gptj_case() {
-  for (const auto& c : test::read_jsonl(lora_dir() / "cases.jsonl"))
-    if (c["arch"] == "gptj") return c;
-  return {};
-}
+json gptj_case() { return test::lora_case("gptj"); }
 
 std::string ids_of(const json& c) { return test::ids_arg(c["prompt_ids"].get<std::vector<int>>()); }
 

@@ -13,6 +13,7 @@
 
 #include "common/error_of.h"
 #include "common/fixtures.h"
+#include "common/lora_fixture.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/model/model.h"
 #include "lmforge/model/save.h"
@@ -25,17 +26,10 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using test::data_dir;
 using test::error_of;
-using test::read_jsonl;
 using test::read_npy;
 
-fs::path lora_dir() { return data_dir() / "lora"; }
-
-json lora_case(const std::string& arch) {
-  for (const auto& c : read_jsonl(lora_dir() / "cases.jsonl"))
-    if (c["arch"] == arch) return c;
-  ADD_FAILURE() << "no lora case for " << arch;
-  return {};
-}
+using test::lora_case;
+using test::lora_dir;
 
 fs::path base_dir(const json& c) { return data_dir() / c["model"].get<std::string>(); }
 fs::path adapter_dir(const json& c) { return lora_dir() / c["adapter_dir"].get<std::string>(); }

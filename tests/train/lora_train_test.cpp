@@ -12,6 +12,7 @@
 
 #include "common/error_of.h"
 #include "common/fixtures.h"
+#include "common/lora_fixture.h"
 #include "lmforge/error.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/model/lora.h"
@@ -26,17 +27,10 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using test::data_dir;
 using test::error_of;
-using test::read_jsonl;
 using test::read_npy;
 
-fs::path lora_dir() { return data_dir() / "lora"; }
-
-json lora_case(const std::string& arch) {
-  for (const auto& c : read_jsonl(lora_dir() / "cases.jsonl"))
-    if (c["arch"] == arch) return c;
-  ADD_FAILURE() << "no lora case for " << arch;
-  return {};
-}
+using test::lora_case;
+using test::lora_dir;
 
 struct Base {
   ModelConfig cfg;
