@@ -159,13 +159,10 @@ std::unique_ptr<Model> load_model(const std::string& model, const std::string& d
   if (!fs::exists(fs::path(model) / "config.json") && fs::exists(fs::path(model) / "adapter_config.json")) {
     if (!adapter.empty())
       throw Error("--adapter: --model '" + model + "' is itself an adapter folder; give its base as --model");
-    std::ifstream in(fs::path(model) / "adapter_config.json");
-    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-    const auto it = j.is_object() ? j.find("base_model_name_or_path") : j.end();
-    if (it == j.end() || !it->is_string() || it->get<std::string>().empty())
+    base = read_lora_config(model).base_model_name_or_path;
+    if (base.empty())
       throw Error("--model: '" + model + "' is an adapter folder whose adapter_config.json names no "
                   "base_model_name_or_path; give the base as --model and the adapter as --adapter");
-    base = it->get<std::string>();
     adapter_dir = model;
     if (!fs::is_directory(base))
       throw Error("--model: the base model '" + base + "' of adapter folder '" + model +

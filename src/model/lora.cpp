@@ -236,6 +236,8 @@ void init_lora_weights(LoraAdapter& a, uint64_t seed) {
   }
 }
 
+LoraConfig read_lora_config(const fs::path& dir) { return parse_adapter_config(dir / "adapter_config.json"); }
+
 LoraAdapter load_lora_adapter(const fs::path& dir, const ModelConfig& c) {
   if (!fs::is_directory(dir)) throw Error("--adapter: '" + dir.string() + "' is not a folder");
   LoraAdapter a;

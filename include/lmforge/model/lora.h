@@ -90,6 +90,9 @@ void init_lora_weights(LoraAdapter& a, uint64_t seed);
 // rank/alpha patterns, LoRA biases, modules_to_save), a tensor whose shape does not fit the base,
 // a missing or unexpected tensor.
 LoraAdapter load_lora_adapter(const std::filesystem::path& dir, const ModelConfig& c);
+// The adapter_config.json of PEFT folder `dir` alone (same checks and errors as load_lora_adapter's),
+// e.g. to find its base_model_name_or_path before the base is loaded.
+LoraConfig read_lora_config(const std::filesystem::path& dir);
 // adapter_config.json + adapter_model.safetensors (fp32, PEFT names, __metadata__ format pt),
 // each file written atomically.
 void save_lora_adapter(const std::filesystem::path& dir, const LoraAdapter& a);
