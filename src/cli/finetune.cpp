@@ -8,6 +8,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/distributed.h"
 #include "lmforge/error.h"
 #include "lmforge/train/trainer.h"
 
@@ -143,14 +144,17 @@ int run() {
       set_config_value(cfg, it->first, it->second, "--lora");
       break;
     }
-  if (cfg.fp16)
+  // Under mpirun: data-parallel training (docs/SCALE_OUT.md); every rank's --model checked first.
+  const dist::World& w = sharded_world(cfg.model);
+  if (cfg.fp16 && w.is_root())
     std::cerr << "lmforge: --fp16: training runs on the CPU, which has no fp16 autocast; using bf16 autocast "
                  "(--bfloat16) instead\n";
-  if (!cfg.deepspeed.empty())
+  if (!cfg.deepspeed.empty() && w.is_root())
     std::cerr << "lmforge: --deepspeed " << cfg.deepspeed
               << ": ignored (lmforge trains in one process on the CPU, without DeepSpeed)\n";
   const StopSignalHandlers ctrl_c;  // Ctrl-C: stop after the current step with a checkpoint
   const FinetuneResult r = finetune(cfg);
+  if (!w.is_root()) return r.interrupted ? 1 : 0;  // rank 0 reports for the job
   if (!will_train(cfg)) {  // --do_eval alone
     std::cout << "eval_loss " << r.final_eval_loss << ", perplexity " << std::exp(r.final_eval_loss) << "\n";
     return 0;

@@ -4,9 +4,11 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <limits>
 #include <thread>
@@ -43,23 +45,41 @@ int env_int(const char* name, int fallback) {
 #ifdef LMFORGE_HAVE_MPI
 using Clock = std::chrono::steady_clock;
 
-// A wait that polls: short sleeps first, so a fast peer costs microseconds, then at most 20 ms.
+// A wait that polls: short sleeps first, so a fast peer costs microseconds, then at most
+// `max_sleep_us` (20 ms by default).
 class Poll {
  public:
-  explicit Poll(double timeout) : limit_(timeout), t0_(Clock::now()) {}
+  explicit Poll(double timeout, int max_sleep_us = 20000) : limit_(timeout), max_sleep_us_(max_sleep_us), t0_(Clock::now()) {}
   bool expired() const {
     return limit_ > 0 && std::chrono::duration<double>(Clock::now() - t0_).count() >= limit_;
   }
   void pause() {
     std::this_thread::sleep_for(std::chrono::microseconds(sleep_us_));
-    sleep_us_ = std::min(sleep_us_ * 2, 20000);
+    sleep_us_ = std::min(sleep_us_ * 2, max_sleep_us_);
   }
 
  private:
   double limit_;
+  int max_sleep_us_;
   Clock::time_point t0_;
   int sleep_us_ = 50;
 };
+
+std::string seconds_text(double s);
+void check(int rc, const char* call, int rank);
+
+// Polls `req` until it completes; past timeout_seconds(), aborts the job with
+// why(" within N s (LMFORGE_DIST_TIMEOUT)").
+void wait_or_abort(MPI_Request& req, int rank, int max_sleep_us, const std::function<std::string(const std::string&)>& why) {
+  const double limit = timeout_seconds();
+  for (Poll poll(limit, max_sleep_us);;) {
+    int done = 0;
+    check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test", rank);
+    if (done) return;
+    if (poll.expired()) abort_job(why(" within " + seconds_text(limit) + " s (LMFORGE_DIST_TIMEOUT)"), 1);
+    poll.pause();
+  }
+}
 
 std::string seconds_text(double s) {
   std::string t = std::to_string(s);
@@ -93,16 +113,8 @@ void send_to_root(const std::string& mine, const std::string& what, int rank) {
   MPI_Request req;
   check(MPI_Isend(mine.data(), static_cast<int>(mine.size()), MPI_BYTE, 0, kResultTag, MPI_COMM_WORLD, &req), "MPI_Isend",
         rank);
-  const double limit = timeout_seconds();
-  for (Poll poll(limit);;) {
-    int done = 0;
-    check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test", rank);
-    if (done) return;
-    if (poll.expired())
-      abort_job(what + ": rank 0 took no results from rank " + std::to_string(rank) + " within " + seconds_text(limit) +
-                    " s (LMFORGE_DIST_TIMEOUT)", 1);
-    poll.pause();
-  }
+  wait_or_abort(req, rank, 20000,
+                [&](const std::string& within) { return what + ": rank 0 took no results from rank " + std::to_string(rank) + within; });
 }
 
 // Receives from rank r when its message has arrived; false while it has not.
@@ -124,6 +136,23 @@ std::string rank_list(const std::vector<bool>& pending) {
   for (size_t r = 0; r < pending.size(); ++r)
     if (pending[r]) out += (n++ ? ", " : "") + std::to_string(r);
   return (n == 1 ? "rank " : "ranks ") + out;
+}
+
+// First a barrier polled with the gather's deadline, so a dead or stuck rank never blocks the job
+// forever; then, everyone being there, one blocking in-place all-reduce (split only past 2^30
+// elements: MPI counts are int), which MPI progresses at full speed (a non-blocking one would only
+// move while polled). The barrier's polls sleep at most 1 ms: a step waits little for the last rank.
+void allreduce(void* data, size_t n, MPI_Datatype type, size_t elem, const std::string& what, int rank, int size) {
+  MPI_Request req;
+  check(MPI_Ibarrier(MPI_COMM_WORLD, &req), "MPI_Ibarrier", rank);
+  wait_or_abort(req, rank, 1000, [&](const std::string& within) {
+    return what + ": not every one of the " + std::to_string(size) + " ranks arrived" + within + "; aborting the job";
+  });
+  constexpr size_t kChunk = size_t{1} << 30;
+  for (size_t at = 0; at < n; at += kChunk)
+    check(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(data) + at * elem, static_cast<int>(std::min(kChunk, n - at)),
+                        type, MPI_SUM, MPI_COMM_WORLD),
+          "MPI_Allreduce", rank);
 }
 
 std::vector<std::string> receive_all(const std::string& mine, const std::string& what, int size) {
@@ -187,6 +216,18 @@ std::vector<std::string> World::gather(const std::string& mine, const std::strin
   return receive_all(mine, what, size_);
 #else
   return {mine};
+#endif
+}
+
+void World::allreduce_sum(float* data, size_t n, const std::string& what) const {
+#ifdef LMFORGE_HAVE_MPI
+  if (size_ > 1) allreduce(data, n, MPI_FLOAT, sizeof(float), what, rank_, size_);
+#endif
+}
+
+void World::allreduce_sum(double* data, size_t n, const std::string& what) const {
+#ifdef LMFORGE_HAVE_MPI
+  if (size_ > 1) allreduce(data, n, MPI_DOUBLE, sizeof(double), what, rank_, size_);
 #endif
 }
 

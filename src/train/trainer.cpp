@@ -7,8 +7,10 @@
 #include <csignal>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
+#include "lmforge/dist/world.h"
 #include "lmforge/error.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/output_dir.h"
@@ -20,6 +22,7 @@
 #include "lmforge/train/optimizer.h"
 #include "lmforge/train/run_clm.h"
 #include "lmforge/train/train_state.h"
+#include "train/data_parallel.h"
 #include "train/train_target.h"
 
 namespace lmforge {
@@ -72,11 +75,14 @@ int64_t real_tokens(const TrainBatch& b) {
 
 class Printer {
  public:
-  explicit Printer(const FinetuneHooks& h) : hooks_(h), tty_(isatty(STDERR_FILENO)) {}
-  void line(const std::string& s) { emit(s, false); }
+  // `quiet`: another rank than 0 of an mpirun job, whose lines would repeat rank 0's.
+  Printer(const FinetuneHooks& h, bool quiet) : hooks_(h), tty_(isatty(STDERR_FILENO)), quiet_(quiet) {}
+  void line(const std::string& s) {
+    if (!quiet_) emit(s, false);
+  }
   // A live line on a terminal; in a log file only the lines of logging steps.
   void progress(const std::string& s, bool logging_step) {
-    if (tty_ || hooks_.print || logging_step) emit(s, true);
+    if (!quiet_ && (tty_ || hooks_.print || logging_step)) emit(s, true);
   }
   void end_progress() {
     if (open_) std::cerr << "\n";
@@ -95,7 +101,7 @@ class Printer {
     std::cerr << s << "\n" << std::flush;
   }
   const FinetuneHooks& hooks_;
-  bool tty_;
+  bool tty_, quiet_;
   bool open_ = false;
 };
 
@@ -220,7 +226,7 @@ std::string signal_name(int sig) {
   return sig ? "signal " + std::to_string(sig) : "a stop request";
 }
 
-FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks);
+FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, const dist::World& w);
 
 }  // namespace
 
@@ -231,11 +237,18 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
   std::error_code ec;
   if (!cfg.validation_file.empty() && !fs::exists(cfg.validation_file, ec))
     throw Error(cfg.validation_file + ": no such file (--validation_file)");
-  if (!will_train(cfg)) return evaluate_only(cfg, hooks);  // run_clm.py's --do_eval alone
+  const dist::World& w = dist::world();  // this process alone unless started by mpirun
+  if (!will_train(cfg)) {  // run_clm.py's --do_eval alone
+    if (w.distributed())
+      throw Error("--do_eval without training does not split across mpirun ranks: run it without mpirun, or use "
+                  "lmforge eval perplexity, which does");
+    return evaluate_only(cfg, hooks);
+  }
   if (!fs::exists(cfg.data_path, ec)) throw Error(cfg.data_path + ": no such file");
-  const SaveFolder folder = prepare_save_folder(cfg);
+  // Rank 0 alone owns the folder; the others only read checkpoints from it when resuming.
+  const SaveFolder folder = w.is_root() ? prepare_save_folder(cfg) : SaveFolder{};
   try {
-    return run_training(cfg, hooks);
+    return run_training(cfg, hooks, w);
   } catch (...) {
     undo_save_folder(folder, cfg.save_path);
     throw;
@@ -244,8 +257,8 @@ FinetuneResult finetune(const TrainConfig& cfg, const FinetuneHooks& hooks) {
 
 namespace {
 
-FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) {
-  Printer out(hooks);
+FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, const dist::World& w) {
+  Printer out(hooks, !w.is_root());
   const fs::path save = cfg.save_path;
   const std::function<bool()> stop_requested =
       hooks.stop_requested ? hooks.stop_requested : std::function<bool()>([] { return stop_signal() != 0; });
@@ -270,7 +283,14 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
   std::unique_ptr<DataLoader> val;
   if (!ds.validation.empty()) val = std::make_unique<DataLoader>(ds.validation, vo);
 
-  const int accum = cfg.gradient_accumulation_steps;
+  // Micro-batches per optimizer step over all ranks (data_parallel.h): a step of N ranks is the
+  // step of one process with N times the accumulation.
+  const int accum = cfg.gradient_accumulation_steps * w.size();
+  if (w.distributed())
+    out.line("data parallel: " + std::to_string(w.size()) + " ranks; global batch " +
+             std::to_string(cfg.per_device_train_batch_size) + " x " + std::to_string(cfg.gradient_accumulation_steps) +
+             " x " + std::to_string(w.size()) + " = " + std::to_string(cfg.per_device_train_batch_size * accum) +
+             " rows per optimizer step");
   const int64_t steps_per_epoch = std::max<int64_t>(1, train.batches_per_epoch() / accum);
   const int64_t total_steps = cfg.max_steps > 0 ? cfg.max_steps : steps_per_epoch * cfg.num_epochs;
 
@@ -295,19 +315,24 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     opt.v = std::move(lc.adam_v);
     opt.steps = st.optimizer.step;
     train.set_position(st.data);
+    check_resume_micro_batches(st.data.epoch * train.batches_per_epoch() + st.data.batch, st.global_step, accum,
+                               cfg.gradient_accumulation_steps, w.size());
     out.line("resumed from " + ckpt.string() + " at step " + std::to_string(st.global_step));
   }
   // Model and data are fine: only now does an earlier run in this folder give way (a run that
   // fails on a bad CSV leaves it as it was).
-  if (cfg.resume_from_checkpoint.empty()) remove_earlier_run(save);
-  try {  // from here on the folder is finetune's own output (check_output_dir)
-    write_output_record(save, "finetune", {{"training", training_record(cfg, lo.block_size)}});
-  } catch (const Error& e) {
-    throw Error("--save_path: " + std::string(e.what()));
-  }
-  MetricsLog metrics(save / "metrics.jsonl", st.global_step);
   const std::string config_yaml = to_yaml(cfg);
-  write_file_atomic(save / "train_config.yml", config_yaml);
+  std::optional<MetricsLog> metrics;  // rank 0's alone
+  if (w.is_root()) {
+    if (cfg.resume_from_checkpoint.empty()) remove_earlier_run(save);
+    try {  // from here on the folder is finetune's own output (check_output_dir)
+      write_output_record(save, "finetune", {{"training", training_record(cfg, lo.block_size)}});
+    } catch (const Error& e) {
+      throw Error("--save_path: " + std::string(e.what()));
+    }
+    metrics.emplace(save / "metrics.jsonl", st.global_step);
+    write_file_atomic(save / "train_config.yml", config_yaml);
+  }
 
   TrainWorkspace ws(target.workspace_options());  // --bfloat16 (--fp16): bf16 matmuls; --gradient_checkpointing
   std::vector<float> grads(target.size(), 0.0f);
@@ -330,43 +355,55 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     so.train_config_yaml = config_yaml;
     so.save_only_model = model_only;
     target.prepare_save(so);
-    last_checkpoint = save_checkpoint(save, mc, target.weights(), opt.m, opt.v, st, so);
+    // The other ranks hold the same weights and state; they only note where rank 0 saved them.
+    last_checkpoint = w.is_root() ? save_checkpoint(save, mc, target.weights(), opt.m, opt.v, st, so)
+                                  : save / ("checkpoint-" + std::to_string(st.global_step));
     if (!model_only) resumable_step = st.global_step;
     out.line("saved " + last_checkpoint.string() + (model_only ? " (model only)" : ""));
   };
   auto evaluate = [&]() {
     if (!val) return;
-    last_eval = validation_loss(*val, [&](const TrainBatch& b) { return target.evaluate_loss(b, ws); });
-    metrics.log_eval(st.global_step, st.epoch, last_eval);
+    last_eval = sharded_validation_loss(*val, [&](const TrainBatch& b) { return target.evaluate_loss(b, ws); }, w);
+    if (metrics) metrics->log_eval(st.global_step, st.epoch, last_eval);
     st.log_history.push_back({{"step", st.global_step}, {"eval_loss", last_eval}});
     if (!st.best_metric || last_eval < *st.best_metric) st.best_metric = last_eval;
     out.line("step " + std::to_string(st.global_step) + " (epoch " + fmt("%.2f", st.epoch) + "): validation loss " +
              fmt("%.4f", last_eval) + ", perplexity " + fmt("%.2f", std::exp(last_eval)));
   };
 
-  if (stop_requested())  // before any step of this run there is nothing new to save
+  if (any_rank(w, stop_requested(), "stop request"))  // before any step of this run there is nothing new to save
     throw Error("interrupted by " + signal_name(stop_signal()) + " before the first training step; nothing was saved");
   bool interrupted = false;
   while (st.global_step < total_steps) {
     std::fill(grads.begin(), grads.end(), 0.0f);
-    double step_loss = 0;
-    int counted = 0;
+    StepTally tally(accum);
     for (int a = 0; a < accum; ++a) {
-      const TrainBatch batch = train.next();
+      const TrainBatch batch = train.next();  // every rank walks the whole order (the data position)
+      if (!owns_micro_batch(w, a)) continue;
       if (count_targets(batch) == 0) continue;  // every row masked (response template absent or cut off)
       // LoRA dropout masks: a function of the seed, the step and the micro-batch (not of the process).
       const uint64_t dropout_seed = cfg.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(st.global_step) * accum + a;
-      const float loss = target.forward_backward(batch, grads, ws, 1.0f / accum, dropout_seed);
+      tally.record(a, target.forward_backward(batch, grads, ws, 1.0f / accum, dropout_seed), real_tokens(batch));
+    }
+    if (w.distributed()) {
+      dist::test_hook_before_results(w);
+      w.allreduce_sum(grads.data(), grads.size(), "gradients of step " + std::to_string(st.global_step + 1));
+      tally.reduce(w, "losses of step " + std::to_string(st.global_step + 1));
+    }
+    double step_loss = 0;
+    int counted = 0;
+    for (int a = 0; a < accum; ++a) {  // in micro-batch order, as one process sums them
+      if (!tally.counted(a)) continue;
+      const float loss = tally.loss(a);
       if (!std::isfinite(loss))
         throw Error("loss is " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at step " +
                     std::to_string(st.global_step + 1) + "; stopped. Last good checkpoint: " +
                     (last_checkpoint.empty() ? std::string("none") : last_checkpoint.string()));
       step_loss += loss;
       ++counted;
-      const int64_t n = real_tokens(batch);
-      run_tokens += n;
-      window_tokens += n;
-      st.tokens_seen += n;
+      run_tokens += tally.tokens(a);
+      window_tokens += tally.tokens(a);
+      st.tokens_seen += tally.tokens(a);
     }
     const double lr = sched.lr(st.global_step);
     const double norm = grad_norm(grads.data(), grads.size());
@@ -388,7 +425,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
       const double secs = std::chrono::duration<double>(Clock::now() - t_window).count();
       last_loss = st.window_loss_sum / st.window_steps;
       const double tps = secs > 0 ? window_tokens / secs : 0;
-      metrics.log_train(st.global_step, st.epoch, last_loss, lr, tps, norm);
+      if (metrics) metrics->log_train(st.global_step, st.epoch, last_loss, lr, tps, norm);
       st.log_history.push_back({{"step", st.global_step}, {"loss", last_loss}, {"lr", lr}});
       st.window_loss_sum = 0, st.window_steps = 0, window_tokens = 0;
       t_window = Clock::now();
@@ -407,7 +444,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     // and a copy with optimizer state (3x the model) would only fill the disk.
     if (!last && save_due(cfg, st.global_step, epoch_end)) checkpoint(cfg.save_only_model);
     if (hooks.after_step && !hooks.after_step(st.global_step)) break;
-    if (!last && stop_requested()) {
+    if (!last && any_rank(w, stop_requested(), "stop request")) {
       interrupted = true;
       out.line("stopping after step " + std::to_string(st.global_step) + " of " + std::to_string(total_steps) + " (" +
                signal_name(stop_signal()) + "): saving a resumable checkpoint; press Ctrl-C again to abort at once");
@@ -428,7 +465,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
   r.total_steps = total_steps;
   r.interrupted = interrupted;
   if (interrupted) r.checkpoint = last_checkpoint;
-  if (!interrupted && st.global_step == total_steps) {
+  if (!interrupted && st.global_step == total_steps && w.is_root()) {
     target.save_final(save);  // the HF folder, or the PEFT adapter files
     copy_tokenizer_files(tok_dir, save);
     const LossCurve curve = loss_curve_from_records(read_metrics(save / "metrics.jsonl"));
@@ -437,6 +474,9 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks) 
     if (val && do_eval_requested(cfg) && !std::isnan(last_eval)) write_eval_results(save, last_eval, val->num_rows(), &st.epoch);
     out.line("saved the model to " + save.string() + " (loss curve: " + (save / "loss_curve.png").string() + ")");
   }
+  // The other ranks wait for rank 0's files: a rank that exits first makes mpirun end the job,
+  // rank 0 included, perhaps halfway through a checkpoint.
+  any_rank(w, false, "the end of training");
   out.line("training time " + format_duration(r.train_seconds) + " (" + fmt("%.1f", r.tokens_per_second) +
            " tokens/s), " + std::to_string(st.global_step - start_step) + " steps");
   return r;

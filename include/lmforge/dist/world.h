@@ -7,6 +7,7 @@
 // A rank that is dead or stuck never hangs the job: MPI errors come back as lmforge::Error naming
 // the rank (MPI_ERRORS_RETURN), and the gather waits at most timeout_seconds() for each rank, then
 // aborts the job naming the ranks it still waits for.
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,13 @@ class World {
   // Rank 0 gets every rank's bytes, indexed by rank (its own included); the others get an empty
   // vector. Every rank must call it, in the same order. `what` names the step in error messages.
   std::vector<std::string> gather(const std::string& mine, const std::string& what) const;
+
+  // Element-wise sum over every rank, in place; every rank gets the same sums (one in-place
+  // MPI_Allreduce, split only past 2^30 elements). Every rank must call it, in the same order, with
+  // the same n. A rank that does not arrive makes the others abort the job after timeout_seconds(),
+  // naming `what`. A no-op in a world of one.
+  void allreduce_sum(float* data, size_t n, const std::string& what) const;
+  void allreduce_sum(double* data, size_t n, const std::string& what) const;
 
  private:
   friend World& world();
