@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "cli/distributed.h"
+#include "lmforge/dist/same_model.h"
 #include "lmforge/error.h"
 #include "lmforge/train/trainer.h"
 
@@ -146,6 +147,8 @@ int run() {
     }
   // Under mpirun: data-parallel training (docs/SCALE_OUT.md); every rank's --model checked first.
   const dist::World& w = sharded_world(cfg.model);
+  dist::check_same_file(w, "--data_path", cfg.data_path);
+  if (!cfg.validation_file.empty()) dist::check_same_file(w, "--validation_file", cfg.validation_file);
   if (cfg.fp16 && w.is_root())
     std::cerr << "lmforge: --fp16: training runs on the CPU, which has no fp16 autocast; using bf16 autocast "
                  "(--bfloat16) instead\n";

@@ -50,12 +50,15 @@ uint64_t model_fingerprint(const std::filesystem::path& folder) {
   return h.value();
 }
 
-void check_same_model(const World& w, const std::string& flag, const std::string& folder) {
-  if (!w.distributed()) return;
-  const std::filesystem::path path = resolve_model_path(folder);
+namespace {
+
+// Gathers each rank's (fingerprint, path) and, on rank 0, throws naming `flag` and the first rank
+// whose fingerprint differs from rank 0's: "FLAG: rank R's WHAT 'path' is not rank 0's 'path' WHY".
+void check_same(const World& w, const std::string& flag, uint64_t fingerprint, const std::string& path,
+                const std::string& what, const std::string& why) {
   ByteWriter mine;
-  mine.put(model_fingerprint(path));
-  mine.put(path.string());
+  mine.put(fingerprint);
+  mine.put(path);
   const std::vector<std::string> all = w.gather(mine.bytes(), flag + " check");
   if (!w.is_root()) return;
   ByteReader root(all[0]);
@@ -63,10 +66,31 @@ void check_same_model(const World& w, const std::string& flag, const std::string
   for (size_t r = 1; r < all.size(); ++r) {
     ByteReader in(all[r]);
     if (in.get<uint64_t>() == expected) continue;
-    throw Error(flag + ": rank " + std::to_string(r) + "'s model folder '" + in.get_string() + "' is not rank 0's '" +
-                root.get_string() + "' (config.json or the weight files' names and sizes differ); every rank must "
-                "run the same model");
+    throw Error(flag + ": rank " + std::to_string(r) + "'s " + what + " '" + in.get_string() + "' is not rank 0's '" +
+                root.get_string() + "' " + why);
   }
+}
+
+}  // namespace
+
+void check_same_model(const World& w, const std::string& flag, const std::string& folder) {
+  if (!w.distributed()) return;
+  const std::filesystem::path path = resolve_model_path(folder);
+  check_same(w, flag, model_fingerprint(path), path.string(), "model folder",
+             "(config.json or the weight files' names and sizes differ); every rank must run the same model");
+}
+
+uint64_t file_fingerprint(const std::filesystem::path& file) {
+  Fnv1a h;
+  std::ifstream in(file, std::ios::binary);
+  h.add(in ? std::string(std::istreambuf_iterator<char>(in), {}) : std::string("\0missing", 8));
+  return h.value();
+}
+
+void check_same_file(const World& w, const std::string& flag, const std::string& file) {
+  if (!w.distributed()) return;
+  check_same(w, flag, file_fingerprint(file), file, "file",
+             "(its bytes differ); every rank must train on the same data");
 }
 
 }  // namespace lmforge::dist

@@ -179,5 +179,21 @@ TEST_F(MpiFinetune, AKilledRankEndsTheJobNamingIt) {
   EXPECT_FALSE(fs::exists(dir_ / "killed" / "model.safetensors"));
 }
 
+TEST_F(MpiFinetune, ARankWithOtherDataIsOneErrorNamingIt) {
+  const std::string other = write("other.csv", read(csv_) + "20210101,court win water rules\n");
+  // Rank 1 reads the other file; rank 0 the test's.
+  std::string args = full_args(path("other"), 1);
+  args.replace(args.find(csv_), csv_.size(), "$d");
+  const std::string per_rank = "sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then d=" + other + "; else d=" + csv_ +
+                               "; fi; exec " + LMFORGE_CLI + " " + args + "'";
+  const RunResult r = run_command(mpirun(2) + per_rank + " </dev/null");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("error: --data_path: rank 1's file '" + other + "' is not rank 0's '" + csv_ +
+                       "' (its bytes differ); every rank must train on the same data"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("error:"), r.err.rfind("error:")) << "one error line: " << r.err;
+}
+
 }  // namespace
 }  // namespace lmforge::test

@@ -48,5 +48,14 @@ TEST_F(ModelFingerprint, AMissingFolderIsAnErrorNamingIt) {
   }
 }
 
+// finetune's data check: a copy of a CSV passes, one changed byte does not, and a file missing
+// everywhere gives one fixed value (the command then names it itself).
+TEST_F(ModelFingerprint, AFileIsFingerprintedByItsBytes) {
+  EXPECT_EQ(file_fingerprint(write("a.csv", "text\nhello\n")), file_fingerprint(write("b.csv", "text\nhello\n")));
+  EXPECT_NE(file_fingerprint(write("c.csv", "text\nhellp\n")), file_fingerprint(path("a.csv")));
+  EXPECT_EQ(file_fingerprint(path("missing.csv")), file_fingerprint(path("also-missing.csv")));
+  EXPECT_NE(file_fingerprint(path("missing.csv")), file_fingerprint(write("empty.csv", "")));
+}
+
 }  // namespace
 }  // namespace lmforge::dist

@@ -19,4 +19,12 @@ uint64_t model_fingerprint(const std::filesystem::path& folder);
 // 0's. A no-op in a world of one.
 void check_same_model(const World& w, const std::string& flag, const std::string& folder);
 
+// FNV-1a 64 over a file's bytes (a fixed value when it cannot be read, so that a file missing on
+// every rank passes here and is reported by the command itself).
+uint64_t file_fingerprint(const std::filesystem::path& file);
+
+// As check_same_model, for a data file read by every rank (finetune's --data_path): a rank with
+// another copy would train on other rows without anyone noticing. A no-op in a world of one.
+void check_same_file(const World& w, const std::string& flag, const std::string& file);
+
 }  // namespace lmforge::dist
