@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Seed 004's photo-metadata extraction task end to end, offline, in about 20 minutes on 2 cores:
+# Seed 004's photo-metadata extraction task end to end, offline, in about 27 minutes on 2 cores:
 # the seed fine-tunes GPT-J-6B with run_clm.py on train.csv/val.csv, then samples the answer to
 # `bos + " " + prompt` and reads description, title, agency, photographer and date out of it. Here
 # the same steps run on the synthetic data set of make_dataset.mjs with a small GPT-J-architecture
@@ -35,9 +35,9 @@ if [ -z "${LMFORGE:-}" ]; then
 fi
 out=${OUT:-out/extraction}
 seed=${SEED:-1}
-full_steps=${FULL_STEPS:-1500}
+full_steps=${FULL_STEPS:-5000}
 base_steps=${BASE_STEPS:-400}
-lora_steps=${LORA_STEPS:-1200}
+lora_steps=${LORA_STEPS:-5000}
 data=$out/data
 res=$out/results
 tokenizer=tests/data/tokenizer   # GPT-2's vocab.json + merges.txt (the same bytes as data/gpt2-tokenizer)
@@ -79,7 +79,7 @@ const csvLine = (s) => "\"" + s.replace(/"/g, "\"\"") + "\"";
 '
 
 step "1. data: make_dataset.mjs seed $seed (train.csv, validation.csv) and unpaired pretraining text (seed $((seed + 1)))"
-node examples/extraction/make_dataset.mjs --out $data --seed "$seed" --train 6000 --validation 200
+node examples/extraction/make_dataset.mjs --out $data --seed "$seed" --train 20000 --validation 200
 node examples/extraction/make_dataset.mjs --out $data/pretrain-source --seed $((seed + 1)) --train 0 --validation 6000
 # prompts.csv: the seed's generation input, bos + " " + prompt (the tokenizer reads <|endoftext|>
 # as the special token). pretrain.csv: the prompts of the first half of the other seed's records
@@ -101,20 +101,23 @@ console.log(`${prompts}: ${readCsv(val).length} prompts; ${pretrain}: ${half} pr
 
 step "2. a random GPT-J-architecture model"
 # 8 layers x 64 wide, 4 heads of 16 (rotary on 8 of their dimensions), context 256 (every record
-# fits), GPT-2's tokenizer and exactly its 50257 ids (GPT-J's 50400 rows would give an untrained
-# model ids the tokenizer cannot decode): 6.9 M parameters, 6.4 M of them the embedding and the
-# output layer.
+# fits), GPT-2's tokenizer and exactly its 50257 ids (with GPT-J's 50400 rows an untrained model
+# writes ids that have no token and decode as nothing): 6.9 M parameters, 6.4 M of them the
+# embedding and the output layer.
 $lmforge init --preset gpt-j-6b --n_layer 8 --n_embd 64 --n_head 4 --rotary_dim 8 --vocab_size 50257 \
   --n_positions 256 --tokenizer $tokenizer --save_path $out/init --seed 1
 
 # Every training row is bos + " " + record + eos (--prefix '<|endoftext|> ', one record per sequence,
-# right-padded): exactly the seed's generation input followed by its answer and the end.
+# right-padded): exactly the seed's generation input followed by its answer and the end. The loss
+# is on the answer only (--response_template ' <END>', TRL's completion-only loss): the prompt is
+# given at generation time, and its noisy OCR text is two thirds of every row. The validation loss
+# is then the answer tokens' mean too.
 rows=(--data_path $data/train.csv --text_column text --prefix '<|endoftext|> ' --suffix '' --max_rows 0
-      --validation_file $data/validation.csv)
+      --response_template ' <END>' --validation_file $data/validation.csv)
 
 step "3. full fine-tuning from scratch on train.csv ($full_steps steps)"
 timed full $lmforge finetune --model_name_or_path $out/init "${rows[@]}" --do_train --do_eval \
-  --evaluation_strategy steps --eval_steps 400 --output_dir $out/full --per_device_train_batch_size 4 \
+  --evaluation_strategy steps --eval_steps 1000 --output_dir $out/full --per_device_train_batch_size 4 \
   --learning_rate 3e-3 --warmup_steps 30 --max_steps "$full_steps" --logging_steps 50 --save_steps 0 --seed 1
 
 step "4a. the LoRA base: the random model pretrained on the unpaired text ($base_steps steps)"
@@ -127,7 +130,7 @@ timed base $lmforge finetune --model_name_or_path $out/init --data_path $data/pr
 step "4b. LoRA on the base, on train.csv ($lora_steps steps)"
 timed lora $lmforge finetune --model_name_or_path $out/base --lora --lora_r 16 --lora_alpha 32 \
   --lora_target q_proj,k_proj,v_proj,out_proj,fc_in,fc_out "${rows[@]}" --do_train --do_eval \
-  --evaluation_strategy steps --eval_steps 400 --output_dir $out/lora --per_device_train_batch_size 4 \
+  --evaluation_strategy steps --eval_steps 1000 --output_dir $out/lora --per_device_train_batch_size 4 \
   --learning_rate 5e-3 --warmup_steps 30 --max_steps "$lora_steps" --logging_steps 50 --save_steps 0 --seed 1
 
 step "5. merge the adapter into the base"
