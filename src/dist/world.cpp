@@ -270,7 +270,13 @@ void abort_job(const std::string& message, int exit_code) {
   // rank alone (its own model folder) is printed after that moment, with its rank.
   if (rank != 0) std::this_thread::sleep_for(std::chrono::seconds(2));
   std::cout.flush();
-  std::cerr << "error: " << (rank != 0 ? "rank " + std::to_string(rank) + ": " : "") << message << std::endl;
+  // One write: mpirun forwards a rank's stderr in the chunks it was written in, and its own abort
+  // banner would otherwise land inside the line.
+  const std::string line = "error: " + (rank != 0 ? "rank " + std::to_string(rank) + ": " : std::string()) + message + "\n";
+  std::cerr.flush();
+  if (::write(STDERR_FILENO, line.data(), line.size()) < 0) {
+    // nothing more to do: the job is being aborted either way
+  }
   MPI_Abort(MPI_COMM_WORLD, exit_code);
   _exit(exit_code);
 #else
