@@ -169,6 +169,28 @@ TEST_F(MpiFinetune, ACheckpointOfTwoRanksResumesAtThreeRanksAndInOneProcess) {
   EXPECT_EQ(r.err.find("error:"), r.err.rfind("error:")) << "one error line: " << r.err;
 }
 
+TEST_F(MpiFinetune, ASigtermToOneRankStopsEveryRankAfterTheSameStepWithACheckpoint) {
+  // SIGTERM (or SIGINT) reaching one rank alone: the ranks agree on the stop after a step, rank 0
+  // saves a resumable checkpoint and the job ends with status 1, instead of the others hanging in
+  // the next collective. (Ctrl-C on mpirun itself is mpirun's to handle: docs/SCALE_OUT.md.)
+  const std::string save = path("stopped");
+  // The first training record means both ranks are in the loop; at most 30 s of waiting for it.
+  const std::string script = "timeout 60 " + mpirun(2) + LMFORGE_CLI + " " + full_args(save, 1, 100000) +
+                             " </dev/null & p=$!; i=0; while [ ! -s " + save + "/metrics.jsonl ] && [ $i -lt 600 ]; " +
+                             "do sleep 0.05; i=$((i+1)); done; kill -TERM $(pgrep -P $(pgrep -P $p) | tail -1); wait $p";
+  const RunResult r = run_command("sh -c '" + script + "'");
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("stopping after step"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("interrupted after step"), std::string::npos) << r.err;
+  int checkpoints = 0;
+  for (const auto& e : fs::directory_iterator(save))
+    if (e.path().filename().string().starts_with("checkpoint-")) {
+      ++checkpoints;
+      EXPECT_TRUE(fs::exists(e.path() / "optimizer.safetensors")) << e.path();
+    }
+  EXPECT_EQ(checkpoints, 1);
+}
+
 TEST_F(MpiFinetune, AKilledRankEndsTheJobNamingIt) {
   const auto t0 = std::chrono::steady_clock::now();
   const RunResult r = run_command(mpirun(2, "LMFORGE_DIST_TEST_KILL_RANK=1") + LMFORGE_CLI + " " +
