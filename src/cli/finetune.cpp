@@ -88,7 +88,7 @@ std::string help_for(const std::string& key) {
       {"fp16", "HF's fp16 mixed precision: on the CPU this is bf16 autocast (--bfloat16), with a notice"},
       {"overwrite_cache", "Accepted for run_clm.py command lines; no effect (nothing is cached)"},
       {"use_fast_tokenizer", "Accepted; no effect (one byte-level BPE tokenizer, the ids of HF's fast and slow ones)"},
-      {"deepspeed", "A DeepSpeed config file: accepted and ignored, with a notice (one CPU process, no DeepSpeed)"},
+      {"deepspeed", "A DeepSpeed config file: accepted and ignored, with a notice (no DeepSpeed; data parallel: mpirun)"},
       {"model_name_or_path", "Same as --model (also a model in the local HF cache)"},
       {"tokenizer_name", "Same as --tokenizer (also a model in the local HF cache)"},
   };
@@ -154,7 +154,8 @@ int run() {
                  "(--bfloat16) instead\n";
   if (!cfg.deepspeed.empty() && w.is_root())
     std::cerr << "lmforge: --deepspeed " << cfg.deepspeed
-              << ": ignored (lmforge trains in one process on the CPU, without DeepSpeed)\n";
+              << ": ignored (lmforge trains on the CPU without DeepSpeed; for several processes or machines run it "
+                 "under mpirun: docs/SCALE_OUT.md)\n";
   const StopSignalHandlers ctrl_c;  // Ctrl-C: stop after the current step with a checkpoint
   const FinetuneResult r = finetune(cfg);
   if (!w.is_root()) return r.interrupted ? 1 : 0;  // rank 0 reports for the job
