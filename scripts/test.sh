@@ -10,7 +10,10 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLMFORGE_SANITIZE=ON -DLMFORGE_BUILD_BENCH=OFF >/dev/null
+# -O1 -g1: half the compile time of RelWithDebInfo's -O2 -g under the sanitizers (measured on
+# src/train/trainer.cpp: 10.7 s against 22.7 s), line numbers kept for the reports.
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+  -DLMFORGE_SANITIZE=ON -DLMFORGE_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 # -LE mpi: LeakSanitizer reports the memory OpenMPI itself holds until exit (not ours) in an MPI run; the
 # Release run above covers them, and the mpi-free code paths (world of one) run here.

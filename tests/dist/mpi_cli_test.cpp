@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/run.h"
+#include "dist/mpirun.h"
 #include "common/temp_dir_test.h"
 
 namespace lmforge::test {
@@ -19,11 +20,6 @@ namespace fs = std::filesystem;
 const std::string kModel = std::string(LMFORGE_TEST_DATA) + "/models/gpt2-tiny";
 const std::string kExamples = std::string(LMFORGE_SOURCE_DIR) + "/examples/tasks/";
 
-// Loopback only, no core binding (3 ranks share this machine's cores), root allowed as in CI.
-std::string mpirun(int ranks, const std::string& env = "") {
-  return env + " mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,tcp --mca btl_tcp_if_include lo -np " +
-         std::to_string(ranks) + " ";
-}
 
 class MpiCli : public TempDirTest {
  protected:
@@ -100,7 +96,7 @@ TEST_F(MpiCli, AStuckRankTimesOutNamingIt) {
   const RunResult r = run_command(mpirun(3, "LMFORGE_DIST_TEST_HANG_RANK=2 LMFORGE_DIST_TIMEOUT=2") + LMFORGE_CLI +
                                   " eval perplexity --model " + kModel + " --data_path " +
                                   write("rows.csv", "headline_text\nthe city\nthe new school\npolice said\n") + " --threads 1");
-  EXPECT_EQ(r.exit_code, 1) << r.err;
+  expect_job_exit(r, 1);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 30);
   EXPECT_NE(r.err.find("error: perplexity rows: no results from rank 2 within 2 s (LMFORGE_DIST_TIMEOUT)"),
             std::string::npos)
@@ -115,7 +111,7 @@ TEST_F(MpiCli, ARankWithAnotherModelFolderIsOneErrorNamingIt) {
   const std::string per_rank = "sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then m=" + other.string() + "; else m=" +
                                kModel + "; fi; exec " + LMFORGE_CLI + " eval perplexity --model $m --text \"the city\"'";
   const RunResult r = run_command(mpirun(2) + per_rank);
-  EXPECT_EQ(r.exit_code, 1) << r.err;
+  expect_job_exit(r, 1);
   EXPECT_NE(r.err.find("error: --model: rank 1's model folder '" + other.string() + "' is not rank 0's"),
             std::string::npos)
       << r.err;
@@ -124,7 +120,7 @@ TEST_F(MpiCli, ARankWithAnotherModelFolderIsOneErrorNamingIt) {
 
 TEST_F(MpiCli, ACommandThatDoesNotShareItsWorkIsRefusedOnce) {
   const RunResult r = run_command(mpirun(2) + LMFORGE_CLI + " generate --model " + kModel + " -p hi");
-  EXPECT_EQ(r.exit_code, 2) << r.err;
+  expect_job_exit(r, 2);
   EXPECT_NE(r.err.find("error: lmforge generate does not split its work across mpirun ranks"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("error:"), r.err.rfind("error:")) << "one error line: " << r.err;
   EXPECT_EQ(r.out, "");

@@ -18,6 +18,7 @@
 
 #include "common/fixtures.h"
 #include "common/run.h"
+#include "dist/mpirun.h"
 #include "common/temp_dir_test.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/io/tensor.h"
@@ -31,10 +32,6 @@ namespace fs = std::filesystem;
 constexpr double kLossRel = 1e-5;
 constexpr double kWeightAbs = 1e-4;
 
-std::string mpirun(int ranks, const std::string& env = "") {
-  return env + " mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl self,tcp --mca btl_tcp_if_include lo -np " +
-         std::to_string(ranks) + " ";
-}
 
 std::vector<nlohmann::json> metrics_of(const fs::path& dir) {
   std::vector<nlohmann::json> out;
@@ -162,7 +159,7 @@ TEST_F(MpiFinetune, ACheckpointOfTwoRanksResumesAtThreeRanksAndInOneProcess) {
   }
   // Another global batch (2 ranks x 2 micro-batches, not 6) is refused, naming the flag.
   const RunResult r = run_command(mpirun(2) + LMFORGE_CLI + " " + resume_from_np2("np2x2", 2) + " </dev/null");
-  EXPECT_EQ(r.exit_code, 1);
+  expect_job_exit(r, 1);
   EXPECT_NE(r.err.find("error: --resume_from_checkpoint: the checkpoint's run took 6 micro-batches per optimizer step"),
             std::string::npos)
       << r.err;
@@ -179,7 +176,7 @@ TEST_F(MpiFinetune, ASigtermToOneRankStopsEveryRankAfterTheSameStepWithACheckpoi
                              " </dev/null & p=$!; i=0; while [ ! -s " + save + "/metrics.jsonl ] && [ $i -lt 600 ]; " +
                              "do sleep 0.05; i=$((i+1)); done; kill -TERM $(pgrep -P $(pgrep -P $p) | tail -1); wait $p";
   const RunResult r = run_command("sh -c '" + script + "'");
-  EXPECT_EQ(r.exit_code, 1) << r.err;
+  expect_job_exit(r, 1);
   EXPECT_NE(r.err.find("stopping after step"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("interrupted after step"), std::string::npos) << r.err;
   int checkpoints = 0;
@@ -209,7 +206,7 @@ TEST_F(MpiFinetune, ARankWithOtherDataIsOneErrorNamingIt) {
   const std::string per_rank = "sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then d=" + other + "; else d=" + csv_ +
                                "; fi; exec " + LMFORGE_CLI + " " + args + "'";
   const RunResult r = run_command(mpirun(2) + per_rank + " </dev/null");
-  EXPECT_EQ(r.exit_code, 1) << r.err;
+  expect_job_exit(r, 1);
   EXPECT_NE(r.err.find("error: --data_path: rank 1's file '" + other + "' is not rank 0's '" + csv_ +
                        "' (its bytes differ); every rank must train on the same data"),
             std::string::npos)
