@@ -369,53 +369,6 @@ nlohmann::json format_json(const eval::TextFormat& f) {
   return {{"prefix", f.prefix}, {"suffix", f.suffix}, {"append_eos", f.append_eos}, {"prefix_scored", !f.prefix_is_context}};
 }
 
-void put_result(dist::ByteWriter& out, const eval::PerplexityResult& r) {
-  out.put(r.perplexity);
-  out.put(r.nll_sum);
-  out.put(r.tokens);
-  out.put(r.window_mean_perplexity);
-  out.put<uint64_t>(r.windows.size());
-  for (const eval::PerplexityWindow& w : r.windows) {
-    out.put(w.begin);
-    out.put(w.end);
-    out.put(w.trg_len);
-    out.put(w.scored);
-    out.put(w.loss);
-  }
-}
-
-eval::PerplexityResult get_result(dist::ByteReader& in) {
-  eval::PerplexityResult r;
-  r.perplexity = in.get<double>();
-  r.nll_sum = in.get<double>();
-  r.tokens = in.get<int64_t>();
-  r.window_mean_perplexity = in.get<double>();
-  r.windows.resize(in.get<uint64_t>());
-  for (eval::PerplexityWindow& w : r.windows) {
-    w.begin = in.get<int64_t>();
-    w.end = in.get<int64_t>();
-    w.trg_len = in.get<int64_t>();
-    w.scored = in.get<int64_t>();
-    w.loss = in.get<double>();
-  }
-  return r;
-}
-
-// Each rank scores its rows; rank 0 gets every row's result in row order and sums them as one
-// process does (so the corpus figures are the same bits); the other ranks get nothing.
-std::optional<eval::CorpusPerplexity> sharded_corpus(const dist::World& w, const Model& model, const Tokenizer& tok,
-                                                     const std::vector<std::string>& texts,
-                                                     const eval::PerplexityOptions& opt, const eval::TextFormat& format) {
-  const eval::PerplexityOptions checked = eval::checked_options(model, opt);
-  const dist::Range mine = dist::shard_range(texts.size(), w);
-  announce_shard(w, "eval perplexity", "rows", mine, texts.size());
-  std::vector<eval::PerplexityResult> rows;
-  for (size_t i = mine.begin; i < mine.end; ++i) rows.push_back(eval::row_perplexity(model, tok, texts[i], checked, format));
-  if (w.distributed()) rows = dist::gather_items(w, rows, "perplexity rows", put_result, get_result);
-  if (!w.is_root()) return std::nullopt;
-  return eval::corpus_from_rows(std::move(rows));
-}
-
 int run_perplexity(const PerplexityArgs& a) {
   if (!a.text && !a.file && !a.data_path) throw Error("perplexity: give --text, --file or --data_path");
   if (a.stride && *a.stride <= 0) throw Error("--stride must be at least 1, got " + std::to_string(*a.stride));
@@ -456,7 +409,7 @@ int run_perplexity(const PerplexityArgs& a) {
   data.text_column = sf.column;
   data.max_rows = a.max_rows;
   const TextRows text_rows = read_text_rows(data);
-  const std::optional<eval::CorpusPerplexity> corpus = sharded_corpus(w, *model, *tok, text_rows.texts, opt, sf.format);
+  const std::optional<eval::CorpusPerplexity> corpus = sharded_corpus(w, *model, *tok, text_rows.texts, opt, sf.format, "eval perplexity");
   if (!corpus) return 0;
   const eval::CorpusPerplexity& c = *corpus;
   announce();

@@ -46,7 +46,7 @@ int failure(const std::string& message) {
 // The subcommands that split their rows across mpirun ranks (docs/SCALE_OUT.md). Any other, started
 // N times by mpirun, would do the same work N times and write the same files at once.
 bool shares_work(const std::string& name, const CLI::App& sub) {
-  if (name == "synth" || name == "task" || name == "finetune") return true;
+  if (name == "synth" || name == "task" || name == "finetune" || name == "quantize") return true;
   return name == "eval" && sub.get_subcommand("perplexity")->parsed();
 }
 
@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
       if (sub->parsed()) {
         if (lmforge::dist::launch_size() > 1 && !shares_work(cmd->name, *sub))
           return usage_error("lmforge " + cmd->name + " does not split its work across mpirun ranks (finetune, synth, "
-                             "task and eval perplexity do; docs/SCALE_OUT.md): run it without mpirun");
+                             "task, quantize and eval perplexity do; docs/SCALE_OUT.md): run it without mpirun");
         const int rc = cmd->run();
         lmforge::dist::finalize();
         return rc;

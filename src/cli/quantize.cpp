@@ -20,6 +20,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/distributed.h"
 #include "lmforge/error.h"
 #include "lmforge/eval/perplexity.h"
 #include "lmforge/eval/quantize.h"
@@ -224,7 +225,8 @@ HeldOut held_out_rows(const DataOptions& d) {
   auto [train, validation] = split_indices(static_cast<int64_t>(rows.texts.size()), d.validation_fraction, d.seed);
   const bool from_training = validation.empty();
   if (from_training) {
-    std::cerr << "lmforge: warning: validation_fraction " << number_text(d.validation_fraction) << " of "
+    if (dist::launch_rank() == 0)
+      std::cerr << "lmforge: warning: validation_fraction " << number_text(d.validation_fraction) << " of "
               << rows.texts.size() << " rows holds nothing out: measuring on training rows\n";
     validation = train;
   }
@@ -261,8 +263,8 @@ std::pair<std::vector<std::string>, std::vector<std::string>> labelled_rows() {
   return {prompts, labels};
 }
 
-eval::QualityMetric make_metric(const Tokenizer& tok, const DataOptions& split, const std::string& record_line,
-                                nlohmann::json& held_out_info) {
+eval::QualityMetric make_metric(const dist::World& w, const Tokenizer& tok, const DataOptions& split,
+                                const std::string& record_line, nlohmann::json& held_out_info) {
   eval::QualityMetric m;
   if (args.metric == "perplexity") {
     HeldOut h = held_out_rows(split);
@@ -271,8 +273,12 @@ eval::QualityMetric make_metric(const Tokenizer& tok, const DataOptions& split, 
     std::cout << "metric: perplexity of " << h.texts.size() << " held-out rows of '" << split.data_path.string() << "'\n";
     // finetune's rows: prefix + text + suffix + eos, so the baseline is exp(its validation loss).
     const eval::TextFormat format{split.prefix, split.suffix, false, true};
-    m.evaluate = [&tok, texts = std::move(h.texts), format](const Model& model) {
-      return eval::corpus_perplexity(model, tok, texts, {}, format).perplexity;
+    announce_shard(w, "quantize", "held-out rows", dist::shard_range(h.texts.size(), w), h.texts.size());
+    // Under mpirun each rank scores its rows; every rank gets rank 0's sum, the same bits as one
+    // process, so all of them take the same accept/reject decisions.
+    m.evaluate = [&tok, &w, texts = std::move(h.texts), format](const Model& model) {
+      const auto corpus = sharded_corpus(w, model, tok, texts, {}, format, "");
+      return share_root_value(w, corpus ? corpus->perplexity : 0.0, "quantize perplexity");
     };
   } else if (args.metric == "accuracy") {
     if (args.labels_path.empty()) throw Error("--labels_path: needed for --metric accuracy");
@@ -280,7 +286,13 @@ eval::QualityMetric make_metric(const Tokenizer& tok, const DataOptions& split, 
     std::cout << "metric: multiple-choice accuracy of " << prompts.size() << " rows of '" << args.labels_path << "'\n";
     m.name = "accuracy";
     m.higher_is_better = true;
-    m.evaluate = [&tok, prompts, labels](const Model& model) { return eval::choice_accuracy(model, tok, prompts, labels); };
+    const dist::Range mine = dist::shard_range(prompts.size(), w);
+    announce_shard(w, "quantize", "labelled rows", mine, prompts.size());
+    m.evaluate = [&tok, &w, prompts, labels, mine](const Model& model) {
+      double correct = static_cast<double>(eval::choice_correct(model, tok, prompts, labels, mine.begin, mine.end));
+      w.allreduce_sum(&correct, 1, "quantize accuracy");  // counts: exact in a double
+      return correct / static_cast<double>(prompts.size());  // choice_accuracy's division
+    };
   } else {
     throw Error("--metric: perplexity or accuracy, not '" + args.metric + "'");
   }
@@ -368,6 +380,10 @@ int run() {
   const fs::path save_path = folder_path(args.save_path);
   check_save_path(save_path);
   if (!args.history.empty()) check_writable_file(args.history, "--history");
+  // Under mpirun the metric's rows are split across ranks (docs/SCALE_OUT.md); every rank runs the
+  // same search on the same figures, and rank 0 alone prints and writes.
+  const dist::World& w = sharded_world(args.model);
+  if (!w.is_root()) std::cout.setstate(std::ios::badbit);  // silent: rank 0 prints the one report
   const std::optional<eval::TrainingRecord> record = eval::load_training_record(args.model);
   // The split matters to the perplexity metric only (accuracy reads --labels_path).
   std::string record_line;
@@ -377,7 +393,7 @@ int run() {
   if (args.metric == "perplexity" && !args.split.data_path && !fs::is_regular_file(split.data_path))
     throw Error("--data_path: not given, and the training data '" + split.data_path.string() + "' recorded in " +
                 record->file.string() + " is not a readable file here; give --data_path");
-  warn_if_other_data(split, record);
+  if (w.is_root()) warn_if_other_data(split, record);
   apply_threads(args.threads);
 
   const auto model = Model::load(args.model, kernels::WeightType::F32);
@@ -386,7 +402,7 @@ int run() {
   const auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
   if (!tok) throw Error("--model: the folder '" + args.model + "' has no tokenizer (vocab.json + merges.txt or tokenizer.json)");
   nlohmann::json held_out_info;
-  const eval::QualityMetric metric = make_metric(*tok, split, record_line, held_out_info);
+  const eval::QualityMetric metric = make_metric(w, *tok, split, record_line, held_out_info);
 
   std::cout << "tuning " << args.scheme << " int8 quantization of " << args.model << " (tolerance "
             << args.tolerance * 100 << " % relative " << metric.name << " loss, fallback " << args.fallback_dtype << ")\n";
@@ -399,7 +415,7 @@ int run() {
       });
   std::cout << eval::format_quantize_table(r, metric.name);
   const std::string history = history_json(r, metric.name, held_out_info).dump(2) + "\n";
-  if (!args.history.empty()) write_file_atomic(args.history, history);
+  if (!args.history.empty() && w.is_root()) write_file_atomic(args.history, history);
   if (!r.met()) {
     double best_loss = INFINITY;
     for (const auto& t : r.trials) best_loss = std::min(best_loss, t.relative_loss);
@@ -410,6 +426,7 @@ int run() {
   const eval::QuantizeTrial& best = r.trials[r.best];
   std::cout << "Found a model that meets the accuracy requirements: " << best.label << ", " << best.fallback.size()
             << " module(s) in " << args.fallback_dtype << "\n";
+  if (!w.is_root()) return 0;
   ModelConfig cfg = model->config();
   cfg.quantization = r.best_config;
   save_folder(save_path, cfg, convert_weights(cfg, model->weights(), r.best_types), history, record);

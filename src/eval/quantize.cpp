@@ -127,15 +127,24 @@ QuantizeResult tune_quantization(const ModelConfig& cfg, const ModelWeights& fp3
 
 double choice_accuracy(const Model& model, const Tokenizer& tok, const std::vector<std::string>& prompts,
                        const std::vector<std::string>& labels) {
+  const size_t correct = choice_correct(model, tok, prompts, labels, 0, prompts.size());
+  return static_cast<double>(correct) / static_cast<double>(prompts.size());
+}
+
+size_t choice_correct(const Model& model, const Tokenizer& tok, const std::vector<std::string>& prompts,
+                      const std::vector<std::string>& labels, size_t begin, size_t end) {
   if (prompts.empty() || prompts.size() != labels.size())
     throw Error("accuracy: " + std::to_string(prompts.size()) + " prompts and " + std::to_string(labels.size()) +
                 " labels (need the same, non-zero number)");
+  if (begin > end || end > prompts.size())
+    throw Error("accuracy: rows [" + std::to_string(begin) + ", " + std::to_string(end) + ") of " +
+                std::to_string(prompts.size()));
   std::vector<std::string> choices = labels;
   std::sort(choices.begin(), choices.end());
   choices.erase(std::unique(choices.begin(), choices.end()), choices.end());
   const int V = model.vocab_size();
   size_t correct = 0;
-  for (size_t i = 0; i < prompts.size(); ++i) {
+  for (size_t i = begin; i < end; ++i) {
     const std::vector<int32_t> context = tok.encode(prompts[i]);
     if (context.empty()) throw Error("accuracy: prompt " + std::to_string(i + 1) + " is empty");
     double best = -INFINITY;
@@ -163,7 +172,7 @@ double choice_accuracy(const Model& model, const Tokenizer& tok, const std::vect
     }
     if (predicted && *predicted == labels[i]) ++correct;
   }
-  return static_cast<double>(correct) / static_cast<double>(prompts.size());
+  return correct;
 }
 
 std::string format_quantize_table(const QuantizeResult& r, const std::string& metric_name) {

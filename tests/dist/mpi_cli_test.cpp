@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <regex>
 #include <string>
 
 #include "common/run.h"
@@ -79,6 +80,41 @@ TEST_F(MpiCli, TaskPredictionsAndReportAreTheOneProcessOnes) {
                                    kExamples + "mnli_lm_eval.yaml --micro_batch_size 5 --threads 1 --output " + out +
                                    " --mode " + mode + " > /dev/null",
                                out);
+}
+
+// Timings differ from run to run; everything else must not.
+std::string without_seconds(const std::string& text) {
+  static const std::regex seconds(R"([0-9.]+ s\b|"seconds": [0-9.e+-]+|\| Duration \(seconds\).*)");
+  return std::regex_replace(text, seconds, "<time>");
+}
+
+TEST_F(MpiCli, QuantizeSearchesOnTheOneProcessFiguresAndWritesTheSameFolder) {
+  // A tolerance no trial meets at first, so the search tries several configurations, each scored
+  // on rows split across ranks: perplexity of held-out rows, then accuracy of labelled rows.
+  const std::string news = write("news.csv", "publish_date,headline_text\n20030201,the jury said friday\n"
+                                             "20030202,of atlanta recent primary election\n20030203,produced no "
+                                             "evidence that any\n20030204,took place in the city\n20030205,the grand "
+                                             "jury commented on\n20030206,of other topics among them\n");
+  const std::string labels = write("labels.csv", "prompt,label\nthe jury said,yes\nthe city,no\nthe grand jury,yes\n"
+                                                 "other topics,no\nfriday,yes\n");
+  for (const std::string metric : {"--data_path " + news + " --validation_fraction 0.5 --tolerance 0.00001",
+                                   "--metric accuracy --labels_path " + labels + " --tolerance 0.00001"}) {
+    const std::string args = "quantize --model " + kModel + " --max_trials 3 --threads 1 " + metric;
+    const RunResult one = run_cli(args + " --save_path " + path("one"));
+    ASSERT_EQ(one.exit_code, 0) << one.err;
+    for (int ranks : {2, 3}) {
+      const std::string save = path("np" + std::to_string(ranks));
+      const RunResult many = run_command(mpirun(ranks) + LMFORGE_CLI + " " + args + " --save_path " + save + " </dev/null");
+      ASSERT_EQ(many.exit_code, 0) << ranks << " ranks: " << many.err;
+      EXPECT_EQ(without_seconds(many.out), without_seconds(one.out)) << ranks << " ranks";
+      EXPECT_EQ(read(save + "/model.safetensors"), read(path("one") + "/model.safetensors")) << ranks << " ranks";
+      EXPECT_EQ(without_seconds(read(save + "/tuning_history.json")),
+                without_seconds(read(path("one") + "/tuning_history.json")))
+          << ranks << " ranks";
+      EXPECT_NE(many.err.find("lmforge quantize: rank 1 of " + std::to_string(ranks) + " runs"), std::string::npos)
+          << many.err;
+    }
+  }
 }
 
 TEST_F(MpiCli, AKilledRankFailsTheJobNamingIt) {

@@ -81,6 +81,10 @@ QuantizeResult tune_quantization(const ModelConfig& cfg, const ModelWeights& fp3
 // lmforge::Error for empty or mismatched inputs, or when prompt + label exceeds the context.
 double choice_accuracy(const Model& model, const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
                        const std::vector<std::string>& labels);
+// The number of rows in [begin, end) that choice_accuracy counts as correct, the choices being every
+// distinct label of the whole set (so rows split across processes are scored as in one).
+size_t choice_correct(const Model& model, const Tokenizer& tokenizer, const std::vector<std::string>& prompts,
+                      const std::vector<std::string>& labels, size_t begin, size_t end);
 
 // The seed's result table: Baseline | the accepted (or last) try | Best tune result, rows metric
 // and duration.
