@@ -17,6 +17,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/distributed.h"
 #include "cli/generation_flags.h"
 #include "cli/options.h"
 #include "lmforge/error.h"
@@ -86,6 +87,7 @@ void setup(CLI::App& app) {
   add_optional(app, "--benchmark_iters", args.benchmark_iters,
                "Benchmark mode: timed runs; the table reports their median (default 3)");
   add_optional(app, "--batch_size", args.batch_size,
+               "Prompts per generate() call, in order (default: all in one left-padded batch; see below). "
                "Benchmark mode: rows per run, the prompts repeated in turn to fill them (default: one row per prompt)");
   add_optional(app, "--benchmark_json", args.benchmark_json,
                "Benchmark mode: also write the results as a JSON object to this file");
@@ -114,6 +116,10 @@ void setup(CLI::App& app) {
       "Tags: <language> <rewrite> <title> <agency> <photographer> <date>; a value runs to the next tag and is "
       "trimmed; the first of a repeated tag wins; <END>, <|endoftext|>, <back> or <front> after a field ends the "
       "record; other <...> is text. Score the lines with lmforge eval fields.\n"
+      "--batch_size B: the prompts run B at a time, in order, each batch left-padded to its own longest prompt "
+      "(HF pipeline's batch_size); with --seed, batch b samples from seed + b x 0x9e3779b97f4a7c15 (batch 0 from "
+      "the seed itself). Under mpirun the batches are split across the ranks and rank 0 prints exactly what one "
+      "process prints (docs/SCALE_OUT.md).\n"
       "Benchmark mode: lmforge generate --model DIR --benchmark_mode --benchmark_seq_length N [--benchmark_warmup 1] "
       "[--benchmark_iters 3] [--batch_size B] [--benchmark_json FILE]; greedy unless --do_sample; the prompt is "
       "-p/--prompt_file/--prompt_ids, else \"" + std::string(kBenchmarkPrompt) +
@@ -236,23 +242,23 @@ std::string token_text(const std::optional<Tokenizer>& tok, int32_t id) {
   return tok ? tok->decode({id}) : std::to_string(id);
 }
 
-void print_choices_table(const std::optional<Tokenizer>& tok, const Prompt& prompt,
+void print_choices_table(std::ostream& os, const std::optional<Tokenizer>& tok, const Prompt& prompt,
                          const std::vector<StepChoices>& steps, const std::vector<int32_t>& chosen) {
-  std::cout << "step\tinput\t";
-  for (size_t i = 0; i < (steps.empty() ? 0 : steps[0].ids.size()); ++i) std::cout << "choice " << i << (i + 1 < steps[0].ids.size() ? "\t" : "");
-  std::cout << "\n";
+  os << "step\tinput\t";
+  for (size_t i = 0; i < (steps.empty() ? 0 : steps[0].ids.size()); ++i) os << "choice " << i << (i + 1 < steps[0].ids.size() ? "\t" : "");
+  os << "\n";
   std::vector<int32_t> so_far = prompt.ids;
   for (size_t s = 0; s < steps.size(); ++s) {
     std::string input = tok ? tok->decode(so_far) : std::to_string(so_far.size()) + " tokens";
     for (char& ch : input)
       if (ch == '\n' || ch == '\t') ch = ' ';
-    std::cout << s << "\t" << input;
+    os << s << "\t" << input;
     for (size_t i = 0; i < steps[s].ids.size(); ++i) {
       std::ostringstream pct;
       pct << std::fixed << std::setprecision(2) << 100.0 * steps[s].probs[i];
-      std::cout << "\t{" << token_text(tok, steps[s].ids[i]) << " (" << pct.str() << "%)}";
+      os << "\t{" << token_text(tok, steps[s].ids[i]) << " (" << pct.str() << "%)}";
     }
-    std::cout << "\n";
+    os << "\n";
     if (s < chosen.size()) so_far.push_back(chosen[s]);
   }
 }
@@ -269,7 +275,6 @@ void check_benchmark_flags() {
     only_benchmark(args.benchmark_warmup.has_value(), "--benchmark_warmup");
     only_benchmark(args.benchmark_iters.has_value(), "--benchmark_iters");
     only_benchmark(args.benchmark_json.has_value(), "--benchmark_json");
-    only_benchmark(args.batch_size.has_value(), "--batch_size");
     return;
   }
   if (!args.benchmark_seq_length)
@@ -321,8 +326,9 @@ size_t generated_length(const std::vector<int32_t>& sequence, size_t prompt_leng
 }
 
 // --fields: one JSON object per sequence, its answer (tasks::answer_text) parsed by tasks::parse_fields.
-void print_fields(const Tokenizer& tok, const std::vector<Prompt>& prompts, const GenerationOutput& out,
-                  const GenerationConfig& g, int per_prompt, bool skip_special) {
+// `first`: the index of prompts[0] among all the prompts.
+void print_fields(std::ostream& os, const Tokenizer& tok, const std::vector<Prompt>& prompts, size_t first,
+                  const GenerationOutput& out, const GenerationConfig& g, int per_prompt, bool skip_special) {
   for (size_t p = 0; p < prompts.size(); ++p)
     for (int k = 0; k < per_prompt; ++k) {
       const std::vector<int32_t>& s = out.sequences[p * per_prompt + k];
@@ -330,12 +336,12 @@ void print_fields(const Tokenizer& tok, const std::vector<Prompt>& prompts, cons
       const std::vector<int32_t> continuation(begin, begin + generated_length(s, out.prompt_length, g.eos_token_id));
       const std::string text = tok.decode(continuation, skip_special, args.clean_up_tokenization_spaces);
       const tasks::ParsedFields parsed = tasks::parse_fields(tasks::answer_text(prompts[p].text, text));
-      const nlohmann::ordered_json line{{"prompt_index", p},
+      const nlohmann::ordered_json line{{"prompt_index", first + p},
                                         {"sequence_index", k},
                                         {"prompt", prompts[p].text},
                                         {"text", text},
                                         {"fields", tasks::fields_json(parsed.fields)}};
-      std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      os << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     }
 }
 
@@ -483,10 +489,107 @@ int run_benchmark() {
   return 0;
 }
 
+// One batch of prompts as it is printed (text or --fields lines, or --json entries) and its token
+// counts: what a rank sends rank 0 under mpirun.
+struct BatchOutput {
+  std::string text;
+  nlohmann::json entries = nlohmann::json::array();
+  uint64_t prompt_tokens = 0, new_tokens = 0;
+};
+
+void put_batch(dist::ByteWriter& out, const BatchOutput& b) {
+  out.put(b.text);
+  out.put(b.entries.dump());  // numbers round-trip: nlohmann prints the shortest exact form
+  out.put(b.prompt_tokens);
+  out.put(b.new_tokens);
+}
+
+BatchOutput get_batch(dist::ByteReader& in) {
+  BatchOutput b;
+  b.text = in.get_string();
+  b.entries = nlohmann::json::parse(in.get_string());
+  b.prompt_tokens = in.get<uint64_t>();
+  b.new_tokens = in.get<uint64_t>();
+  return b;
+}
+
+// --json entries of one batch, prompt by prompt.
+void json_entries(BatchOutput& o, const std::optional<Tokenizer>& tok, const std::vector<Prompt>& prompts,
+                  const GenerationOutput& out, int per_prompt, bool skip_special,
+                  const std::vector<std::vector<StepChoices>>& choices) {
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    nlohmann::json entry{{"prompt", prompts[p].text}};
+    nlohmann::json sentences = nlohmann::json::array(), ids = nlohmann::json::array(), scores = nlohmann::json::array();
+    for (int k = 0; k < per_prompt; ++k) {
+      const size_t r = p * per_prompt + k;
+      ids.push_back(out.sequences[r]);
+      if (tok) sentences.push_back(tok->decode(out.sequences[r], skip_special, args.clean_up_tokenization_spaces));
+      if (!out.sequences_scores.empty()) scores.push_back(out.sequences_scores[r]);
+    }
+    entry["sentences"] = tok ? sentences : nlohmann::json(nullptr);
+    entry["ids"] = ids;
+    if (!out.sequences_scores.empty()) entry["sequences_scores"] = scores;
+    if (!out.token_logprobs.empty()) {
+      nlohmann::json logprobs = nlohmann::json::array();
+      for (int k = 0; k < per_prompt; ++k) logprobs.push_back(out.token_logprobs[p * per_prompt + k]);
+      entry["token_logprobs"] = logprobs;
+    }
+    if (args.show_choices > 0) {
+      nlohmann::json per_seq = nlohmann::json::array();
+      for (int k = 0; k < per_prompt; ++k) {
+        nlohmann::json steps = nlohmann::json::array();
+        for (const auto& st : choices[p * per_prompt + k]) {
+          nlohmann::json toks = nlohmann::json::array();
+          for (auto id : st.ids) toks.push_back(token_text(tok, id));
+          steps.push_back({{"ids", st.ids}, {"tokens", toks}, {"probs", st.probs}});
+        }
+        per_seq.push_back(steps);
+      }
+      entry["choices"] = per_seq;
+    }
+    o.entries.push_back(entry);
+  }
+}
+
+// The text output of one batch: every sequence decoded (ids without a tokenizer), headed by
+// "=== prompt P, sequence K ===" when the whole run has more than one sequence.
+void text_output(std::ostream& os, const std::optional<Tokenizer>& tok, const std::vector<Prompt>& prompts, size_t first,
+                 const GenerationOutput& out, int per_prompt, bool skip_special, bool headers,
+                 const std::vector<std::vector<StepChoices>>& choices) {
+  for (size_t p = 0; p < prompts.size(); ++p)
+    for (int k = 0; k < per_prompt; ++k) {
+      const size_t r = p * per_prompt + k;
+      if (headers) {
+        os << "=== prompt " << first + p << ", sequence " << k;
+        if (!out.sequences_scores.empty()) os << " (score " << out.sequences_scores[r] << ")";
+        os << " ===\n";
+      }
+      if (tok) {
+        os << tok->decode(out.sequences[r], skip_special, args.clean_up_tokenization_spaces) << "\n";
+      } else {
+        for (size_t i = 0; i < out.sequences[r].size(); ++i) os << (i ? " " : "") << out.sequences[r][i];
+        os << "\n";
+      }
+      if (args.show_choices > 0) {
+        std::vector<int32_t> chosen(out.sequences[r].begin() + out.prompt_length, out.sequences[r].end());
+        Prompt padded{prompts[p].text, std::vector<int32_t>(out.sequences[r].begin(), out.sequences[r].begin() + out.prompt_length)};
+        print_choices_table(os, tok, padded, choices[r], chosen);
+      }
+    }
+}
+
 int run() {
   check_benchmark_flags();
   if (args.benchmark_mode) return run_benchmark();
   check_fields_flags();
+  if (args.show_choices < 0) throw Error("--show_choices must be >= 0");
+  if (args.batch_size && *args.batch_size < 1)
+    throw Error("--batch_size must be >= 1 (got " + std::to_string(*args.batch_size) + ")");
+  // Under mpirun the batches are split across ranks (docs/SCALE_OUT.md); rank 0 prints them all.
+  const dist::World& w = sharded_world(args.model, args.adapter);
+  if (w.distributed() && !prompt_flag_given())
+    throw Error("prompts: standard input reaches rank 0 alone under mpirun; give --prompt_file (or -p) so every rank "
+                "reads them");
   apply_threads(args.threads);
   auto model = load_model(args.model, args.dtype, args.adapter);
   auto tok = load_tokenizer_for_model(args.model, model->vocab_size());
@@ -495,99 +598,71 @@ int run() {
                 "tokenizer.json) to decode the generated text with");
   GenerationConfig g = build_config(*model);
   g.output_scores = args.json;  // token_logprobs
-  const auto prompts = collect_prompts(tok, g);
-  std::vector<std::vector<int32_t>> batch;
-  for (const auto& p : prompts) batch.push_back(p.ids);
-  if (args.show_choices < 0) throw Error("--show_choices must be >= 0");
   if (args.show_choices > 0 && g.num_beams > 1) throw Error("--show_choices works with greedy search or sampling, not --num_beams > 1");
+  const auto prompts = collect_prompts(tok, g);
 
   const bool skip_special = args.skip_special_tokens.value_or(true);
-  const int rows = static_cast<int>(batch.size()) * (g.num_beams > 1 ? 1 : g.num_return_sequences);
-  const bool stream = !args.json && !args.fields && tok && rows == 1 && g.num_beams == 1 && args.show_choices == 0;
-
-  GenerationCallbacks cb;
-  std::unique_ptr<Streamer> streamer;
-  if (tok) cb.decode = [&](const std::vector<int32_t>& ids) { return tok->decode(ids, false, false); };  // HF matches stop strings on raw token text
-  if (stream) {
-    streamer = std::make_unique<Streamer>(*tok, skip_special, args.clean_up_tokenization_spaces);
-    std::cout << tok->decode(batch[0], skip_special, args.clean_up_tokenization_spaces) << std::flush;
-    cb.on_tokens = [&](const std::vector<int32_t>& t) { streamer->push(t[0]); };
-  }
-  std::vector<std::vector<StepChoices>> choices(rows);
-  if (args.show_choices > 0)
-    cb.on_step_logits = [&](int, int row, const float* logits, int vocab) {
-      choices[row].push_back(top_choices(logits, vocab, args.show_choices));
-    };
+  const int per_prompt = g.num_return_sequences;  // sequences per prompt, beam search included
+  const size_t total_rows = prompts.size() * per_prompt;
+  const bool stream = !args.json && !args.fields && tok && total_rows == 1 && g.num_beams == 1 && args.show_choices == 0;
+  // --batch_size B: B prompts per generate() call, in order (default: all of them in one batch).
+  const size_t per_batch = args.batch_size ? static_cast<size_t>(*args.batch_size) : prompts.size();
+  const size_t n_batches = (prompts.size() + per_batch - 1) / per_batch;
+  const dist::Range mine = dist::shard_range(n_batches, w);
+  announce_shard(w, "generate", "batches", mine, n_batches);
 
   const auto t0 = std::chrono::steady_clock::now();
-  GenerationOutput out = generate(*model, batch, g, cb);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (streamer) streamer->finish();
+  std::vector<BatchOutput> outputs;
+  for (size_t b = mine.begin; b < mine.end; ++b) {
+    const size_t first = b * per_batch;
+    const std::vector<Prompt> part(prompts.begin() + first, prompts.begin() + std::min(prompts.size(), first + per_batch));
+    std::vector<std::vector<int32_t>> batch;
+    for (const auto& p : part) batch.push_back(p.ids);
+    GenerationConfig gb = g;
+    if (gb.seed) gb.seed = *g.seed + b * 0x9e3779b97f4a7c15ull;  // synth's rule: batch 0 keeps the seed itself
 
-  const int per_prompt = static_cast<int>(out.sequences.size() / prompts.size());
-  size_t prompt_tokens = 0, new_tokens = 0;
-  for (const auto& p : prompts) prompt_tokens += p.ids.size();
-  for (const auto& s : out.sequences) new_tokens += generated_length(s, out.prompt_length, g.eos_token_id);
-
-  if (args.fields) {
-    print_fields(*tok, prompts, out, g, per_prompt, skip_special);
-  } else if (args.json) {
-    nlohmann::json all = nlohmann::json::array();
-    for (size_t p = 0; p < prompts.size(); ++p) {
-      nlohmann::json entry{{"prompt", prompts[p].text}};
-      nlohmann::json sentences = nlohmann::json::array(), ids = nlohmann::json::array(), scores = nlohmann::json::array();
-      for (int k = 0; k < per_prompt; ++k) {
-        const size_t r = p * per_prompt + k;
-        ids.push_back(out.sequences[r]);
-        if (tok) sentences.push_back(tok->decode(out.sequences[r], skip_special, args.clean_up_tokenization_spaces));
-        if (!out.sequences_scores.empty()) scores.push_back(out.sequences_scores[r]);
-      }
-      entry["sentences"] = tok ? sentences : nlohmann::json(nullptr);
-      entry["ids"] = ids;
-      if (!out.sequences_scores.empty()) entry["sequences_scores"] = scores;
-      if (!out.token_logprobs.empty()) {
-        nlohmann::json logprobs = nlohmann::json::array();
-        for (int k = 0; k < per_prompt; ++k) logprobs.push_back(out.token_logprobs[p * per_prompt + k]);
-        entry["token_logprobs"] = logprobs;
-      }
-      if (args.show_choices > 0) {
-        nlohmann::json per_seq = nlohmann::json::array();
-        for (int k = 0; k < per_prompt; ++k) {
-          nlohmann::json steps = nlohmann::json::array();
-          for (const auto& st : choices[p * per_prompt + k]) {
-            nlohmann::json toks = nlohmann::json::array();
-            for (auto id : st.ids) toks.push_back(token_text(tok, id));
-            steps.push_back({{"ids", st.ids}, {"tokens", toks}, {"probs", st.probs}});
-          }
-          per_seq.push_back(steps);
-        }
-        entry["choices"] = per_seq;
-      }
-      all.push_back(entry);
+    GenerationCallbacks cb;
+    std::unique_ptr<Streamer> streamer;
+    if (tok) cb.decode = [&](const std::vector<int32_t>& ids) { return tok->decode(ids, false, false); };  // HF matches stop strings on raw token text
+    if (stream) {
+      streamer = std::make_unique<Streamer>(*tok, skip_special, args.clean_up_tokenization_spaces);
+      std::cout << tok->decode(batch[0], skip_special, args.clean_up_tokenization_spaces) << std::flush;
+      cb.on_tokens = [&](const std::vector<int32_t>& t) { streamer->push(t[0]); };
     }
-    std::cout << all.dump(2) << "\n";
-  } else if (!stream) {
-    for (size_t p = 0; p < prompts.size(); ++p)
-      for (int k = 0; k < per_prompt; ++k) {
-        const size_t r = p * per_prompt + k;
-        if (out.sequences.size() > 1) {
-          std::cout << "=== prompt " << p << ", sequence " << k;
-          if (!out.sequences_scores.empty()) std::cout << " (score " << out.sequences_scores[r] << ")";
-          std::cout << " ===\n";
-        }
-        if (tok)
-          std::cout << tok->decode(out.sequences[r], skip_special, args.clean_up_tokenization_spaces) << "\n";
-        else {
-          for (size_t i = 0; i < out.sequences[r].size(); ++i) std::cout << (i ? " " : "") << out.sequences[r][i];
-          std::cout << "\n";
-        }
-        if (args.show_choices > 0) {
-          std::vector<int32_t> chosen(out.sequences[r].begin() + out.prompt_length, out.sequences[r].end());
-          Prompt padded{prompts[p].text, std::vector<int32_t>(out.sequences[r].begin(), out.sequences[r].begin() + out.prompt_length)};
-          print_choices_table(tok, padded, choices[r], chosen);
-        }
-      }
+    std::vector<std::vector<StepChoices>> choices(part.size() * per_prompt);
+    if (args.show_choices > 0)
+      cb.on_step_logits = [&](int, int row, const float* logits, int vocab) {
+        choices[row].push_back(top_choices(logits, vocab, args.show_choices));
+      };
+    const GenerationOutput out = generate(*model, batch, gb, cb);
+    if (streamer) streamer->finish();
+
+    BatchOutput o;
+    for (const auto& p : part) o.prompt_tokens += p.ids.size();
+    for (const auto& s : out.sequences) o.new_tokens += generated_length(s, out.prompt_length, g.eos_token_id);
+    std::ostringstream os;
+    if (args.fields)
+      print_fields(os, *tok, part, first, out, g, per_prompt, skip_special);
+    else if (args.json)
+      json_entries(o, tok, part, out, per_prompt, skip_special, choices);
+    else if (!stream)
+      text_output(os, tok, part, first, out, per_prompt, skip_special, total_rows > 1, choices);
+    o.text = os.str();
+    outputs.push_back(std::move(o));
   }
+  if (w.distributed()) outputs = dist::gather_items(w, outputs, "generated batches", put_batch, get_batch);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!w.is_root()) return 0;
+
+  uint64_t prompt_tokens = 0, new_tokens = 0;
+  nlohmann::json all = nlohmann::json::array();
+  for (const BatchOutput& o : outputs) {
+    prompt_tokens += o.prompt_tokens;
+    new_tokens += o.new_tokens;
+    std::cout << o.text;
+    for (const auto& e : o.entries) all.push_back(e);
+  }
+  if (args.json) std::cout << all.dump(2) << "\n";
   std::cerr << "lmforge: " << prompt_tokens << " prompt tokens, " << new_tokens << " generated tokens in "
             << std::fixed << std::setprecision(2) << secs << " s (" << std::setprecision(1)
             << (secs > 0 ? new_tokens / secs : 0.0) << " tokens/s)\n";

@@ -47,6 +47,7 @@ int failure(const std::string& message) {
 // N times by mpirun, would do the same work N times and write the same files at once.
 bool shares_work(const std::string& name, const CLI::App& sub) {
   if (name == "synth" || name == "task" || name == "finetune" || name == "quantize") return true;
+  if (name == "generate") return sub.get_option("--benchmark_mode")->count() == 0;  // a benchmark times one process
   return name == "eval" && sub.get_subcommand("perplexity")->parsed();
 }
 
@@ -88,8 +89,11 @@ int main(int argc, char** argv) {
     for (auto& [sub, cmd] : subs)
       if (sub->parsed()) {
         if (lmforge::dist::launch_size() > 1 && !shares_work(cmd->name, *sub))
-          return usage_error("lmforge " + cmd->name + " does not split its work across mpirun ranks (finetune, synth, "
-                             "task, quantize and eval perplexity do; docs/SCALE_OUT.md): run it without mpirun");
+          return usage_error(cmd->name == "generate"
+                                 ? "lmforge generate --benchmark_mode times one process; run it without mpirun"
+                                 : "lmforge " + cmd->name + " does not split its work across mpirun ranks (finetune, "
+                                   "synth, task, quantize, generate and eval perplexity do; docs/SCALE_OUT.md): run "
+                                   "it without mpirun");
         const int rc = cmd->run();
         lmforge::dist::finalize();
         return rc;

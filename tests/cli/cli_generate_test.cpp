@@ -62,6 +62,50 @@ TEST(CliGenerate, PromptIdsBatchMatchesHF) {
   FAIL() << "no greedy batch case";
 }
 
+// --batch_size B: the prompts run B at a time, each batch padded on its own. B = all of them is
+// HF's batch case; B = 2 of 3 prompts gives the first two as their own batch and the third alone.
+TEST(CliGenerate, BatchSizeRunsThePromptsInBatchesOfTheirOwn) {
+  for (const auto& c : model_cases("gpt2-switches", "batch")) {
+    const auto& a = c.at("args");
+    if (a.value("num_beams", 1) != 1 || a.contains("repetition_penalty") || c.at("input_ids").size() != 3) continue;
+    const std::string base = "generate --json --model " + model_dir("gpt2-switches").string() + " --max_new_tokens " +
+                             std::to_string(a.at("max_new_tokens").get<int>());
+    std::vector<std::string> prompt_args;
+    for (const auto& p : c.at("input_ids")) prompt_args.push_back(" --prompt_ids " + ids_arg(p.get<std::vector<int>>()));
+    auto ids_of = [&](const std::string& args) {
+      const auto r = run_cli(base + args);
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      std::vector<nlohmann::json> ids;
+      for (const auto& e : nlohmann::json::parse(r.exit_code == 0 ? r.out : "[]")) ids.push_back(e.at("ids")[0]);
+      return ids;
+    };
+    const auto all = ids_of(prompt_args[0] + prompt_args[1] + prompt_args[2] + " --batch_size 3");
+    const auto& expected = c.at("output").at("sequences");
+    ASSERT_EQ(all.size(), 3u);
+    for (size_t i = 0; i < 3; ++i) EXPECT_EQ(all[i], expected[i]) << c.at("id") << " row " << i;
+
+    const auto two = ids_of(prompt_args[0] + prompt_args[1] + prompt_args[2] + " --batch_size 2");
+    const auto first_two = ids_of(prompt_args[0] + prompt_args[1]);
+    const auto third = ids_of(prompt_args[2]);
+    ASSERT_EQ(two.size(), 3u);
+    ASSERT_EQ(first_two.size(), 2u);
+    ASSERT_EQ(third.size(), 1u);
+    EXPECT_EQ(two[0], first_two[0]);
+    EXPECT_EQ(two[1], first_two[1]);
+    EXPECT_EQ(two[2], third[0]);
+    // Text output numbers the prompts over the whole run.
+    const auto text = run_cli("generate --model " + model_dir("gpt2-switches").string() + " --max_new_tokens 2" +
+                              prompt_args[0] + prompt_args[1] + prompt_args[2] + " --batch_size 2");
+    ASSERT_EQ(text.exit_code, 0) << text.err;
+    EXPECT_NE(text.out.find("=== prompt 2, sequence 0 ==="), std::string::npos) << text.out;
+    const auto bad = run_cli(base + prompt_args[0] + " --batch_size 0");
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.err.find("error: --batch_size must be >= 1 (got 0)"), std::string::npos) << bad.err;
+    return;
+  }
+  FAIL() << "no greedy batch case of 3 prompts";
+}
+
 TEST(CliGenerate, ShowChoicesPrintsTopNPerStep) {
   const auto c = model_cases("gpt2-tiny", "topn").front();
   auto r = run_cli("generate --json --show_choices 5 --model " + model_dir("gpt2-tiny").string() + " --prompt_ids " +

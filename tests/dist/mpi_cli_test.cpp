@@ -65,6 +65,26 @@ TEST_F(MpiCli, SynthRanksPastTheBatchesIdle) {
   EXPECT_NE(r.err.find("rank 2 of 3 runs batches [1, 1) of 1 (idle"), std::string::npos) << r.err;
 }
 
+TEST_F(MpiCli, GenerateBatchesAreTheOneProcessOutput) {
+  // 5 prompts in batches of 2: 3 batches, so 3 ranks get one each and 2 ranks 2 and 1. Every output
+  // format, sampling with a seed (each batch's seed depends on its number only) and beam search.
+  const std::string base = "generate --model " + kModel + " --prompt_file " + prompts() +
+                           " --batch_size 2 --max_new_tokens 5 --threads 1 ";
+  for (const std::string mode : {"", "--json --do_sample --seed 5 --num_return_sequences 2",
+                                 "--num_beams 3 --num_return_sequences 2 --json", "--show_choices 2", "--fields"})
+    expect_same_as_one_process(base + mode);
+  // Without --batch_size the prompts are one batch: rank 0 runs it, the others idle.
+  const RunResult r = run_command(mpirun(2) + LMFORGE_CLI + " generate --model " + kModel + " --prompt_file " +
+                                  prompts() + " --max_new_tokens 3 --threads 1 </dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("rank 1 of 2 runs batches [1, 1) of 1 (idle"), std::string::npos) << r.err;
+  // Prompts on standard input reach rank 0 alone.
+  const RunResult in = run_command("echo hi | " + mpirun(2) + LMFORGE_CLI + " generate --model " + kModel);
+  expect_job_exit(in, 1);
+  EXPECT_NE(in.err.find("error: prompts: standard input reaches rank 0 alone under mpirun"), std::string::npos)
+      << in.err;
+}
+
 TEST_F(MpiCli, PerplexityRowsAndCorpusFiguresAreTheOneProcessBits) {
   const std::string data = write("rows.csv", "headline_text\nthe city council met today\nhi\npolice said the man was "
                                              "arrested on friday\nfarmers protest\nthe new school opens\n");
@@ -155,11 +175,17 @@ TEST_F(MpiCli, ARankWithAnotherModelFolderIsOneErrorNamingIt) {
 }
 
 TEST_F(MpiCli, ACommandThatDoesNotShareItsWorkIsRefusedOnce) {
-  const RunResult r = run_command(mpirun(2) + LMFORGE_CLI + " generate --model " + kModel + " -p hi");
+  const RunResult r = run_command(mpirun(2) + LMFORGE_CLI + " tokenize --model " + kModel + " --text hi");
   expect_job_exit(r, 2);
-  EXPECT_NE(r.err.find("error: lmforge generate does not split its work across mpirun ranks"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("error: lmforge tokenize does not split its work across mpirun ranks"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("error:"), r.err.rfind("error:")) << "one error line: " << r.err;
   EXPECT_EQ(r.out, "");
+  const RunResult b = run_command(mpirun(2) + LMFORGE_CLI + " generate --model " + kModel +
+                                  " --benchmark_mode --benchmark_seq_length 2");
+  expect_job_exit(b, 2);
+  EXPECT_NE(b.err.find("error: lmforge generate --benchmark_mode times one process; run it without mpirun"),
+            std::string::npos)
+      << b.err;
 }
 
 }  // namespace
