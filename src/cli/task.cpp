@@ -476,6 +476,7 @@ Outcome run_examples(const dist::World& w, const Model& model, const Tokenizer& 
     ro.micro_batch_size = args.micro_batch_size;
     ro.generation = g;
     ro.answer = {match, args.ignore_case, args.answer_regex};
+    ro.first_batch = shard.begin / static_cast<size_t>(args.micro_batch_size);  // shards are whole micro-batches
     if (streamer) ro.on_token = [&](size_t example, int32_t token) {
         progress.finish();
         streamer->push(example, token);

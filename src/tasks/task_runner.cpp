@@ -132,7 +132,9 @@ std::vector<ExampleResult> run_generate(const LanguageModel& model, const Tokeni
           done[i] = std::find(eos.begin(), eos.end(), step[i]) != eos.end();
         }
       };
-    const GenerationOutput g = generate(model, prompts, options.generation, callbacks);
+    GenerationConfig config = options.generation;
+    if (config.seed) config.seed = *config.seed + (options.first_batch + first / mb) * 0x9e3779b97f4a7c15ull;
+    const GenerationOutput g = generate(model, prompts, config, callbacks);
     for (size_t i = 0; i < count; ++i) {
       const TaskExample& e = examples[first + i];
       ExampleResult& r = out[first + i];

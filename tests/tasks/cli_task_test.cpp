@@ -212,6 +212,24 @@ TEST_F(CliTask, GenerateModeScoresMatchesAndCountsUnmatched) {
   EXPECT_EQ(s.at("unmatched"), 2);
 }
 
+// Sampling with --seed: micro-batch b draws from seed + b x 0x9e3779b97f4a7c15, so the same prompt
+// in two micro-batches is not given the same random numbers (it was, when every micro-batch
+// restarted from --seed), and a run is still repeatable.
+TEST_F(CliTask, SampledMicroBatchesDrawFromStreamsOfTheirOwn) {
+  const std::string data = write("same.csv", "premise,hypothesis,label\np,h,neutral\np,h,neutral\np,h,neutral\n");
+  const std::string out = path("sampled.jsonl");
+  const std::string args = "--data " + data + " --template " + kExamples +
+                           "mnli_lm_eval.yaml --mode generate --do_sample --top_k 0 --seed 3 --output_length 12 "
+                           "--micro_batch_size 1 --output " + out;
+  ASSERT_EQ(task(args).exit_code, 0);
+  const auto first = read_lines(out);
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_NE(first[0].at("output"), first[1].at("output"));
+  EXPECT_NE(first[1].at("output"), first[2].at("output"));
+  ASSERT_EQ(task(args).exit_code, 0);
+  EXPECT_EQ(read_lines(out), first);
+}
+
 TEST_F(CliTask, TextReportAndRowSelection) {
   const std::string data = write("rows.csv", "premise,hypothesis,label\np0,h0,neutral\np1,h1,entailment\np2,h2,contradiction\np3,h3,neutral\n");
   const auto r = task("--data " + data + " --template " + kExamples + "mnli_lm_eval.yaml --mode loglikelihood --rows 1:3");

@@ -90,6 +90,10 @@ struct GenerateRunOptions {
   // Streaming (greedy search and sampling; beam search has no per-step tokens): called with each
   // example's generated tokens as they are chosen, up to and including its eos.
   std::function<void(size_t example, int32_t token)> on_token;
+  // The index of examples[0]'s micro-batch in the whole run (a process given a shard of the rows):
+  // with a seed, micro-batch b samples from seed + b x 0x9e3779b97f4a7c15 (synth's rule), so every
+  // batch has its own stream and the split across processes changes nothing.
+  size_t first_batch = 0;
 };
 
 // Generate mode: micro-batches of up to micro_batch_size prompts (left-padded, as HF batches
