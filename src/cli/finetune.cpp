@@ -45,6 +45,9 @@ std::string help_for(const std::string& key) {
       {"lr", "Peak learning rate (default 5e-5)"},
       {"per_device_train_batch_size", "Rows per micro-batch (default 8)"},
       {"gradient_accumulation_steps", "Micro-batches per optimizer step (default 1)"},
+      {"zero_stage",
+       "0 | 1: under mpirun, 1 shards the AdamW state across the ranks (DeepSpeed's ZeRO stage 1: each holds and "
+       "updates 1/N of it; same results); 0 = every rank holds all of it (default 0; one process: no difference)"},
       {"warmup_steps", "Linear warm-up steps, then linear decay to 0"},
       {"weight_decay", "AdamW decoupled weight decay (default 0; biases and LayerNorm never decay)"},
       {"max_grad_norm", "Gradient clipping norm (default 1.0; 0 = off)"},

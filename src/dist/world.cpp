@@ -142,17 +142,54 @@ std::string rank_list(const std::vector<bool>& pending) {
 // forever; then, everyone being there, one blocking in-place all-reduce (split only past 2^30
 // elements: MPI counts are int), which MPI progresses at full speed (a non-blocking one would only
 // move while polled). The barrier's polls sleep at most 1 ms: a step waits little for the last rank.
-void allreduce(void* data, size_t n, MPI_Datatype type, size_t elem, const std::string& what, int rank, int size) {
+void barrier_or_abort(const std::string& what, int rank, int size) {
   MPI_Request req;
   check(MPI_Ibarrier(MPI_COMM_WORLD, &req), "MPI_Ibarrier", rank);
   wait_or_abort(req, rank, 1000, [&](const std::string& within) {
     return what + ": not every one of the " + std::to_string(size) + " ranks arrived" + within + "; aborting the job";
   });
+}
+
+void allreduce(void* data, size_t n, MPI_Datatype type, size_t elem, const std::string& what, int rank, int size) {
+  barrier_or_abort(what, rank, size);
   constexpr size_t kChunk = size_t{1} << 30;
   for (size_t at = 0; at < n; at += kChunk)
     check(MPI_Allreduce(MPI_IN_PLACE, static_cast<char*>(data) + at * elem, static_cast<int>(std::min(kChunk, n - at)),
                         type, MPI_SUM, MPI_COMM_WORLD),
           "MPI_Allreduce", rank);
+}
+
+// Largest element count (and offset) one slice collective passes to MPI as an int; smaller under
+// the test hook, which sends the buffers through the chunked path.
+size_t max_count() {
+  static const size_t k = static_cast<size_t>(
+      std::max(1, env_int("LMFORGE_DIST_TEST_MAX_COUNT", std::numeric_limits<int>::max())));
+  return k;
+}
+
+void check_offsets(const std::vector<size_t>& offsets, int size, const std::string& what) {
+  bool ok = offsets.size() == static_cast<size_t>(size) + 1 && offsets[0] == 0;
+  for (size_t r = 0; ok && r + 1 < offsets.size(); ++r) ok = offsets[r] <= offsets[r + 1];
+  if (!ok) throw Error(what + ": slice offsets do not cut the buffer into " + std::to_string(size) + " slices");
+}
+
+// Whether every count and offset fits one MPI call (int counts and displacements).
+bool fits_int(const std::vector<size_t>& offsets) { return offsets.back() <= max_count(); }
+
+std::vector<int> int_counts(const std::vector<size_t>& offsets) {
+  std::vector<int> c(offsets.size() - 1);
+  for (size_t r = 0; r < c.size(); ++r) c[r] = static_cast<int>(offsets[r + 1] - offsets[r]);
+  return c;
+}
+
+std::vector<int> int_displs(const std::vector<size_t>& offsets) {
+  return std::vector<int>(offsets.begin(), offsets.end() - 1);
+}
+
+// Calls f(at, count) for the chunks of [begin, end), at most max_count() elements each.
+template <class F>
+void chunks(size_t begin, size_t end, F f) {
+  for (size_t at = begin; at < end; at += max_count()) f(at, static_cast<int>(std::min(max_count(), end - at)));
 }
 
 std::vector<std::string> receive_all(const std::string& mine, const std::string& what, int size) {
@@ -228,6 +265,84 @@ void World::allreduce_sum(float* data, size_t n, const std::string& what) const 
 void World::allreduce_sum(double* data, size_t n, const std::string& what) const {
 #ifdef LMFORGE_HAVE_MPI
   if (size_ > 1) allreduce(data, n, MPI_DOUBLE, sizeof(double), what, rank_, size_);
+#endif
+}
+
+void World::reduce_scatter_sum(float* data, const std::vector<size_t>& offsets, const std::string& what) const {
+  check_offsets(offsets, size_, what);
+  if (size_ == 1) return;
+#ifdef LMFORGE_HAVE_MPI
+  barrier_or_abort(what, rank_, size_);
+  // In rounds: round k reduces the k-th piece of at most `round` elements of every slice, packed one
+  // after the other as MPI_Reduce_scatter takes them, into this rank's slice in place (its piece was
+  // packed already; later rounds read later pieces). The packed copy is at most 2^22 elements (one
+  // round for smaller buffers): OpenMPI's MPI_Reduce_scatter of a whole buffer allocates a temporary
+  // of that size (seen: +31 MiB peak RSS per rank for 16 M parameters), which would eat what
+  // sharding AdamW saves; and the int counts never overflow.
+  constexpr size_t kRoundElements = size_t{1} << 22;
+  size_t longest = 0;
+  for (int r = 0; r < size_; ++r) longest = std::max(longest, offsets[r + 1] - offsets[r]);
+  const size_t round =
+      std::min({max_count(), longest, std::max<size_t>(1, kRoundElements / static_cast<size_t>(size_))});
+  const size_t my_len = offsets[rank_ + 1] - offsets[rank_];
+  float* mine = data + offsets[rank_];
+  std::vector<int> counts(static_cast<size_t>(size_));
+  std::vector<float> packed(round * static_cast<size_t>(size_));
+  for (size_t at = 0; at < longest; at += round) {
+    size_t fill = 0;
+    for (int r = 0; r < size_; ++r) {
+      const size_t len = offsets[r + 1] - offsets[r], n = at < len ? std::min(round, len - at) : 0;
+      std::copy_n(data + offsets[r] + std::min(at, len), n, packed.data() + fill);
+      counts[r] = static_cast<int>(n);
+      fill += n;
+    }
+    check(MPI_Reduce_scatter(packed.data(), mine + std::min(at, my_len), counts.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+          "MPI_Reduce_scatter", rank_);
+  }
+#endif
+}
+
+void World::allgather(float* data, const std::vector<size_t>& offsets, const std::string& what) const {
+  check_offsets(offsets, size_, what);
+  if (size_ == 1) return;
+#ifdef LMFORGE_HAVE_MPI
+  barrier_or_abort(what, rank_, size_);
+  if (fits_int(offsets)) {
+    const std::vector<int> counts = int_counts(offsets), displs = int_displs(offsets);
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(), MPI_FLOAT, MPI_COMM_WORLD),
+          "MPI_Allgatherv", rank_);
+    return;
+  }
+  for (int r = 0; r < size_; ++r)
+    chunks(offsets[r], offsets[r + 1],
+           [&](size_t at, int n) { check(MPI_Bcast(data + at, n, MPI_FLOAT, r, MPI_COMM_WORLD), "MPI_Bcast", rank_); });
+#endif
+}
+
+void World::gather_to_root(const float* mine, float* all, const std::vector<size_t>& offsets, const std::string& what) const {
+  check_offsets(offsets, size_, what);
+  if (size_ == 1) {
+    if (all != mine) std::copy(mine, mine + offsets[1], all);
+    return;
+  }
+#ifdef LMFORGE_HAVE_MPI
+  barrier_or_abort(what, rank_, size_);
+  const size_t my_count = offsets[rank_ + 1] - offsets[rank_];
+  if (fits_int(offsets)) {
+    const std::vector<int> counts = int_counts(offsets), displs = int_displs(offsets);
+    check(MPI_Gatherv(mine, static_cast<int>(my_count), MPI_FLOAT, all, counts.data(), displs.data(), MPI_FLOAT, 0,
+                      MPI_COMM_WORLD),
+          "MPI_Gatherv", rank_);
+    return;
+  }
+  if (rank_ == 0) std::copy(mine, mine + my_count, all);
+  for (int r = 1; r < size_; ++r)
+    chunks(offsets[r], offsets[r + 1], [&](size_t at, int n) {
+      if (rank_ == 0)
+        check(MPI_Recv(all + at, n, MPI_FLOAT, r, kResultTag + 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE), "MPI_Recv", rank_);
+      else if (rank_ == r)
+        check(MPI_Send(mine + (at - offsets[r]), n, MPI_FLOAT, 0, kResultTag + 1, MPI_COMM_WORLD), "MPI_Send", rank_);
+    });
 #endif
 }
 

@@ -34,6 +34,13 @@ double sharded_validation_loss(const DataLoader& val, const std::function<float(
   return rows ? sum / rows : NAN;
 }
 
+std::vector<size_t> zero_slices(size_t n, int ranks) {
+  const size_t k = static_cast<size_t>(ranks), base = n / k, extra = n % k;
+  std::vector<size_t> o(k + 1, 0);
+  for (size_t r = 0; r < k; ++r) o[r + 1] = o[r] + base + (r < extra ? 1 : 0);
+  return o;
+}
+
 bool any_rank(const dist::World& w, bool mine, const std::string& what) {
   double flag = mine ? 1 : 0;
   w.allreduce_sum(&flag, 1, what);

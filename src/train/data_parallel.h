@@ -22,19 +22,29 @@ inline bool owns_micro_batch(const dist::World& w, int g) { return g % w.size() 
 // What each micro-batch of one step gave (its loss and real tokens; skipped ones: nothing), filled
 // in by the rank that computed it and then summed over ranks: each slot has one contributor and
 // zeros elsewhere, so every rank ends with the exact single-process values, in micro-batch order.
+// One more slot carries ZeRO stage 1's sums of squared gradients (each rank its slice's), so the
+// global gradient norm costs no collective of its own.
 class StepTally {
  public:
-  explicit StepTally(int micro_batches) : v_(3 * static_cast<size_t>(micro_batches), 0.0) {}
+  explicit StepTally(int micro_batches) : v_(3 * static_cast<size_t>(micro_batches) + 1, 0.0) {}
   void record(int g, float loss, int64_t tokens);
+  void add_grad_squares(double s) { v_.back() += s; }
   void reduce(const dist::World& w, const std::string& what) { w.allreduce_sum(v_.data(), v_.size(), what); }
   int size() const { return static_cast<int>(v_.size() / 3); }
   bool counted(int g) const { return v_[3 * g + 1] != 0; }
   float loss(int g) const { return static_cast<float>(v_[3 * g]); }
   int64_t tokens(int g) const { return static_cast<int64_t>(v_[3 * g + 2]); }
+  double grad_squares() const { return v_.back(); }
 
  private:
-  std::vector<double> v_;  // per micro-batch: loss, counted (0/1), real tokens
+  std::vector<double> v_;  // per micro-batch: loss, counted (0/1), real tokens; then Σ g² (ZeRO-1)
 };
+
+// ZeRO stage 1's cut of the n trainable parameters into `ranks` contiguous slices, as offsets
+// (ranks + 1 of them; rank r owns [o[r], o[r + 1])): n / ranks each, the first n mod ranks ranks
+// one more (the rule the sharded commands use for their units). Every rank computes the same cut
+// from n and the world size alone, so a checkpoint (always the whole state) resumes at any size.
+std::vector<size_t> zero_slices(size_t n, int ranks);
 
 // validation_loss (run_clm.h) with the batches split across ranks (batch b on rank b mod N) and
 // every batch's loss summed to every rank before the same row-weighted mean in batch order: the

@@ -48,7 +48,9 @@ constexpr size_t kNormBlock = 1 << 12;
 
 }  // namespace
 
-double grad_norm(const float* g, size_t n) {
+double grad_norm(const float* g, size_t n) { return std::sqrt(grad_sum_squares(g, n)); }
+
+double grad_sum_squares(const float* g, size_t n) {
   const long blocks = static_cast<long>((n + kNormBlock - 1) / kNormBlock);
   double sum = 0.0;
 #pragma omp parallel for schedule(static) reduction(+ : sum)
@@ -56,7 +58,7 @@ double grad_norm(const float* g, size_t n) {
     const size_t i0 = static_cast<size_t>(b) * kNormBlock;
     sum += sum_squares(g + i0, std::min(kNormBlock, n - i0));
   }
-  return std::sqrt(sum);
+  return sum;
 }
 
 float clip_coefficient(double norm, double max_norm) {
@@ -98,7 +100,15 @@ std::vector<ParamRange> hf_decay_ranges(const ModelWeights& w) {
 
 // ---- AdamW ------------------------------------------------------------------------------------
 
-AdamW::AdamW(size_t n, AdamWConfig cfg) : m(n, 0.0f), v(n, 0.0f), cfg_(cfg) { set_decay_ranges({{0, n}}); }
+AdamW::AdamW(size_t n, AdamWConfig cfg) : AdamW(n, cfg, ParamRange{0, n}) {}
+
+AdamW::AdamW(size_t n, AdamWConfig cfg, ParamRange slice)
+    : m(slice.end >= slice.begin ? slice.end - slice.begin : 0, 0.0f), v(m.size(), 0.0f), cfg_(cfg), n_params_(n), slice_(slice) {
+  if (slice.begin > slice.end || slice.end > n)
+    throw Error("AdamW: slice [" + std::to_string(slice.begin) + ", " + std::to_string(slice.end) +
+                ") is not inside the " + std::to_string(n) + " parameters");
+  set_decay_ranges({{0, n}});
+}
 
 namespace {
 
@@ -173,10 +183,30 @@ std::vector<Segment> work_blocks(const std::vector<Segment>& segments) {
   return out;
 }
 
+// The part [begin, end) of a whole-buffer work block whose vector loop ran up to body_end (the
+// pointers are at `begin`). The AVX2 loop and its scalar tail round differently (the compiler
+// fuses multiply-adds in each its own way), so each element gets the arithmetic it gets in the
+// whole block: the vector loop for those before body_end (the last few through a padded copy of
+// one vector: lanes do not interact), the scalar tail for the rest (fewer than 8).
+void adamw_cut(float* p, const float* g, float* m, float* v, size_t begin, size_t end, size_t body_end, float decay,
+               float gscale, const StepScalars& k) {
+  if (!kernels::using_avx2()) return adamw_range(p, g, m, v, end - begin, decay, gscale, k);  // scalar throughout
+  const size_t nvec = std::min(end, std::max(begin, body_end)) - begin;
+  const size_t whole = nvec / 8 * 8;
+  if (whole) adamw_range_avx2(p, g, m, v, whole, decay, gscale, k);
+  if (const size_t r = nvec - whole) {
+    alignas(32) float pp[8] = {}, gg[8] = {}, mm[8] = {}, vv[8] = {};
+    std::copy_n(p + whole, r, pp), std::copy_n(g + whole, r, gg), std::copy_n(m + whole, r, mm), std::copy_n(v + whole, r, vv);
+    adamw_range_avx2(pp, gg, mm, vv, 8, decay, gscale, k);
+    std::copy_n(pp, r, p + whole), std::copy_n(mm, r, m + whole), std::copy_n(vv, r, v + whole);
+  }
+  if (end - begin > nvec) adamw_range_avx2(p + nvec, g + nvec, m + nvec, v + nvec, end - begin - nvec, decay, gscale, k);
+}
+
 }  // namespace
 
 void AdamW::set_decay_ranges(std::vector<ParamRange> ranges) {
-  const size_t n = m.size();
+  const size_t n = n_params_;
   std::sort(ranges.begin(), ranges.end(), [](const ParamRange& a, const ParamRange& b) { return a.begin < b.begin; });
   std::vector<Segment> segments;
   size_t at = 0;
@@ -188,7 +218,12 @@ void AdamW::set_decay_ranges(std::vector<ParamRange> ranges) {
     at = r.end;
   }
   if (at < n) segments.push_back({at, n, false});
-  blocks_ = work_blocks(segments);
+  blocks_.clear();
+  for (const Segment& blk : work_blocks(segments)) {
+    const size_t b = std::max(blk.begin, slice_.begin), e = std::min(blk.end, slice_.end);
+    if (b >= e) continue;
+    blocks_.push_back({b, e, blk.begin + (blk.end - blk.begin) / 8 * 8, b != blk.begin || e != blk.end, blk.decay});
+  }
 }
 
 void AdamW::step(float* params, const float* grads, double lr, float grad_scale) {
@@ -196,12 +231,17 @@ void AdamW::step(float* params, const float* grads, double lr, float grad_scale)
   ++steps;
   const StepScalars k = step_scalars(cfg_, lr, steps);
   const long nb = static_cast<long>(blocks_.size());
+  const size_t off = slice_.begin;
 #pragma omp parallel for schedule(static)
   for (long b = 0; b < nb; ++b) {
-    const Segment& blk = blocks_[b];
+    const Block& blk = blocks_[b];
+    const size_t i = blk.begin - off;
     // Without decay the factor is exactly 1, as torch's p.mul_(1 - lr * 0).
-    adamw_range(params + blk.begin, grads + blk.begin, m.data() + blk.begin, v.data() + blk.begin, blk.end - blk.begin,
-                blk.decay ? k.decay : 1.0f, grad_scale, k);
+    const float decay = blk.decay ? k.decay : 1.0f;
+    if (blk.cut)
+      adamw_cut(params + i, grads + i, m.data() + i, v.data() + i, blk.begin, blk.end, blk.body_end, decay, grad_scale, k);
+    else
+      adamw_range(params + i, grads + i, m.data() + i, v.data() + i, blk.end - blk.begin, decay, grad_scale, k);
   }
 }
 

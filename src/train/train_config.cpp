@@ -187,6 +187,7 @@ const std::vector<KeySpec>& key_specs() {
         {"lr", double_member(&TrainConfig::lr), ""},
         {"per_device_train_batch_size", int_member(&TrainConfig::per_device_train_batch_size), ""},
         {"gradient_accumulation_steps", int_member(&TrainConfig::gradient_accumulation_steps), ""},
+        {"zero_stage", int_member(&TrainConfig::zero_stage), ""},
         {"warmup_steps", int_member(&TrainConfig::warmup_steps), ""},
         {"weight_decay", double_member(&TrainConfig::weight_decay), ""},
         {"max_grad_norm", double_member(&TrainConfig::max_grad_norm), ""},
@@ -469,6 +470,10 @@ void validate(const TrainConfig& c, bool require_paths) {
     bad("per_device_train_batch_size", "must be >= 1, got " + std::to_string(c.per_device_train_batch_size));
   if (c.gradient_accumulation_steps < 1)
     bad("gradient_accumulation_steps", "must be >= 1, got " + std::to_string(c.gradient_accumulation_steps));
+  if (c.zero_stage != 0 && c.zero_stage != 1)
+    throw Error("--zero_stage " + std::to_string(c.zero_stage) +
+                ": only 0 and 1 are supported (1: each mpirun rank holds 1/N of the AdamW state; ZeRO stages 2 and 3 "
+                "are not implemented)");
   if (c.warmup_steps < 0) bad("warmup_steps", "must be >= 0, got " + std::to_string(c.warmup_steps));
   if (c.weight_decay < 0.0) bad("weight_decay", "must be >= 0, got " + fmt_double(c.weight_decay));
   if (c.max_grad_norm < 0.0) bad("max_grad_norm", "must be >= 0 (0 = no clipping), got " + fmt_double(c.max_grad_norm));
@@ -530,6 +535,7 @@ std::string to_yaml(const TrainConfig& c) {
   num("lr", fmt_double(c.lr));
   num("per_device_train_batch_size", std::to_string(c.per_device_train_batch_size));
   num("gradient_accumulation_steps", std::to_string(c.gradient_accumulation_steps));
+  num("zero_stage", std::to_string(c.zero_stage));
   num("warmup_steps", std::to_string(c.warmup_steps));
   num("weight_decay", fmt_double(c.weight_decay));
   num("max_grad_norm", fmt_double(c.max_grad_norm));

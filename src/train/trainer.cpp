@@ -294,8 +294,20 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
   const int64_t steps_per_epoch = std::max<int64_t>(1, train.batches_per_epoch() / accum);
   const int64_t total_steps = cfg.max_steps > 0 ? cfg.max_steps : steps_per_epoch * cfg.num_epochs;
 
-  AdamW opt(target.size(), {cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay});
+  // ZeRO stage 1 (docs/SCALE_OUT.md): this rank's AdamW holds and updates one slice of the flat
+  // parameters; the gradients are reduce-scattered to the slices and the updated slices all-gathered.
+  // In a world of one it is stage 0.
+  const bool zero1 = cfg.zero_stage == 1 && w.distributed();
+  const std::vector<size_t> slices = zero1 ? zero_slices(target.size(), w.size()) : std::vector<size_t>{0, target.size()};
+  const ParamRange mine{slices[zero1 ? w.rank() : 0], slices[zero1 ? w.rank() + 1 : 1]};
+  AdamW opt(target.size(), {cfg.lr, 0.9, 0.999, 1e-8, cfg.weight_decay}, mine);
   opt.set_decay_ranges(target.decay_ranges());
+  if (zero1) {
+    const double mb = 1.0 / (1 << 20);
+    out.line("ZeRO stage 1: AdamW state of " + std::to_string(opt.size()) + " of the " + std::to_string(target.size()) +
+             " parameters per rank (" + fmt("%.1f", 2.0 * sizeof(float) * opt.size() * mb) + " MiB on rank 0, " +
+             fmt("%.1f", 2.0 * sizeof(float) * target.size() * mb) + " MiB without sharding)");
+  }
   const LinearSchedule sched{cfg.lr, cfg.warmup_steps, total_steps};
 
   TrainerState st;
@@ -311,8 +323,13 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
     }
     LoadedCheckpoint lc = target.load_checkpoint(ckpt);
     st = lc.state;
-    opt.m = std::move(lc.adam_m);
-    opt.v = std::move(lc.adam_v);
+    if (zero1) {  // a checkpoint holds the whole state: keep this rank's slice
+      opt.m.assign(lc.adam_m.begin() + mine.begin, lc.adam_m.begin() + mine.end);
+      opt.v.assign(lc.adam_v.begin() + mine.begin, lc.adam_v.begin() + mine.end);
+    } else {
+      opt.m = std::move(lc.adam_m);
+      opt.v = std::move(lc.adam_v);
+    }
     opt.steps = st.optimizer.step;
     train.set_position(st.data);
     check_resume_micro_batches(st.data.epoch * train.batches_per_epoch() + st.data.batch, st.global_step, accum,
@@ -356,8 +373,17 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
     so.save_only_model = model_only;
     target.prepare_save(so);
     // The other ranks hold the same weights and state; they only note where rank 0 saved them.
-    last_checkpoint = w.is_root() ? save_checkpoint(save, mc, target.weights(), opt.m, opt.v, st, so)
-                                  : save / ("checkpoint-" + std::to_string(st.global_step));
+    if (zero1 && !model_only) {  // rank 0 gathers the whole state and writes what stage 0 writes
+      std::vector<float> m(w.is_root() ? target.size() : 0), v(m.size());
+      const std::string what = "optimizer state of step " + std::to_string(st.global_step);
+      w.gather_to_root(opt.m.data(), m.data(), slices, what);
+      w.gather_to_root(opt.v.data(), v.data(), slices, what);
+      last_checkpoint = w.is_root() ? save_checkpoint(save, mc, target.weights(), m, v, st, so)
+                                    : save / ("checkpoint-" + std::to_string(st.global_step));
+    } else {
+      last_checkpoint = w.is_root() ? save_checkpoint(save, mc, target.weights(), opt.m, opt.v, st, so)
+                                    : save / ("checkpoint-" + std::to_string(st.global_step));
+    }
     if (!model_only) resumable_step = st.global_step;
     out.line("saved " + last_checkpoint.string() + (model_only ? " (model only)" : ""));
   };
@@ -385,7 +411,12 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
       const uint64_t dropout_seed = cfg.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(st.global_step) * accum + a;
       tally.record(a, target.forward_backward(batch, grads, ws, 1.0f / accum, dropout_seed), real_tokens(batch));
     }
-    if (w.distributed()) {
+    if (zero1) {  // each rank sums its slice's gradients; the norm's squares ride with the losses
+      dist::test_hook_before_results(w);
+      w.reduce_scatter_sum(grads.data(), slices, "gradients of step " + std::to_string(st.global_step + 1));
+      tally.add_grad_squares(grad_sum_squares(grads.data() + mine.begin, opt.size()));
+      tally.reduce(w, "losses of step " + std::to_string(st.global_step + 1));
+    } else if (w.distributed()) {
       dist::test_hook_before_results(w);
       w.allreduce_sum(grads.data(), grads.size(), "gradients of step " + std::to_string(st.global_step + 1));
       tally.reduce(w, "losses of step " + std::to_string(st.global_step + 1));
@@ -406,12 +437,17 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
       st.tokens_seen += tally.tokens(a);
     }
     const double lr = sched.lr(st.global_step);
-    const double norm = grad_norm(grads.data(), grads.size());
+    const double norm = zero1 ? std::sqrt(tally.grad_squares()) : grad_norm(grads.data(), grads.size());
     if (!std::isfinite(norm))
       throw Error("gradient norm is not finite at step " + std::to_string(st.global_step + 1) +
                   "; stopped. Last good checkpoint: " + (last_checkpoint.empty() ? std::string("none") : last_checkpoint.string()));
     const float coef = cfg.max_grad_norm > 0 ? clip_coefficient(norm, cfg.max_grad_norm) : 1.0f;
-    opt.step(target.params(), grads.data(), lr, coef);
+    if (zero1) {
+      opt.step(target.params() + mine.begin, grads.data() + mine.begin, lr, coef);
+      w.allgather(target.params(), slices, "parameters of step " + std::to_string(st.global_step + 1));
+    } else {
+      opt.step(target.params(), grads.data(), lr, coef);
+    }
     ++st.global_step;
     st.epoch = static_cast<double>(st.global_step) / steps_per_epoch;
     if (counted > 0) {

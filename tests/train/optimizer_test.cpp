@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -129,6 +130,65 @@ TEST(AdamW, FollowsTheFormulaOverSeveralSteps) {
   }
   EXPECT_EQ(opt.steps, 5);
   for (size_t i = 0; i < n; ++i) ASSERT_NEAR(p[i], P[i], 1e-5 * (1.0 + std::fabs(P[i]))) << i;
+}
+
+// ZeRO stage 1: optimizers of the slices [0, c) and [c, n) (three slices too) give every parameter
+// and moment exactly the bits of one optimizer over the whole buffer, wherever the cuts fall: at
+// or off an 8-element vector boundary, inside a decay segment, inside a work block's scalar tail.
+TEST(AdamW, SlicesEqualTheWholeBufferBitForBit) {
+  const size_t n = 40013;  // past two 16384-parameter work blocks; segment ends off the vector grid
+  const std::vector<ParamRange> decay = {{3, 17000}, {17005, 17013}, {20001, 39999}};
+  std::mt19937 rng(5);
+  std::normal_distribution<float> n01(0.0f, 1.0f);
+  std::vector<float> p0(n);
+  for (auto& x : p0) x = n01(rng);
+  std::vector<std::vector<float>> g(3, std::vector<float>(n));
+  for (int s = 0; s < 3; ++s)
+    for (size_t i = 0; i < n; ++i) g[s][i] = n01(rng) * (i % 5 == 0 ? 1e-6f : 1e-2f);
+  const AdamWConfig cfg{2e-2, 0.9, 0.999, 1e-8, 0.1};
+
+  std::vector<float> want = p0;
+  AdamW whole(n, cfg);
+  whole.set_decay_ranges(decay);
+  for (int s = 0; s < 3; ++s) whole.step(want.data(), g[s].data(), cfg.lr / (s + 1), 0.75f);
+
+  std::vector<std::vector<size_t>> cuts;
+  for (size_t c : {0, 1, 2, 3, 4, 7, 8, 9, 15, 16, 17}) cuts.push_back({c});
+  for (size_t c = 16370; c < 16400; ++c) cuts.push_back({c});  // around the first work block's end
+  for (size_t c = 16990; c < 17020; ++c) cuts.push_back({c});  // decay segment ends (17000: tail of 2)
+  for (size_t c = 39990; c <= n; ++c) cuts.push_back({c});
+  for (int r = 0; r < 40; ++r) cuts.push_back({std::uniform_int_distribution<size_t>(0, n)(rng)});
+  cuts.push_back({13338, 26676});  // three ranks' equal slices
+  cuts.push_back({16999, 17006});
+  for (const auto& cut : cuts) {
+    std::vector<size_t> edges = {0};
+    edges.insert(edges.end(), cut.begin(), cut.end());
+    edges.push_back(n);
+    std::vector<float> got = p0;
+    for (size_t k = 0; k + 1 < edges.size(); ++k) {
+      const ParamRange sl{edges[k], edges[k + 1]};
+      AdamW part(n, cfg, sl);
+      part.set_decay_ranges(decay);
+      ASSERT_EQ(part.size(), sl.end - sl.begin);
+      for (int s = 0; s < 3; ++s) part.step(got.data() + sl.begin, g[s].data() + sl.begin, cfg.lr / (s + 1), 0.75f);
+      EXPECT_EQ(part.steps, 3);
+      for (size_t i = sl.begin; i < sl.end; ++i) {
+        ASSERT_EQ(std::memcmp(&part.m[i - sl.begin], &whole.m[i], 4), 0) << "m " << i << " cut " << cut[0];
+        ASSERT_EQ(std::memcmp(&part.v[i - sl.begin], &whole.v[i], 4), 0) << "v " << i << " cut " << cut[0];
+      }
+    }
+    ASSERT_EQ(std::memcmp(got.data(), want.data(), n * sizeof(float)), 0) << "cut at " << cut[0];
+  }
+}
+
+TEST(AdamW, SliceOutsideTheBufferIsRefused) {
+  EXPECT_THROW(AdamW(10, {}, ParamRange{4, 11}), Error);
+  EXPECT_THROW(AdamW(10, {}, ParamRange{5, 4}), Error);
+  AdamW empty(10, {}, ParamRange{10, 10});
+  EXPECT_EQ(empty.size(), 0u);
+  empty.set_decay_ranges({{2, 8}});
+  empty.step(nullptr, nullptr, 1e-3);  // a rank with nothing to update still counts the step
+  EXPECT_EQ(empty.steps, 1);
 }
 
 // HF Trainer: biases and LayerNorm parameters are not decayed; everything else is.

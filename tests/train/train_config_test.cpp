@@ -31,6 +31,7 @@ TEST(TrainConfig, DefaultsAreTheIssuesAndReferenceKits) {
   EXPECT_DOUBLE_EQ(c.lr, 5e-5);
   EXPECT_EQ(c.per_device_train_batch_size, 8);
   EXPECT_EQ(c.gradient_accumulation_steps, 1);
+  EXPECT_EQ(c.zero_stage, 0);
   EXPECT_EQ(c.warmup_steps, 0);
   EXPECT_DOUBLE_EQ(c.weight_decay, 0.0);
   EXPECT_DOUBLE_EQ(c.max_grad_norm, 1.0);
@@ -240,6 +241,8 @@ TEST(TrainConfig, ValidateNamesTheKey) {
   EXPECT_TRUE(bad([](TrainConfig& c) { c.per_device_train_batch_size = 0; }, "per_device_train_batch_size"));
   EXPECT_TRUE(bad([](TrainConfig& c) { c.gradient_accumulation_steps = 0; }, "gradient_accumulation_steps"));
   EXPECT_TRUE(bad([](TrainConfig& c) { c.num_epochs = 0; }, "num_epochs"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.zero_stage = 2; }, "--zero_stage 2: only 0 and 1 are supported"));
+  EXPECT_TRUE(bad([](TrainConfig& c) { c.zero_stage = -1; }, "--zero_stage -1: only 0 and 1 are supported"));
   EXPECT_TRUE(bad([](TrainConfig& c) { c.weight_decay = -1; }, "weight_decay"));
   EXPECT_TRUE(bad([](TrainConfig& c) { c.max_grad_norm = -1; }, "max_grad_norm"));
   EXPECT_TRUE(bad([](TrainConfig& c) { c.warmup_steps = -1; }, "warmup_steps"));
@@ -279,10 +282,12 @@ TEST(TrainConfig, YamlRoundTrip) {
   c.init = InitMode::Random;
   c.n_layer = 3;
   c.bfloat16 = true;
+  c.zero_stage = 1;
   c.generation.prompt_file = "p.csv";
   const std::string y = to_yaml(c);
   const TrainConfig d = parse(y);
   EXPECT_EQ(to_yaml(d), y) << y;
+  EXPECT_EQ(d.zero_stage, 1);
   EXPECT_EQ(d.data_path, c.data_path);
   EXPECT_EQ(d.prefix, c.prefix);
   EXPECT_EQ(d.suffix, c.suffix);

@@ -39,6 +39,24 @@ class World {
   void allreduce_sum(float* data, size_t n, const std::string& what) const;
   void allreduce_sum(double* data, size_t n, const std::string& what) const;
 
+  // Collectives over a flat float buffer cut into size() contiguous slices: rank r's slice is
+  // [offsets[r], offsets[r + 1]) (offsets has size() + 1 entries, offsets[0] = 0). Each first waits
+  // at a barrier like allreduce_sum (LMFORGE_DIST_TIMEOUT, errors naming `what` and the rank), then
+  // runs MPI_Reduce_scatter, MPI_Allgatherv or MPI_Gatherv. The reduce-scatter goes in rounds of at
+  // most 2^22 elements in all (one for smaller buffers) through a packed copy of that size, so
+  // neither lmforge nor MPI holds a temporary of the whole buffer; the other two, past 2^31
+  // elements, where MPI's int counts end, make one rooted call per rank and chunk instead. Every
+  // rank must call them, in the same order, with the same offsets. In a world of one: copies, or
+  // nothing.
+  //
+  // In place, element-wise sum over every rank of `data` (offsets.back() elements): this rank's
+  // slice of it holds the sums; the other slices are left as they were.
+  void reduce_scatter_sum(float* data, const std::vector<size_t>& offsets, const std::string& what) const;
+  // In place: every rank's slice of `data` (offsets.back() elements) to every rank.
+  void allgather(float* data, const std::vector<size_t>& offsets, const std::string& what) const;
+  // Every rank's slice `mine` to rank 0's `all` (offsets.back() elements; unused on the others).
+  void gather_to_root(const float* mine, float* all, const std::vector<size_t>& offsets, const std::string& what) const;
+
  private:
   friend World& world();
   World() = default;
@@ -58,6 +76,9 @@ double timeout_seconds();
 // the OOM killer), the one named by $LMFORGE_DIST_TEST_HANG_RANK stops answering (as a wedged
 // host). Nothing happens in a world of one or when neither is set.
 void test_hook_before_results(const World& w);
+
+// Test hook: $LMFORGE_DIST_TEST_MAX_COUNT=K makes the slice collectives above take their paths for
+// big buffers (rounds / rooted calls of at most K elements) from K elements on.
 
 // Ends MPI cleanly when it was started (after the command finished on this rank).
 void finalize();

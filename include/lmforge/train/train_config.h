@@ -76,6 +76,9 @@ struct TrainConfig {
   double lr = 5e-5;
   int per_device_train_batch_size = 8;
   int gradient_accumulation_steps = 1;
+  // DeepSpeed's ZeRO stage under mpirun (docs/SCALE_OUT.md): 0 = every rank holds the whole AdamW
+  // state; 1 = each rank holds and updates 1/N of it. Only 0 and 1; one process runs both alike.
+  int zero_stage = 0;
   int64_t warmup_steps = 0;
   double weight_decay = 0.0;
   double max_grad_norm = 1.0;  // 0: no clipping
