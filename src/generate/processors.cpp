@@ -55,6 +55,19 @@ void MinNewTokensProcessor::apply(const std::vector<int32_t>& ids, float* scores
   if (static_cast<int>(ids.size()) - prompt_length_ < min_new_tokens_) ban(eos_, scores, vocab);
 }
 
+void PresenceFrequencyPenaltyProcessor::apply(const std::vector<int32_t>& ids, float* scores, int vocab) const {
+  std::vector<int> count(vocab, 0);
+  for (size_t i = std::min<size_t>(prompt_length_, ids.size()); i < ids.size(); ++i)
+    if (ids[i] >= 0 && ids[i] < vocab) ++count[ids[i]];
+  for (int t = 0; t < vocab; ++t)
+    if (count[t] > 0) scores[t] -= count[t] * frequency_ + presence_;
+}
+
+void LogitBiasProcessor::apply(const std::vector<int32_t>&, float* scores, int vocab) const {
+  for (const auto& [t, b] : bias_)
+    if (t >= 0 && t < vocab) scores[t] += b;
+}
+
 void TemperatureWarper::apply(const std::vector<int32_t>&, float* scores, int vocab) const {
   for (int i = 0; i < vocab; ++i) scores[i] = scores[i] / t_;
 }
@@ -103,6 +116,9 @@ ProcessorChain build_logits_processors(const GenerationPlan& plan) {
   if (plan.min_length > 0 && plan.has_eos()) chain.add(std::make_unique<MinLengthProcessor>(plan.min_length, plan.eos()));
   if (c.min_new_tokens && *c.min_new_tokens > 0 && plan.has_eos())
     chain.add(std::make_unique<MinNewTokensProcessor>(plan.prompt_length, *c.min_new_tokens, plan.eos()));
+  if (c.presence_penalty != 0.0f || c.frequency_penalty != 0.0f)
+    chain.add(std::make_unique<PresenceFrequencyPenaltyProcessor>(plan.prompt_length, c.presence_penalty, c.frequency_penalty));
+  if (!c.logit_bias.empty()) chain.add(std::make_unique<LogitBiasProcessor>(c.logit_bias));
   return chain;
 }
 

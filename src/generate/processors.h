@@ -3,7 +3,7 @@
 // next-token scores of one row given that row's full input_ids (left padding and prompt included,
 // exactly what HF passes them). generate() builds the chain in HF's order:
 //   processors (_get_logits_processor): repetition penalty -> no-repeat n-gram -> min length ->
-//                                       min new tokens
+//                                       min new tokens -> OpenAI presence/frequency penalty -> logit bias
 //   warpers (_get_logits_warper, do_sample only): temperature -> top-k -> top-p
 // Filtered entries are set to -inf (HF's filter_value).
 #include <cstdint>
@@ -68,6 +68,32 @@ class MinNewTokensProcessor : public LogitsProcessor {
  private:
   int prompt_length_, min_new_tokens_;
   std::vector<int32_t> eos_;
+};
+
+// OpenAI's presence and frequency penalties: every token generated so far (the ids after the padded
+// prompt) loses count * frequency + presence from its score. The prompt is not counted, as in OpenAI.
+class PresenceFrequencyPenaltyProcessor : public LogitsProcessor {
+ public:
+  PresenceFrequencyPenaltyProcessor(int prompt_length, float presence, float frequency)
+      : prompt_length_(prompt_length), presence_(presence), frequency_(frequency) {}
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "presence_frequency_penalty"; }
+
+ private:
+  int prompt_length_;
+  float presence_, frequency_;
+};
+
+// OpenAI's logit_bias: adds a fixed bias to the score of each listed token (ids outside the
+// vocabulary are ignored; the server refuses them before they get here).
+class LogitBiasProcessor : public LogitsProcessor {
+ public:
+  explicit LogitBiasProcessor(std::vector<std::pair<int32_t, float>> bias) : bias_(std::move(bias)) {}
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "logit_bias"; }
+
+ private:
+  std::vector<std::pair<int32_t, float>> bias_;
 };
 
 class TemperatureWarper : public LogitsProcessor {

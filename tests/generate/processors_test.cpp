@@ -194,3 +194,32 @@ TEST(Plan, TopPThresholdIsHfsFloatOfOneMinusP) {
 
 }  // namespace
 }  // namespace lmforge::gen
+
+namespace lmforge::gen {
+namespace {
+
+TEST(PresenceFrequencyPenalty, CountsOnlyTheGeneratedTokens) {
+  // Prompt = first 2 ids: token 0 appears only there, token 1 once after it, token 2 twice.
+  PresenceFrequencyPenaltyProcessor p(2, 0.5f, 0.25f);
+  EXPECT_EQ(run(p, {0, 1, 1, 2, 2}, {1.0f, 1.0f, 1.0f, 1.0f}),
+            (std::vector<float>{1.0f, 1.0f - 0.25f - 0.5f, 1.0f - 2 * 0.25f - 0.5f, 1.0f}));
+}
+
+TEST(LogitBias, AddsTheBiasAndIgnoresIdsOutsideTheVocabulary) {
+  LogitBiasProcessor p({{1, 2.0f}, {3, -100.0f}, {9, 5.0f}});
+  EXPECT_EQ(run(p, {0}, {0.0f, 0.0f, 0.0f, 1.0f}), (std::vector<float>{0.0f, 2.0f, 0.0f, -99.0f}));
+}
+
+TEST(ProcessorChainBuild, AddsOpenAiProcessorsAfterHfOnes) {
+  GenerationConfig c;
+  c.max_new_tokens = 4;
+  c.repetition_penalty = 1.5f;
+  c.presence_penalty = 0.1f;
+  c.logit_bias = {{1, 1.0f}};
+  const GenerationPlan plan = resolve_plan(c, 3);
+  EXPECT_EQ(build_logits_processors(plan).names(),
+            (std::vector<std::string>{"repetition_penalty", "presence_frequency_penalty", "logit_bias"}));
+}
+
+}  // namespace
+}  // namespace lmforge::gen

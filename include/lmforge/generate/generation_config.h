@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -32,6 +33,12 @@ struct GenerationConfig {
   float top_p = 1.0f;
   float repetition_penalty = 1.0f;
   int no_repeat_ngram_size = 0;
+  // OpenAI's penalties (lmforge serve; HF has no such processors): for every token already generated
+  // (prompt excluded) logit -= count * frequency_penalty + presence_penalty. 0 disables.
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  // OpenAI logit_bias: (token id, bias) added to that token's logit at every step.
+  std::vector<std::pair<int32_t, float>> logit_bias;
 
   // Special tokens
   std::vector<int32_t> eos_token_id;  // any of them ends a sequence

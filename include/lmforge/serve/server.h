@@ -1,0 +1,45 @@
+#pragma once
+// lmforge serve: an OpenAI-compatible completion server (docs/SERVE.md). The Server owns the HTTP
+// listener, the models and the engine that runs requests; the CLI front-end (src/cli/serve.cpp)
+// loads the models and handles signals.
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "lmforge/serve/served_model.h"
+
+namespace lmforge::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                      // 0: any free port (bind() returns it)
+  std::string api_key;                  // empty: no authentication
+  size_t max_queue = 64;                // completion requests waiting beyond the running one (429 past it)
+  size_t max_body_bytes = 1 << 20;      // 413 past it
+  double shutdown_grace_seconds = 10;   // shutdown(): how long in-flight requests may take to finish
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds the listening socket and starts answering (/health says 503 until ready()). Returns the
+  // port. Throws lmforge::Error when the address cannot be bound.
+  int start();
+  // Adds a model before ready(); the name is what requests put in "model".
+  void add_model(ServedModel model);
+  // Models are loaded: /health answers 200 and the API routes accept requests.
+  void ready();
+  // Stops accepting connections, lets in-flight requests finish for the grace period, then cancels
+  // what is left and returns once every thread is done.
+  void shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lmforge::serve

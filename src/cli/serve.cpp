@@ -1,0 +1,140 @@
+// lmforge serve: the OpenAI-compatible completion server (docs/SERVE.md). This front-end parses the
+// flags, loads the models while /health says 503, prints the one "listening" line once /health
+// answers 200, and turns SIGTERM/SIGINT into a graceful shutdown (exit 0).
+#include <httplib.h>
+
+#include <pthread.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "cli/usage.h"
+#include "lmforge/error.h"
+#include "lmforge/serve/server.h"
+
+namespace lmforge::cli {
+namespace {
+
+struct Args {
+  std::vector<std::string> models;
+  std::string host = "127.0.0.1", api_key, api_key_file, dtype = "auto";
+  int port = 8080, threads = 0;
+  size_t max_queue = 64, max_body_bytes = 1 << 20;
+  double shutdown_grace = 10;
+} args;
+
+void setup(CLI::App& app) {
+  app.add_option("--model,-m", args.models,
+                 "Model folder to serve (named by its folder name), or NAME=DIR; repeat to serve several")
+      ->required()
+      ->allow_extra_args(false);  // one folder per --model
+  app.add_option("--host", args.host, "Address to listen on (default 127.0.0.1)");
+  app.add_option("--port", args.port, "Port (default 8080; 0 picks a free one, printed in the listening line)");
+  auto* key = app.add_option("--api_key", args.api_key, "Require 'Authorization: Bearer KEY' on every route but /health");
+  app.add_option("--api_key_file", args.api_key_file, "Read the API key from this file (first line)")->excludes(key);
+  app.add_option("--max_queue", args.max_queue, "Completion requests that may wait for the engine (default 64; 429 past it)");
+  app.add_option("--max_body_bytes", args.max_body_bytes, "Largest request body (default 1048576; 413 past it)");
+  app.add_option("--shutdown_grace", args.shutdown_grace,
+                 "Seconds in-flight requests get to finish after SIGTERM (default 10)");
+  app.add_option("--threads", args.threads, "Compute threads (default: all cores)");
+  add_dtype_option(app, args.dtype);
+  app.footer(
+      "Routes: POST /v1/completions (OpenAI completions: prompt, max_tokens, temperature, top_p, n, best_of, stream, "
+      "logprobs, echo, stop, presence_penalty, frequency_penalty, logit_bias, seed; HF extensions top_k, "
+      "repetition_penalty, no_repeat_ngram_size, min_tokens, num_beams, length_penalty, early_stopping), GET /v1/models, "
+      "GET /health, GET /metrics, POST /tokenize, POST /detokenize. Prints 'lmforge serve: listening on "
+      "http://HOST:PORT' once ready; SIGTERM finishes the requests in flight and exits 0. See docs/SERVE.md.");
+  // The shared --model check (usage.cpp) resolves each value as a folder while parsing and records a
+  // pending error for "NAME=DIR", which it does not know. Serve resolves its models itself in run()
+  // (load_model gives the same message for a missing folder), so that pending error is dropped here.
+  app.parse_complete_callback([] { pending_model_error().clear(); });
+}
+
+// "NAME=DIR" or "DIR" (named by the folder's name, trailing slashes ignored).
+std::pair<std::string, std::string> name_and_dir(const std::string& spec) {
+  const size_t eq = spec.find('=');
+  if (eq != std::string::npos && eq > 0) return {spec.substr(0, eq), spec.substr(eq + 1)};
+  std::filesystem::path p(spec);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();
+  return {p.filename().string(), spec};
+}
+
+serve::ServedModel load(const std::string& spec) {
+  auto [name, dir] = name_and_dir(spec);
+  auto model = load_model(dir, args.dtype);
+  auto tok = load_tokenizer_for_model(dir, model->vocab_size());
+  if (!tok) throw Error("--model " + spec + ": the folder has no tokenizer (vocab.json + merges.txt or tokenizer.json)");
+  const ModelConfig& c = model->config();
+  GenerationConfig defaults = generation_defaults(c.eos_token_id, c.bos_token_id, c.pad_token_id, dir);
+  const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  return serve::ServedModel{name, std::move(model), std::move(*tok), std::move(defaults), now};
+}
+
+std::string read_key_file(const std::string& path) {
+  std::ifstream in(path);
+  std::string key;
+  if (!in || !std::getline(in, key)) throw Error("--api_key_file: cannot read '" + path + "'");
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.empty()) throw Error("--api_key_file: '" + path + "' has an empty first line");
+  return key;
+}
+
+// Our own GET /health until it answers 200: the listening line promises a server that is up.
+void wait_until_healthy(const std::string& host, int port) {
+  httplib::Client client(host == "0.0.0.0" ? "127.0.0.1" : host, port);
+  for (int i = 0; i < 200; ++i) {
+    if (auto r = client.Get("/health"); r && r->status == 200) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  throw Error("serve: the server does not answer its own /health");
+}
+
+int run() {
+  // Block the stop signals in every thread (threads inherit this mask) and wait for them here.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up must not kill the server
+
+  apply_threads(args.threads);
+  serve::ServerOptions o;
+  o.host = args.host;
+  o.port = args.port;
+  o.api_key = args.api_key_file.empty() ? args.api_key : read_key_file(args.api_key_file);
+  o.max_queue = args.max_queue;
+  o.max_body_bytes = args.max_body_bytes;
+  o.shutdown_grace_seconds = args.shutdown_grace;
+  serve::Server server(o);
+  const int port = server.start();
+  std::vector<std::string> names;
+  for (const std::string& spec : args.models) {
+    serve::ServedModel m = load(spec);
+    for (const std::string& n : names)
+      if (n == m.name) throw Error("--model: two models are named '" + n + "'; use NAME=DIR");
+    names.push_back(m.name);
+    server.add_model(std::move(m));
+  }
+  server.ready();
+  wait_until_healthy(args.host, port);
+  std::cout << "lmforge serve: listening on http://" << args.host << ":" << port << std::endl;
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  std::cerr << "lmforge serve: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", shutting down\n";
+  server.shutdown();
+  return 0;
+}
+
+Command command{"serve", "OpenAI-compatible completion server (POST /v1/completions; docs/SERVE.md)", setup, run};
+
+}  // namespace
+}  // namespace lmforge::cli

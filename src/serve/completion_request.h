@@ -1,0 +1,64 @@
+#pragma once
+// POST /v1/completions: the JSON body parsed and validated into a CompletionRequest. Every problem is
+// an ApiError(400) naming the field, before any model work is queued. Unknown fields are ignored, as
+// OpenAI's API does.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lmforge/generate/generation_config.h"
+
+namespace lmforge {
+class Tokenizer;
+}
+
+namespace lmforge::serve {
+
+// Bounds that are server policy rather than OpenAI's: n and best_of past these would tie the single
+// worker up for every other client.
+inline constexpr int kMaxChoices = 16;
+inline constexpr int kMaxStops = 4;
+inline constexpr int kMaxLogprobs = 5;
+
+struct CompletionRequest {
+  std::string model;                         // empty: not given
+  std::vector<std::vector<int32_t>> prompts;  // tokenized; one entry per prompt of the request
+  int max_tokens = 16;
+  float temperature = 1.0f;  // 0 = greedy
+  float top_p = 1.0f;
+  int n = 1, best_of = 1;
+  bool stream = false, echo = false;
+  std::optional<int> logprobs;  // 0..5 top alternatives per token; nullopt: no logprobs object
+  std::vector<std::string> stop;
+  float presence_penalty = 0, frequency_penalty = 0;
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  std::optional<uint64_t> seed;
+  // HF-named extensions
+  std::optional<int> top_k, no_repeat_ngram_size, min_tokens, num_beams;
+  std::optional<float> repetition_penalty, length_penalty;
+  std::optional<EarlyStopping> early_stopping;
+  bool use_beam_search = false;
+
+  bool beam_search() const { return use_beam_search || num_beams.value_or(1) > 1; }
+  // How many rows to generate per prompt: best_of candidates, n of which are returned.
+  int candidates() const { return best_of; }
+};
+
+// Reads the body's "model" only (routing happens before the rest is parsed with the model's tokenizer).
+std::string requested_model(const nlohmann::json& body);
+
+// Parses and validates the body. `vocab` bounds token ids; `max_positions` is the model's context:
+// a prompt whose length plus max_tokens exceeds it is refused as OpenAI does.
+CompletionRequest parse_completion_request(const nlohmann::json& body, const Tokenizer& tokenizer, int vocab,
+                                           int max_positions);
+
+// {"prompt": ...} of /v1/completions and /tokenize: a string, an array of strings, a token array or an
+// array of token arrays, as token lists. `field` names the key in errors.
+std::vector<std::vector<int32_t>> parse_prompts(const nlohmann::json& value, const Tokenizer& tokenizer, int vocab,
+                                                const std::string& field);
+
+}  // namespace lmforge::serve

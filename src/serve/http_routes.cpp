@@ -1,0 +1,284 @@
+// The HTTP side of lmforge serve: routes, auth, errors in OpenAI's shape, and the hand-off of
+// completion jobs to the engine (non-streamed: wait for the result; streamed: relay SSE chunks).
+#include <httplib.h>
+
+#include <csignal>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "lmforge/error.h"
+#include "lmforge/serve/server.h"
+#include "serve/api_error.h"
+#include "serve/auth.h"
+#include "serve/completion_request.h"
+#include "serve/completion_response.h"
+#include "serve/engine.h"
+#include "serve/metrics.h"
+
+namespace lmforge::serve {
+namespace {
+
+using nlohmann::json;
+
+// Chunks from the engine's thread to the HTTP thread writing the stream.
+class Channel {
+ public:
+  void push(std::string piece) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pieces_.push_back(std::move(piece));
+    }
+    cv_.notify_one();
+  }
+  void close() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_one();
+  }
+  // The next piece; false once closed and drained.
+  bool pop(std::string& piece) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return closed_ || !pieces_.empty(); });
+    if (pieces_.empty()) return false;
+    piece = std::move(pieces_.front());
+    pieces_.pop_front();
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> pieces_;
+  bool closed_ = false;
+};
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void send_error(httplib::Response& res, const ApiError& e) { send_json(res, e.status, e.body()); }
+
+json parse_body(const httplib::Request& req) {
+  try {
+    return json::parse(req.body);
+  } catch (const json::exception& e) {
+    throw ApiError(400, std::string("the request body is not valid JSON: ") + e.what());
+  }
+}
+
+// Routes counted under their own name in /metrics; anything else is "other" (bounded label set).
+std::string route_label(const std::string& path) {
+  for (const char* r : {"/v1/completions", "/v1/models", "/health", "/metrics", "/tokenize", "/detokenize"})
+    if (path == r) return r;
+  return "other";
+}
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions options;
+  httplib::Server http;
+  Metrics metrics;
+  std::unique_ptr<Engine> engine;
+  std::vector<std::unique_ptr<ServedModel>> models;
+  std::atomic<bool> is_ready{false};
+  std::thread listener;
+
+  explicit Impl(ServerOptions o) : options(std::move(o)) {
+    engine = std::make_unique<FifoEngine>(options.max_queue, metrics);
+    // Each waiting request holds an HTTP thread, so there must be enough of them for the queue to
+    // fill (and 429 to be reachable) while /health and /metrics still answer.
+    const size_t threads = std::min<size_t>(options.max_queue + 8, 256);
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    http.set_payload_max_length(options.max_body_bytes);
+    routes();
+  }
+
+  const ServedModel& pick_model(const std::string& name) const {
+    if (name.empty() && models.size() == 1) return *models.front();
+    for (const auto& m : models)
+      if (m->name == name) return *m;
+    if (name.empty())
+      throw ApiError(404, "this server serves several models: name one in 'model'", "invalid_request_error", "model",
+                     "model_not_found");
+    throw ApiError(404, "The model '" + name + "' does not exist", "invalid_request_error", "model", "model_not_found");
+  }
+
+  // Every route but /health: readiness, auth, and the OpenAI error shape for whatever goes wrong.
+  httplib::Server::Handler guarded(std::function<void(const httplib::Request&, httplib::Response&)> handler) {
+    return [this, handler](const httplib::Request& req, httplib::Response& res) {
+      try {
+        if (!authorized(options.api_key, req.get_header_value("Authorization")))
+          throw ApiError(401, "Incorrect API key provided.", "invalid_request_error", "", "invalid_api_key");
+        if (!is_ready) throw ApiError(503, "the server is still loading its models", "server_error");
+        handler(req, res);
+      } catch (const ApiError& e) {
+        send_error(res, e);
+      } catch (const std::exception& e) {
+        send_error(res, ApiError(500, std::string("internal error: ") + e.what(), "server_error"));
+      }
+    };
+  }
+
+  void routes() {
+    http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+      send_json(res, is_ready ? 200 : 503, {{"status", is_ready ? "ok" : "loading"}});
+    });
+    http.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics.render(engine->queue_length()), "text/plain; version=0.0.4");
+    }));
+    http.Get("/v1/models", guarded([this](const httplib::Request&, httplib::Response& res) { list_models(res); }));
+    http.Post("/v1/completions", guarded([this](const httplib::Request& req, httplib::Response& res) { complete(req, res); }));
+    http.Post("/tokenize", guarded([this](const httplib::Request& req, httplib::Response& res) { tokenize(req, res); }));
+    http.Post("/detokenize", guarded([this](const httplib::Request& req, httplib::Response& res) { detokenize(req, res); }));
+    // httplib's own refusals (404 unknown route, 413 body too large, 400 bad request line) get
+    // OpenAI's error body; responses our handlers already filled are left alone.
+    http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      if (res.status == 413) send_error(res, ApiError(413, "the request body is larger than --max_body_bytes"));
+      else if (res.status == 404) send_error(res, ApiError(404, "no route " + req.method + " " + req.path));
+      else send_error(res, ApiError(res.status, "the request was refused (HTTP " + std::to_string(res.status) + ")"));
+    });
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      metrics.count_request(route_label(req.path), res.status);
+    });
+  }
+
+  void list_models(httplib::Response& res) const {
+    json data = json::array();
+    for (const auto& m : models)
+      data.push_back({{"id", m->name}, {"object", "model"}, {"created", m->created}, {"owned_by", "lmforge"}});
+    send_json(res, 200, {{"object", "list"}, {"data", data}});
+  }
+
+  void tokenize(const httplib::Request& req, httplib::Response& res) const {
+    const json body = parse_body(req);
+    if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+    const ServedModel& m = pick_model(requested_model(body));
+    if (!body.contains("prompt") || !body["prompt"].is_string()) throw bad_field("prompt", "'prompt' must be a string");
+    const auto prompts = parse_prompts(body["prompt"], m.tokenizer, m.model->vocab_size(), "prompt");
+    send_json(res, 200, {{"tokens", prompts[0]}, {"count", prompts[0].size()}});
+  }
+
+  void detokenize(const httplib::Request& req, httplib::Response& res) const {
+    const json body = parse_body(req);
+    if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+    const ServedModel& m = pick_model(requested_model(body));
+    const json tokens = body.value("tokens", json());
+    if (!tokens.is_array()) throw bad_field("tokens", "'tokens' must be an array of token ids");
+    std::vector<int32_t> ids;
+    for (const json& t : tokens) {
+      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= m.model->vocab_size())
+        throw bad_field("tokens", "'tokens' must be token ids of this model, found " + t.dump());
+      ids.push_back(t.get<int32_t>());
+    }
+    send_json(res, 200, {{"prompt", m.tokenizer.decode(ids, false, false)}});
+  }
+
+  void complete(const httplib::Request& req, httplib::Response& res) {
+    const json body = parse_body(req);
+    if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
+    const ServedModel& m = pick_model(requested_model(body));
+    auto job = std::make_shared<CompletionJob>();
+    job->model = &m;
+    job->request = parse_completion_request(body, m.tokenizer, m.model->vocab_size(), m.model->max_positions());
+    const ResponseHeader header = new_response_header(m.name);
+    if (job->request.stream) stream(job, header, res);
+    else wait_for(job, header, res);
+  }
+
+  [[noreturn]] static void queue_full() {
+    throw ApiError(429, "the server's request queue is full; retry later", "server_error", "", "queue_full");
+  }
+
+  void wait_for(const std::shared_ptr<CompletionJob>& job, const ResponseHeader& header, httplib::Response& res) {
+    auto outcome = std::make_shared<std::promise<json>>();
+    auto status = std::make_shared<int>(200);
+    job->on_done = [outcome, header](CompletionResult r) { outcome->set_value(completion_json(header, r)); };
+    job->on_error = [outcome, status](const ApiError& e) {
+      *status = e.status;
+      outcome->set_value(e.body());
+    };
+    if (!engine->submit(job)) queue_full();
+    json body = outcome->get_future().get();
+    send_json(res, *status, body);
+  }
+
+  void stream(const std::shared_ptr<CompletionJob>& job, const ResponseHeader& header, httplib::Response& res) {
+    auto channel = std::make_shared<Channel>();
+    job->on_delta = [channel, header](const ChoiceDelta& d) { channel->push(sse_chunk(header, d)); };
+    job->on_done = [channel](CompletionResult) {
+      channel->push(kSseDone);
+      channel->close();
+    };
+    job->on_error = [channel](const ApiError& e) {
+      channel->push(sse_error(e.body()));
+      channel->close();
+    };
+    if (!engine->submit(job)) queue_full();
+    res.set_header("Cache-Control", "no-cache");
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [channel, job](size_t, httplib::DataSink& sink) {
+          std::string piece;
+          if (!channel->pop(piece)) {
+            sink.done();
+            return true;
+          }
+          // A failed write means the client went away: stop generating for it.
+          if (!sink.is_writable() || !sink.write(piece.data(), piece.size())) {
+            job->cancelled = true;
+            return false;
+          }
+          return true;
+        },
+        [job](bool success) {
+          if (!success) job->cancelled = true;
+        });
+  }
+};
+
+Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Server::~Server() { shutdown(); }
+
+int Server::start() {
+  Impl& s = *impl_;
+  int port = s.options.port;
+  if (port == 0) port = s.http.bind_to_any_port(s.options.host);
+  else if (!s.http.bind_to_port(s.options.host, port)) port = -1;
+  if (port < 0) throw Error("serve: cannot listen on " + s.options.host + ":" + std::to_string(s.options.port));
+  s.listener = std::thread([&s] { s.http.listen_after_bind(); });
+  // httplib's stop() does nothing until the listener thread marks itself running: wait for that, so a
+  // shutdown right after start() (a model that fails to load) is not lost.
+  while (!s.http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return port;
+}
+
+void Server::add_model(ServedModel model) { impl_->models.push_back(std::make_unique<ServedModel>(std::move(model))); }
+
+void Server::ready() { impl_->is_ready = true; }
+
+void Server::shutdown() {
+  Impl& s = *impl_;
+  if (!s.listener.joinable()) return;
+  s.http.stop();  // no new connections; handlers already running go on
+  // listen_after_bind returns once the running handlers finish; give them the grace period, then
+  // cancel the engine's jobs so their handlers answer and the listener can return.
+  std::promise<void> done;
+  auto finished = done.get_future();
+  std::thread joiner([&] {
+    s.listener.join();
+    done.set_value();
+  });
+  const auto grace = std::chrono::duration<double>(s.options.shutdown_grace_seconds);
+  if (finished.wait_for(grace) != std::future_status::ready) s.engine->stop();
+  joiner.join();
+  s.engine->stop();
+}
+
+}  // namespace lmforge::serve
