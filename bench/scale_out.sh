@@ -29,7 +29,7 @@ finetune() {  # $1 = label, $2 = launcher prefix, $3 = accumulation, $4 = thread
   line=$($2 "$LF" finetune --model "$W/gpt2" --data_path "$CSV" --save_path "$W/ft" --max_steps "$STEPS" \
     --per_device_train_batch_size 4 --gradient_accumulation_steps "$3" --threads "$4" --logging_steps 1 \
     --save_steps 0 --evaluation_strategy no --validation_fraction 0.01 --seed 1 </dev/null 2>&1 |
-    grep -E "training time|all-reduce" | tr '\n' ' ')
+    grep -E "training time|data parallel over" | tr '\n' ' ')
   echo "finetune $1: $line"
 }
 

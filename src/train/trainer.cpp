@@ -400,6 +400,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
   if (any_rank(w, stop_requested(), "stop request"))  // before any step of this run there is nothing new to save
     throw Error("interrupted by " + signal_name(stop_signal()) + " before the first training step; nothing was saved");
   bool interrupted = false;
+  double comm_seconds = 0;  // in the step's collectives (distributed runs)
   while (st.global_step < total_steps) {
     std::fill(grads.begin(), grads.end(), 0.0f);
     StepTally tally(accum);
@@ -411,6 +412,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
       const uint64_t dropout_seed = cfg.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(st.global_step) * accum + a;
       tally.record(a, target.forward_backward(batch, grads, ws, 1.0f / accum, dropout_seed), real_tokens(batch));
     }
+    const auto t_comm = Clock::now();  // communication time, the wait for the slowest rank included
     if (zero1) {  // each rank sums its slice's gradients; the norm's squares ride with the losses
       dist::test_hook_before_results(w);
       w.reduce_scatter_sum(grads.data(), slices, "gradients of step " + std::to_string(st.global_step + 1));
@@ -421,6 +423,7 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
       w.allreduce_sum(grads.data(), grads.size(), "gradients of step " + std::to_string(st.global_step + 1));
       tally.reduce(w, "losses of step " + std::to_string(st.global_step + 1));
     }
+    comm_seconds += std::chrono::duration<double>(Clock::now() - t_comm).count();
     double step_loss = 0;
     int counted = 0;
     for (int a = 0; a < accum; ++a) {  // in micro-batch order, as one process sums them
@@ -444,7 +447,9 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
     const float coef = cfg.max_grad_norm > 0 ? clip_coefficient(norm, cfg.max_grad_norm) : 1.0f;
     if (zero1) {
       opt.step(target.params() + mine.begin, grads.data() + mine.begin, lr, coef);
+      const auto t_gather = Clock::now();
       w.allgather(target.params(), slices, "parameters of step " + std::to_string(st.global_step + 1));
+      comm_seconds += std::chrono::duration<double>(Clock::now() - t_gather).count();
     } else {
       opt.step(target.params(), grads.data(), lr, coef);
     }
@@ -515,6 +520,11 @@ FinetuneResult run_training(const TrainConfig& cfg, const FinetuneHooks& hooks, 
   any_rank(w, false, "the end of training");
   out.line("training time " + format_duration(r.train_seconds) + " (" + fmt("%.1f", r.tokens_per_second) +
            " tokens/s), " + std::to_string(st.global_step - start_step) + " steps");
+  if (w.distributed() && r.train_seconds > 0)  // what scaling out costs: docs/SCALE_OUT.md, "Measured"
+    out.line("data parallel over " + std::to_string(w.size()) + " ranks: " + fmt("%.2f", comm_seconds) + " s (" +
+             fmt("%.1f", 100.0 * comm_seconds / r.train_seconds) + " %) of rank 0's training time in the " +
+             (zero1 ? "gradient reduce-scatter and parameter all-gather" : "gradient all-reduce") +
+             ", waiting for the slowest rank included");
   return r;
 }
 

@@ -97,6 +97,9 @@ class MpiFinetune : public TempDirTest {
   void run_ok(const std::string& command) {
     const RunResult r = run_command(command + " </dev/null");
     ASSERT_EQ(r.exit_code, 0) << command << "\n" << r.err;
+    // A distributed run says what its collectives cost (docs/SCALE_OUT.md, "Measured").
+    if (command.find("mpirun") != std::string::npos && command.find(" -np 1 ") == std::string::npos)
+      EXPECT_NE(r.err.find("data parallel over "), std::string::npos) << r.err;
   }
   std::string csv_;
 };
