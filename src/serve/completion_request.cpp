@@ -198,7 +198,8 @@ std::vector<std::vector<int32_t>> parse_prompts(const json& value, const Tokeniz
   return prompts;
 }
 
-CompletionRequest parse_completion_request(const json& body, const Tokenizer& tok, int vocab, int max_positions) {
+CompletionRequest parse_completion_request(const json& body, const Tokenizer& tok, int vocab, int max_positions,
+                                           std::optional<int32_t> start_token) {
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   if (field(body, "suffix"))
     throw bad_field("suffix", "'suffix' (insertion) is not supported: these models only continue text");
@@ -231,8 +232,9 @@ CompletionRequest parse_completion_request(const json& body, const Tokenizer& to
   if (r.stream && r.best_of > r.n) throw bad_field("best_of", "'best_of' greater than 'n' cannot be streamed");
   if (r.stream && r.beam_search()) throw bad_field("stream", "beam search cannot be streamed");
   if (r.stream && r.logprobs) throw bad_field("logprobs", "'logprobs' with 'stream' is not supported yet");
-  for (const auto& p : r.prompts) {
-    if (p.empty()) throw bad_field("prompt", "the prompt is empty (it tokenizes to nothing)");
+  for (auto& p : r.prompts) {
+    if (p.empty() && start_token) p = {*start_token};
+    if (p.empty()) throw bad_field("prompt", "the prompt is empty and the model has no bos_token_id to start from");
     if (static_cast<int>(p.size()) + r.max_tokens > max_positions)
       throw bad_field("prompt", "This model's maximum context length is " + std::to_string(max_positions) +
                                     " tokens, however you requested " + std::to_string(p.size() + r.max_tokens) +

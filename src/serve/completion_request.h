@@ -52,9 +52,11 @@ struct CompletionRequest {
 std::string requested_model(const nlohmann::json& body);
 
 // Parses and validates the body. `vocab` bounds token ids; `max_positions` is the model's context:
-// a prompt whose length plus max_tokens exceeds it is refused as OpenAI does.
+// a prompt whose length plus max_tokens exceeds it is refused as OpenAI does. An empty prompt starts
+// from `start_token` (the model's bos, as OpenAI starts "" from <|endoftext|> and HF generate() from
+// bos_token_id); without one it is refused.
 CompletionRequest parse_completion_request(const nlohmann::json& body, const Tokenizer& tokenizer, int vocab,
-                                           int max_positions);
+                                           int max_positions, std::optional<int32_t> start_token);
 
 // {"prompt": ...} of /v1/completions and /tokenize: a string, an array of strings, a token array or an
 // array of token arrays, as token lists. `field` names the key in errors.

@@ -185,7 +185,8 @@ struct Server::Impl {
     const ServedModel& m = pick_model(requested_model(body));
     auto job = std::make_shared<CompletionJob>();
     job->model = &m;
-    job->request = parse_completion_request(body, m.tokenizer, m.model->vocab_size(), m.model->max_positions());
+    const std::optional<int32_t> start = m.defaults.bos_token_id ? m.defaults.bos_token_id : m.tokenizer.bos_id();
+    job->request = parse_completion_request(body, m.tokenizer, m.model->vocab_size(), m.model->max_positions(), start);
     const ResponseHeader header = new_response_header(m.name);
     if (job->request.stream) stream(job, header, res);
     else wait_for(job, header, res);

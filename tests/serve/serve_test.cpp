@@ -212,6 +212,14 @@ TEST_F(Serve, NAndBestOfShapes) {
   EXPECT_EQ(beams["choices"].size(), 2u);
 }
 
+TEST_F(Serve, EmptyPromptStartsFromBos) {
+  // As OpenAI's "" and HF generate() without input_ids: the first token is predicted from bos.
+  const json r = complete({{"prompt", ""}, {"max_tokens", 3}, {"temperature", 0}});
+  const json ids = complete({{"prompt", json::array({50256})}, {"max_tokens", 3}, {"temperature", 0}});
+  EXPECT_EQ(r["choices"][0]["text"], ids["choices"][0]["text"]);
+  EXPECT_EQ(r["usage"]["prompt_tokens"], 1);
+}
+
 TEST_F(Serve, SeedRepeatsSampling) {
   const json body{{"prompt", "Hello"}, {"max_tokens", 8}, {"temperature", 1.0}, {"seed", 42}};
   const json a = complete(body), b = complete(body);
