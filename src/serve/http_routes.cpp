@@ -95,6 +95,9 @@ struct Server::Impl {
     const size_t threads = std::min<size_t>(options.max_queue + 8, 256);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http.set_payload_max_length(options.max_body_bytes);
+    // An idle keep-alive connection holds its thread until this timeout, and shutdown waits for those
+    // threads: httplib's 5 s default would make every SIGTERM take 5 s with a pooling client.
+    http.set_keep_alive_timeout(1);
     routes();
   }
 
