@@ -231,7 +231,6 @@ CompletionRequest parse_completion_request(const json& body, const Tokenizer& to
 
   if (r.stream && r.best_of > r.n) throw bad_field("best_of", "'best_of' greater than 'n' cannot be streamed");
   if (r.stream && r.beam_search()) throw bad_field("stream", "beam search cannot be streamed");
-  if (r.stream && r.logprobs) throw bad_field("logprobs", "'logprobs' with 'stream' is not supported yet");
   for (auto& p : r.prompts) {
     if (p.empty() && start_token) p = {*start_token};
     if (p.empty()) throw bad_field("prompt", "the prompt is empty and the model has no bos_token_id to start from");

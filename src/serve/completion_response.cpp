@@ -64,7 +64,7 @@ std::string sse_chunk(const ResponseHeader& h, const ChoiceDelta& d) {
                    {"choices",
                     {{{"text", d.text},
                       {"index", d.index},
-                      {"logprobs", nullptr},
+                      {"logprobs", d.logprobs ? logprobs_json(*d.logprobs) : json(nullptr)},
                       {"finish_reason", d.finish_reason ? json(*d.finish_reason) : json(nullptr)}}}}};
   return "data: " + chunk.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n";
 }

@@ -33,6 +33,7 @@ struct ChoiceDelta {
   int index = 0;
   std::string text;
   std::optional<std::string> finish_reason;
+  std::optional<Logprobs> logprobs;  // with "logprobs": the tokens this piece of text completes
 };
 
 }  // namespace lmforge::serve

@@ -108,6 +108,26 @@ Finished finish_row(const ServedModel& m, const GenerationConfig& g, const Compl
   return f;
 }
 
+// The `top` most likely tokens of one log-prob row, as (token text, log-prob), likeliest first.
+std::vector<std::pair<std::string, float>> top_alternatives(const ServedModel& m, const float* row, int vocab, int top) {
+  std::vector<int> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  const int k = std::min(top, vocab);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) { return row[a] > row[b]; });
+  std::vector<std::pair<std::string, float>> alts;
+  for (int j = 0; j < k; ++j) alts.emplace_back(decode(m, {order[j]}), row[order[j]]);
+  return alts;
+}
+
+// log_softmax as `lmforge score` computes it (double accumulation, float result), in place.
+void log_softmax_like_score(float* row, int vocab) {
+  const float top = *std::max_element(row, row + vocab);
+  double sum = 0;
+  for (int v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(row[v]) - top);
+  const double log_sum = std::log(sum);
+  for (int v = 0; v < vocab; ++v) row[v] = static_cast<float>(static_cast<double>(row[v]) - top - log_sum);
+}
+
 // OpenAI's logprobs object over `prompt` (when echoed) and `completion`; also the completion's mean
 // token log-prob, best_of's ranking key.
 struct Scored {
@@ -134,13 +154,7 @@ Scored score_row(const ServedModel& m, const Ids& prompt, const Ids& completion,
     const float* row = lp.data() + (i - 1) * vocab;
     s.lp.token_logprobs.push_back(row[all[i]]);
     if (i >= prompt.size()) sum += row[all[i]];
-    std::vector<int> order(vocab);
-    std::iota(order.begin(), order.end(), 0);
-    const int k = std::min(top, vocab);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) { return row[a] > row[b]; });
-    std::vector<std::pair<std::string, float>> alts;
-    for (int j = 0; j < k; ++j) alts.emplace_back(decode(m, {order[j]}), row[order[j]]);
-    s.lp.top_logprobs.push_back(std::move(alts));
+    s.lp.top_logprobs.push_back(top_alternatives(m, row, vocab, top));
   }
   s.mean = completion.empty() ? 0 : sum / completion.size();
   return s;
@@ -155,12 +169,25 @@ class Streamer {
       : m_(m), r_(r), g_(g), first_(first_index), rows_(rows), hooks_(hooks), state_(rows) {}
 
   void start(const Ids& prompt) {
+    if (!r_.stream) return;
+    prompt_bytes_ = static_cast<int>(decode(m_, prompt).size());
     if (!r_.echo) return;
-    const std::string text = decode(m_, prompt);
-    for (int c = 0; c < r_.n; ++c) emit(c, text, std::nullopt);
+    std::optional<Logprobs> lp;
+    if (r_.logprobs) lp = score_row(m_, prompt, {}, true, *r_.logprobs).lp;
+    for (int c = 0; c < r_.n; ++c) emit(c, decode(m_, prompt), std::nullopt, lp);
+  }
+
+  // Streamed logprobs come from the step's raw logits (the non-streamed ones from one forward pass
+  // over the whole text: equal up to float rounding).
+  void logits(int row, const float* logits, int vocab) {
+    if (!r_.logprobs || row >= rows_ || state_[row].done) return;
+    std::vector<float>& lp = state_[row].step_logprobs;
+    lp.assign(logits, logits + vocab);
+    log_softmax_like_score(lp.data(), vocab);
   }
 
   void push(const std::vector<int32_t>& tokens) {
+    if (!r_.stream) return;
     for (int row = 0; row < rows_; ++row) {
       Row& s = state_[row];
       if (s.done) continue;
@@ -168,13 +195,21 @@ class Streamer {
         s.done = true;
         continue;
       }
+      s.offsets.push_back(static_cast<int>(s.text_bytes));
       s.ids.push_back(tokens[row]);
+      if (r_.logprobs) {
+        const std::vector<float>& lp = s.step_logprobs;
+        s.token_logprobs.push_back(lp[tokens[row]]);
+        s.top.push_back(top_alternatives(m_, lp.data(), static_cast<int>(lp.size()), *r_.logprobs));
+      }
       const std::string text = decode(m_, s.ids);
+      s.text_bytes = text.size();
       size_t safe = stop_position(text, r_.stop);
       if (safe != std::string::npos) s.done = true;
       else safe = safe_length(text, r_.stop);
       if (safe > s.sent) {
-        for (int c : choices_of(row)) emit(c, text.substr(s.sent, safe - s.sent), std::nullopt);
+        const auto lp = take_logprobs(s, safe, s.ids.size());
+        for (int c : choices_of(row)) emit(c, text.substr(s.sent, safe - s.sent), std::nullopt, lp);
         s.sent = safe;
       }
     }
@@ -182,25 +217,47 @@ class Streamer {
 
   // The rest of each choice's final text, with its finish_reason.
   void finish(int row, const Finished& f) {
-    const size_t sent = state_[row].sent;
-    const std::string rest = f.text.size() > sent ? f.text.substr(sent) : "";
-    for (int c : choices_of(row)) emit(c, rest, f.finish_reason);
+    if (!r_.stream) return;
+    Row& s = state_[row];
+    const std::string rest = f.text.size() > s.sent ? f.text.substr(s.sent) : "";
+    const auto lp = take_logprobs(s, std::string::npos, std::min(f.tokens.size(), s.ids.size()));
+    for (int c : choices_of(row)) emit(c, rest, f.finish_reason, lp);
   }
 
  private:
   struct Row {
     Ids ids;
-    size_t sent = 0;
+    size_t sent = 0;  // bytes of completion text streamed
+    size_t text_bytes = 0;
     bool done = false;
+    // logprobs: per token its start in the completion text, log-prob and alternatives
+    std::vector<int> offsets;
+    std::vector<float> token_logprobs, step_logprobs;
+    std::vector<std::vector<std::pair<std::string, float>>> top;
+    size_t tokens_sent = 0;
   };
+
+  // The logprobs of the tokens not yet sent that start before `text_end`, at most up to token `limit`.
+  std::optional<Logprobs> take_logprobs(Row& s, size_t text_end, size_t limit) {
+    if (!r_.logprobs) return std::nullopt;
+    Logprobs lp;
+    for (; s.tokens_sent < limit && static_cast<size_t>(s.offsets[s.tokens_sent]) < text_end; ++s.tokens_sent) {
+      const size_t i = s.tokens_sent;
+      lp.tokens.push_back(decode(m_, {s.ids[i]}));
+      lp.token_logprobs.push_back(s.token_logprobs[i]);
+      lp.top_logprobs.push_back(s.top[i]);
+      lp.text_offset.push_back(prompt_bytes_ + s.offsets[i]);
+    }
+    return lp;
+  }
   std::vector<int> choices_of(int row) const {
     if (rows_ == r_.n) return {row};
     std::vector<int> all(r_.n);
     std::iota(all.begin(), all.end(), 0);
     return all;
   }
-  void emit(int choice, const std::string& text, std::optional<std::string> finish) {
-    if (hooks_.on_delta) hooks_.on_delta(ChoiceDelta{first_ + choice, text, std::move(finish)});
+  void emit(int choice, const std::string& text, std::optional<std::string> finish, std::optional<Logprobs> lp) {
+    if (hooks_.on_delta) hooks_.on_delta(ChoiceDelta{first_ + choice, text, std::move(finish), std::move(lp)});
   }
 
   const ServedModel& m_;
@@ -209,6 +266,7 @@ class Streamer {
   int first_, rows_;
   const RunHooks& hooks_;
   std::vector<Row> state_;
+  int prompt_bytes_ = 0;  // text_offset counts from the prompt's start, as OpenAI's does
 };
 
 // The best_of candidates of one prompt, generated (or, with max_tokens 0, just the prompt).
@@ -217,6 +275,8 @@ std::vector<Ids> generate_candidates(const ServedModel& m, const CompletionReque
   if (r.max_tokens == 0) return std::vector<Ids>(g.num_return_sequences);
   GenerationCallbacks cb;
   cb.decode = [&](const Ids& ids) { return m.tokenizer.decode(ids, false, false); };
+  if (r.stream && r.logprobs)
+    cb.on_step_logits = [&](int, int row, const float* logits, int vocab) { streamer.logits(row, logits, vocab); };
   cb.on_tokens = [&](const std::vector<int32_t>& tokens) {
     if (hooks.cancelled && hooks.cancelled()) throw Cancelled{};
     if (hooks.on_step) hooks.on_step();
@@ -239,16 +299,8 @@ std::vector<float> position_logprobs(const LanguageModel& lm, const std::vector<
   std::vector<float> logits(static_cast<size_t>(n) * vocab);
   session->forward(n, ids.data(), positions.data(), mask.data(), logits.data(), true);
   logits.resize(static_cast<size_t>(n - 1) * vocab);  // the last position predicts nothing here
-  // The same log_softmax as `lmforge score` (double accumulation, float result), so echo log-probs
-  // agree with it.
-  for (int p = 0; p + 1 < n; ++p) {
-    float* row = logits.data() + static_cast<size_t>(p) * vocab;
-    const float top = *std::max_element(row, row + vocab);
-    double sum = 0;
-    for (int v = 0; v < vocab; ++v) sum += std::exp(static_cast<double>(row[v]) - top);
-    const double log_sum = std::log(sum);
-    for (int v = 0; v < vocab; ++v) row[v] = static_cast<float>(static_cast<double>(row[v]) - top - log_sum);
-  }
+  // The same log_softmax as `lmforge score`, so echo log-probs agree with it.
+  for (int p = 0; p + 1 < n; ++p) log_softmax_like_score(logits.data() + static_cast<size_t>(p) * vocab, vocab);
   return logits;
 }
 

@@ -141,6 +141,35 @@ TEST_F(Serve, StreamedEqualsNonStreamed) {
   }
 }
 
+TEST_F(Serve, StreamedLogprobsEqualNonStreamed) {
+  for (const json& extra : {json{{"echo", false}}, json{{"echo", true}, {"stop", "e"}}}) {
+    json body{{"prompt", "Once upon a time"}, {"max_tokens", 10}, {"temperature", 0}, {"logprobs", 2}};
+    body.update(extra);
+    const json whole = complete(body)["choices"][0]["logprobs"];
+    bool done = false;
+    json tokens = json::array(), lps = json::array(), offsets = json::array(), tops = json::array();
+    for (const json& c : stream(body, &done)) {
+      const json& lp = c["choices"][0]["logprobs"];
+      ASSERT_TRUE(lp.is_object()) << c.dump();
+      for (size_t i = 0; i < lp["tokens"].size(); ++i) {
+        tokens.push_back(lp["tokens"][i]);
+        lps.push_back(lp["token_logprobs"][i]);
+        offsets.push_back(lp["text_offset"][i]);
+        tops.push_back(lp["top_logprobs"][i]);
+      }
+    }
+    EXPECT_TRUE(done);
+    EXPECT_EQ(tokens, whole["tokens"]) << extra.dump();
+    EXPECT_EQ(offsets, whole["text_offset"]) << extra.dump();
+    ASSERT_EQ(lps.size(), whole["token_logprobs"].size());
+    for (size_t i = 0; i < lps.size(); ++i) {
+      EXPECT_EQ(lps[i].is_null(), whole["token_logprobs"][i].is_null());
+      if (!lps[i].is_null()) EXPECT_NEAR(lps[i].get<double>(), whole["token_logprobs"][i].get<double>(), 1e-4);
+      EXPECT_EQ(tops[i].size(), whole["top_logprobs"][i].size());
+    }
+  }
+}
+
 TEST_F(Serve, EchoLogprobsMatchLmforgeScore) {
   const std::string prompt = "The quick brown fox jumps over the lazy dog";
   const json r = complete({{"prompt", prompt}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 2}});
