@@ -208,6 +208,9 @@ CompletionRequest parse_completion_request(const json& body, const Tokenizer& to
   const json* prompt = field(body, "prompt");
   if (!prompt) throw bad_field("prompt", "'prompt' is required");
   r.prompts = parse_prompts(*prompt, tok, vocab, "prompt");
+  if (r.prompts.size() > static_cast<size_t>(kMaxPrompts))
+    throw bad_field("prompt", "at most " + std::to_string(kMaxPrompts) + " prompts per request, got " +
+                                  std::to_string(r.prompts.size()));
 
   r.max_tokens = int_in(body, "max_tokens", 16, 0, max_positions);
   r.n = int_in(body, "n", 1, 1, kMaxChoices);

@@ -23,6 +23,7 @@ namespace lmforge::serve {
 inline constexpr int kMaxChoices = 16;
 inline constexpr int kMaxStops = 4;
 inline constexpr int kMaxLogprobs = 5;
+inline constexpr int kMaxPrompts = 256;  // prompts in one request (each runs in turn on the worker)
 
 struct CompletionRequest {
   std::string model;                         // empty: not given

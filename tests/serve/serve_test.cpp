@@ -299,6 +299,7 @@ TEST_F(Serve, ErrorsHaveOpenAiShape) {
   expect_error(post("/v1/completions", json{{"max_tokens", 1}}.dump()), 400, "prompt");
   expect_error(post("/v1/completions", json{{"prompt", "a b c"}, {"max_tokens", 127}}.dump()), 400, "prompt");
   expect_error(post("/v1/completions", json{{"prompt", "a"}, {"n", 100}}.dump()), 400, "n");
+  expect_error(post("/v1/completions", json{{"prompt", std::vector<std::string>(300, "a")}}.dump()), 400, "prompt");
   expect_error(post("/v1/completions", json{{"prompt", "a"}, {"best_of", 100}}.dump()), 400, "best_of");
   expect_error(post("/v1/completions", json{{"prompt", "a"}, {"n", 3}, {"best_of", 2}}.dump()), 400, "best_of");
   expect_error(post("/v1/completions", json{{"prompt", "a"}, {"temperature", "hot"}}.dump()), 400, "temperature");
@@ -360,6 +361,28 @@ TEST_F(Serve, ClientLeavingMidStreamDoesNotHurtTheNext) {
   }
   const json r = complete({{"prompt", "Hello"}, {"max_tokens", 2}, {"temperature", 0}});
   EXPECT_EQ(r["choices"].size(), 1u);
+}
+
+TEST_F(Serve, ConcurrentClientsAllGetAnswers) {
+  // Tokenizer calls on the HTTP threads while the worker generates; bad requests mixed in.
+  std::atomic<int> ok{0}, refused{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 6; ++t)
+    clients.emplace_back([&, t] {
+      for (int i = 0; i < 4; ++i) {
+        auto tok = post("/tokenize", json{{"prompt", "client " + std::to_string(t)}}.dump());
+        if (tok && tok->status == 200) ++ok;
+        json body{{"prompt", "client " + std::to_string(t)}, {"max_tokens", 6}, {"logprobs", 1}, {"seed", t}};
+        if (i % 2) body["stream"] = true;
+        auto r = post("/v1/completions", body.dump());
+        if (r && r->status == 200) ++ok;
+        auto bad = post("/v1/completions", json{{"prompt", "x"}, {"n", "many"}}.dump());
+        if (bad && bad->status == 400) ++refused;
+      }
+    });
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(ok.load(), 6 * 4 * 2);
+  EXPECT_EQ(refused.load(), 6 * 4);
 }
 
 TEST(ServeQueue, FullQueueAnswers429) {
