@@ -79,7 +79,7 @@ size_t safe_length(const std::string& text, const std::vector<std::string>& stop
 
 // One generated row, finished OpenAI's way: cut at eos and at the first stop string.
 struct Finished {
-  Ids tokens;        // completion tokens that the text covers (eos and tokens past a stop dropped)
+  Ids tokens;        // completion tokens for logprobs: those the text covers, then the eos that ended it
   std::string text;  // completion text (no echo)
   std::string finish_reason;
   int generated = 0;  // tokens the model produced for this row, eos included (usage)
@@ -90,6 +90,7 @@ Finished finish_row(const ServedModel& m, const GenerationConfig& g, const Compl
   auto eos = std::find_if(completion.begin(), completion.end(), [&](int32_t t) { return is_eos(g, t); });
   const bool hit_eos = eos != completion.end();
   f.generated = static_cast<int>(eos - completion.begin()) + (hit_eos ? 1 : 0);
+  const int32_t eos_token = hit_eos ? *eos : 0;
   completion.erase(eos, completion.end());
   f.text = decode(m, completion);
   const size_t cut = stop_position(f.text, r.stop);
@@ -101,6 +102,9 @@ Finished finish_row(const ServedModel& m, const GenerationConfig& g, const Compl
     if (cut == 0) break;
     f.tokens.push_back(completion[i]);
   }
+  // The eos is not text, but it is a generated token with a log-prob: clients such as lm-eval take
+  // token_logprobs[ctxlen:-1] of an echo + max_tokens 1 request, which needs the last entry there.
+  if (hit_eos && cut == std::string::npos) f.tokens.push_back(eos_token);
   // A stop string can also end generation by matching across the prompt boundary (HF's rule), in
   // which case the row is simply shorter than max_tokens.
   const bool stopped = hit_eos || cut != std::string::npos || f.generated < r.max_tokens;
@@ -191,16 +195,10 @@ class Streamer {
     for (int row = 0; row < rows_; ++row) {
       Row& s = state_[row];
       if (s.done) continue;
-      if (is_eos(g_, tokens[row])) {
+      record(s, tokens[row]);
+      if (is_eos(g_, tokens[row])) {  // no text; its logprobs entry goes out with the last chunk
         s.done = true;
         continue;
-      }
-      s.offsets.push_back(static_cast<int>(s.text_bytes));
-      s.ids.push_back(tokens[row]);
-      if (r_.logprobs) {
-        const std::vector<float>& lp = s.step_logprobs;
-        s.token_logprobs.push_back(lp[tokens[row]]);
-        s.top.push_back(top_alternatives(m_, lp.data(), static_cast<int>(lp.size()), *r_.logprobs));
       }
       const std::string text = decode(m_, s.ids);
       s.text_bytes = text.size();
@@ -236,6 +234,15 @@ class Streamer {
     std::vector<std::vector<std::pair<std::string, float>>> top;
     size_t tokens_sent = 0;
   };
+
+  void record(Row& s, int32_t token) {
+    s.offsets.push_back(static_cast<int>(s.text_bytes));
+    s.ids.push_back(token);
+    if (!r_.logprobs) return;
+    const std::vector<float>& lp = s.step_logprobs;
+    s.token_logprobs.push_back(lp[token]);
+    s.top.push_back(top_alternatives(m_, lp.data(), static_cast<int>(lp.size()), *r_.logprobs));
+  }
 
   // The logprobs of the tokens not yet sent that start before `text_end`, at most up to token `limit`.
   std::optional<Logprobs> take_logprobs(Row& s, size_t text_end, size_t limit) {

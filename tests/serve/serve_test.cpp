@@ -206,6 +206,27 @@ TEST_F(Serve, EchoLogprobsMatchLmforgeScore) {
   }
 }
 
+TEST_F(Serve, EosHasALogprobButNoText) {
+  // lm-eval's OpenAI backend: echo + max_tokens 1 + logprobs, then token_logprobs[ctxlen:-1]; a
+  // generated eos must still be the last entry. Forced here with logit_bias.
+  const json ids = json::array({464, 2068, 7586});
+  json body{{"prompt", ids}, {"max_tokens", 1}, {"echo", true}, {"logprobs", 1}, {"temperature", 0},
+            {"logit_bias", {{"50256", 100}}}};
+  const json r = complete(body);
+  const json& c = r["choices"][0];
+  EXPECT_EQ(c["finish_reason"], "stop");
+  EXPECT_EQ(c["text"], json::parse(post("/detokenize", json{{"tokens", ids}}.dump())->body)["prompt"]);
+  ASSERT_EQ(c["logprobs"]["tokens"].size(), 4u);
+  EXPECT_EQ(c["logprobs"]["tokens"][3], "<|endoftext|>");
+  EXPECT_EQ(c["logprobs"]["text_offset"][3], c["text"].get<std::string>().size());
+  bool done = false;
+  std::vector<std::string> streamed;
+  for (const json& chunk : stream(body, &done))
+    if (chunk["choices"][0]["logprobs"].is_object())
+      for (const json& t : chunk["choices"][0]["logprobs"]["tokens"]) streamed.push_back(t);
+  EXPECT_EQ(json(streamed), c["logprobs"]["tokens"]);
+}
+
 TEST_F(Serve, CompletionLogprobs) {
   const json r = complete({{"prompt", "Hello"}, {"max_tokens", 5}, {"temperature", 0}, {"logprobs", 3}});
   const json& lp = r["choices"][0]["logprobs"];
