@@ -45,8 +45,6 @@ struct CompletionRequest {
   bool use_beam_search = false;
 
   bool beam_search() const { return use_beam_search || num_beams.value_or(1) > 1; }
-  // How many rows to generate per prompt: best_of candidates, n of which are returned.
-  int candidates() const { return best_of; }
 };
 
 // Reads the body's "model" only (routing happens before the rest is parsed with the model's tokenizer).

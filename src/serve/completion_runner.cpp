@@ -12,9 +12,9 @@ namespace {
 
 using Ids = std::vector<int32_t>;
 
-// The request's settings over the folder's defaults. OpenAI samples from the whole distribution, so
-// HF's top_k default of 50 is turned off unless the request asks for top_k.
-GenerationConfig make_config(const ServedModel& m, const CompletionRequest& r) {
+}  // namespace
+
+GenerationConfig generation_config_for(const ServedModel& m, const CompletionRequest& r) {
   GenerationConfig g = m.defaults;
   g.max_length.reset();
   g.max_new_tokens = r.max_tokens;
@@ -48,6 +48,8 @@ GenerationConfig make_config(const ServedModel& m, const CompletionRequest& r) {
   return g;
 }
 
+namespace {
+
 bool is_eos(const GenerationConfig& g, int32_t t) {
   return std::find(g.eos_token_id.begin(), g.eos_token_id.end(), t) != g.eos_token_id.end();
 }
@@ -61,9 +63,9 @@ size_t stop_position(const std::string& text, const std::vector<std::string>& st
   return cut;
 }
 
-// While streaming, text that might still turn out to be the start of a stop string, or bytes of a
-// character the next token completes (decode gives U+FFFD for them), is held back.
-size_t safe_length(const std::string& text, const std::vector<std::string>& stop) {
+}  // namespace
+
+size_t streamable_length(const std::string& text, const std::vector<std::string>& stop) {
   size_t end = text.size();
   static const std::string kReplacement = "\xEF\xBF\xBD";
   while (end >= 3 && text.compare(end - 3, 3, kReplacement) == 0) end -= 3;
@@ -76,6 +78,8 @@ size_t safe_length(const std::string& text, const std::vector<std::string>& stop
       }
   return end - hold;
 }
+
+namespace {
 
 // One generated row, finished OpenAI's way: cut at eos and at the first stop string.
 struct Finished {
@@ -204,7 +208,7 @@ class Streamer {
       s.text_bytes = text.size();
       size_t safe = stop_position(text, r_.stop);
       if (safe != std::string::npos) s.done = true;
-      else safe = safe_length(text, r_.stop);
+      else safe = streamable_length(text, r_.stop);
       if (safe > s.sent) {
         const auto lp = take_logprobs(s, safe, s.ids.size());
         for (int c : choices_of(row)) emit(c, text.substr(s.sent, safe - s.sent), std::nullopt, lp);
@@ -313,7 +317,7 @@ std::vector<float> position_logprobs(const LanguageModel& lm, const std::vector<
 
 CompletionResult run_completion(const ServedModel& m, const CompletionRequest& r, const RunHooks& hooks) {
   CompletionResult result;
-  const GenerationConfig g = make_config(m, r);
+  const GenerationConfig g = generation_config_for(m, r);
   const bool need_scores = r.logprobs.has_value() || r.best_of > r.n;
   for (size_t p = 0; p < r.prompts.size(); ++p) {
     const Ids& prompt = r.prompts[p];

@@ -21,6 +21,15 @@ struct RunHooks {
 
 CompletionResult run_completion(const ServedModel& m, const CompletionRequest& r, const RunHooks& hooks);
 
+// The GenerationConfig a request runs with: the folder's defaults (m.defaults) with the request's
+// settings over them. OpenAI samples from the whole distribution, so HF's top_k default of 50 is
+// off unless the request sets top_k. Without a seed, a fresh random one.
+GenerationConfig generation_config_for(const ServedModel& m, const CompletionRequest& r);
+
+// While streaming: how much of `text` can be sent now. Text that may still become a stop string,
+// and the bytes of a character the next token completes (decoded as U+FFFD), are held back.
+size_t streamable_length(const std::string& text, const std::vector<std::string>& stop);
+
 // log_softmax of the model's raw logits at every position of `ids` (one forward pass): entry i - 1
 // is the distribution that predicts ids[i]. Row-major [ids.size() - 1, vocab].
 std::vector<float> position_logprobs(const LanguageModel& lm, const std::vector<int32_t>& ids);
