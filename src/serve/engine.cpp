@@ -63,6 +63,7 @@ void FifoEngine::work() {
 // worker, or every later client would hang.
 void FifoEngine::run(CompletionJob& job) {
   if (job.cancelled) {
+    metrics_.count_cancelled();
     job.on_error(ApiError(503, "the request was cancelled (client gone or server shutting down)", "server_error"));
     return;
   }
@@ -82,6 +83,7 @@ void FifoEngine::run(CompletionJob& job) {
     metrics_.add_tokens(result.prompt_tokens, result.completion_tokens);
     job.on_done(std::move(result));
   } catch (const Cancelled&) {
+    metrics_.count_cancelled();
     job.on_error(ApiError(503, "the request was cancelled (client gone or server shutting down)", "server_error"));
   } catch (const Error& e) {
     job.on_error(ApiError(400, e.what()));  // the library refused the settings (e.g. an impossible combination)

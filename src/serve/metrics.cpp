@@ -53,6 +53,9 @@ std::string Metrics::render(int queue_length) const {
          "# HELP lmforge_completion_tokens_total Tokens generated.\n"
          "# TYPE lmforge_completion_tokens_total counter\n"
          "lmforge_completion_tokens_total " + std::to_string(completion_tokens_.load()) + "\n"
+         "# HELP lmforge_cancelled_requests_total Completions stopped early: client gone or server shutting down.\n"
+         "# TYPE lmforge_cancelled_requests_total counter\n"
+         "lmforge_cancelled_requests_total " + std::to_string(cancelled_.load()) + "\n"
          "# HELP lmforge_queue_length Completion requests waiting for the engine.\n"
          "# TYPE lmforge_queue_length gauge\n"
          "lmforge_queue_length " + std::to_string(queue_length) + "\n";

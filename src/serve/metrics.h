@@ -34,6 +34,7 @@ class Metrics {
     prompt_tokens_ += prompt;
     completion_tokens_ += completion;
   }
+  void count_cancelled() { ++cancelled_; }
   Histogram& time_to_first_token() { return ttft_; }
   Histogram& time_per_token() { return tpot_; }
   // Prometheus text; `queue_length` is read at render time from the engine.
@@ -42,7 +43,7 @@ class Metrics {
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
-  std::atomic<uint64_t> prompt_tokens_{0}, completion_tokens_{0};
+  std::atomic<uint64_t> prompt_tokens_{0}, completion_tokens_{0}, cancelled_{0};
   Histogram ttft_, tpot_;
 };
 

@@ -366,8 +366,20 @@ TEST_F(Serve, TokenizeDetokenizeMetrics) {
     EXPECT_NE(m->body.find(s), std::string::npos) << s << "\n" << m->body;
 }
 
+// lmforge_cancelled_requests_total from /metrics.
+long cancelled_count(const ServeProcess& s, const std::string& key) {
+  const std::string body = s.client(key)->Get("/metrics")->body;
+  const std::string name = "\nlmforge_cancelled_requests_total ";
+  const size_t at = body.find(name);
+  return at == std::string::npos ? -1 : std::stol(body.substr(at + name.size()));
+}
+
 TEST_F(Serve, ClientLeavingMidStreamDoesNotHurtTheNext) {
-  for (int i = 0; i < 2; ++i) {
+  const long before = cancelled_count(*server_, kKey);
+  ASSERT_GE(before, 0);
+  // The server notices at its next write; 100 tokens take long enough for that (a few tries in case
+  // a loaded machine lets one run to its end first).
+  for (int i = 0; i < 5 && cancelled_count(*server_, kKey) == before; ++i) {
     httplib::Request req;
     req.method = "POST";
     req.path = "/v1/completions";
@@ -379,7 +391,9 @@ TEST_F(Serve, ClientLeavingMidStreamDoesNotHurtTheNext) {
     auto client = server_->client();
     auto res = client->send(req);
     EXPECT_GE(chunks, 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the worker ends the job
   }
+  EXPECT_GT(cancelled_count(*server_, kKey), before) << "generation went on after the client left";
   const json r = complete({{"prompt", "Hello"}, {"max_tokens", 2}, {"temperature", 0}});
   EXPECT_EQ(r["choices"].size(), 1u);
 }
