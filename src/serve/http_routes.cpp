@@ -74,6 +74,7 @@ json parse_body(const httplib::Request& req) {
 std::string route_label(const std::string& path) {
   for (const char* r : {"/v1/completions", "/v1/models", "/health", "/metrics", "/tokenize", "/detokenize"})
     if (path == r) return r;
+  if (path.rfind("/v1/models/", 0) == 0) return "/v1/models/{id}";
   return "other";
 }
 
@@ -135,6 +136,9 @@ struct Server::Impl {
       res.set_content(metrics.render(engine->queue_length()), "text/plain; version=0.0.4");
     }));
     http.Get("/v1/models", guarded([this](const httplib::Request&, httplib::Response& res) { list_models(res); }));
+    http.Get(R"(/v1/models/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+      send_json(res, 200, model_json(pick_model(req.matches[1].str())));
+    }));
     http.Post("/v1/completions", guarded([this](const httplib::Request& req, httplib::Response& res) { complete(req, res); }));
     http.Post("/tokenize", guarded([this](const httplib::Request& req, httplib::Response& res) { tokenize(req, res); }));
     http.Post("/detokenize", guarded([this](const httplib::Request& req, httplib::Response& res) { detokenize(req, res); }));
@@ -151,10 +155,13 @@ struct Server::Impl {
     });
   }
 
+  static json model_json(const ServedModel& m) {
+    return {{"id", m.name}, {"object", "model"}, {"created", m.created}, {"owned_by", "lmforge"}};
+  }
+
   void list_models(httplib::Response& res) const {
     json data = json::array();
-    for (const auto& m : models)
-      data.push_back({{"id", m->name}, {"object", "model"}, {"created", m->created}, {"owned_by", "lmforge"}});
+    for (const auto& m : models) data.push_back(model_json(*m));
     send_json(res, 200, {{"object", "list"}, {"data", data}});
   }
 

@@ -93,6 +93,10 @@ TEST_F(Serve, HealthAndModels) {
   ASSERT_EQ(list["data"].size(), 1u);
   EXPECT_EQ(list["data"][0]["id"], "gpt2-tiny");
   EXPECT_EQ(list["data"][0]["object"], "model");
+  auto one = server_->client(kKey)->Get("/v1/models/gpt2-tiny");
+  ASSERT_TRUE(one);
+  EXPECT_EQ(json::parse(one->body), list["data"][0]);
+  expect_error(server_->client(kKey)->Get("/v1/models/nope"), 404, "model", "model_not_found");
 }
 
 TEST_F(Serve, GreedyMatchesLmforgeGenerate) {
