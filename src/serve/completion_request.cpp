@@ -218,6 +218,10 @@ CompletionRequest parse_completion_request(const json& body, const Tokenizer& to
   if (r.best_of < r.n) throw bad_field("best_of", "'best_of' must be at least 'n'");
   r.stream = bool_field(body, "stream").value_or(false);
   r.echo = bool_field(body, "echo").value_or(false);
+  if (const json* o = field(body, "stream_options")) {
+    if (!o->is_object()) throw bad_field("stream_options", "'stream_options' must be an object");
+    r.stream_usage = bool_field(*o, "include_usage").value_or(false);
+  }
   if (auto l = int_field(body, "logprobs")) {
     check_range("logprobs", static_cast<double>(*l), 0, kMaxLogprobs);
     r.logprobs = static_cast<int>(*l);

@@ -33,6 +33,7 @@ struct CompletionRequest {
   float top_p = 1.0f;
   int n = 1, best_of = 1;
   bool stream = false, echo = false;
+  bool stream_usage = false;  // stream_options.include_usage: a last chunk with usage and no choices
   std::optional<int> logprobs;  // 0..5 top alternatives per token; nullopt: no logprobs object
   std::vector<std::string> stop;
   float presence_penalty = 0, frequency_penalty = 0;

@@ -38,6 +38,14 @@ json logprobs_json(const Logprobs& lp) {
   return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top}, {"text_offset", offsets}};
 }
 
+namespace {
+json usage_json(const CompletionResult& r) {
+  return {{"prompt_tokens", r.prompt_tokens},
+          {"completion_tokens", r.completion_tokens},
+          {"total_tokens", r.prompt_tokens + r.completion_tokens}};
+}
+}  // namespace
+
 json completion_json(const ResponseHeader& h, const CompletionResult& r) {
   json choices = json::array();
   for (const Choice& c : r.choices)
@@ -50,10 +58,13 @@ json completion_json(const ResponseHeader& h, const CompletionResult& r) {
           {"created", h.created},
           {"model", h.model},
           {"choices", choices},
-          {"usage",
-           {{"prompt_tokens", r.prompt_tokens},
-            {"completion_tokens", r.completion_tokens},
-            {"total_tokens", r.prompt_tokens + r.completion_tokens}}}};
+          {"usage", usage_json(r)}};
+}
+
+std::string sse_usage_chunk(const ResponseHeader& h, const CompletionResult& r) {
+  const json chunk{{"id", h.id},           {"object", "text_completion"}, {"created", h.created},
+                   {"model", h.model},     {"choices", json::array()},    {"usage", usage_json(r)}};
+  return "data: " + chunk.dump() + "\n\n";
 }
 
 std::string sse_chunk(const ResponseHeader& h, const ChoiceDelta& d) {

@@ -222,7 +222,8 @@ struct Server::Impl {
   void stream(const std::shared_ptr<CompletionJob>& job, const ResponseHeader& header, httplib::Response& res) {
     auto channel = std::make_shared<Channel>();
     job->on_delta = [channel, header](const ChoiceDelta& d) { channel->push(sse_chunk(header, d)); };
-    job->on_done = [channel](CompletionResult) {
+    job->on_done = [channel, header, usage = job->request.stream_usage](CompletionResult r) {
+      if (usage) channel->push(sse_usage_chunk(header, r));
       channel->push(kSseDone);
       channel->close();
     };

@@ -145,6 +145,17 @@ TEST_F(Serve, StreamedEqualsNonStreamed) {
   }
 }
 
+TEST_F(Serve, StreamUsageChunk) {
+  json body{{"prompt", "Hello"}, {"max_tokens", 4}, {"temperature", 0}, {"stream_options", {{"include_usage", true}}}};
+  bool done = false;
+  const auto chunks = stream(body, &done);
+  ASSERT_FALSE(chunks.empty());
+  EXPECT_TRUE(chunks.back()["choices"].empty());
+  EXPECT_EQ(chunks.back()["usage"], complete(body)["usage"]);
+  body["stream_options"] = nullptr;
+  for (const json& c : stream(body, &done)) EXPECT_FALSE(c.contains("usage"));
+}
+
 TEST_F(Serve, StreamedLogprobsEqualNonStreamed) {
   for (const json& extra : {json{{"echo", false}}, json{{"echo", true}, {"stop", "e"}}}) {
     json body{{"prompt", "Once upon a time"}, {"max_tokens", 10}, {"temperature", 0}, {"logprobs", 2}};
