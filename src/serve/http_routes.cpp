@@ -146,7 +146,11 @@ struct Server::Impl {
     // OpenAI's error body; responses our handlers already filled are left alone.
     http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;
-      if (res.status == 413) send_error(res, ApiError(413, "the request body is larger than --max_body_bytes"));
+      // httplib caps form-encoded bodies (curl -d's default Content-Type) at 8 KB whatever the limit.
+      if (res.status == 413 && req.get_header_value("Content-Type") == "application/x-www-form-urlencoded")
+        send_error(res, ApiError(413, "form-encoded bodies are limited to 8 KB: send the JSON with "
+                                      "'Content-Type: application/json'"));
+      else if (res.status == 413) send_error(res, ApiError(413, "the request body is larger than --max_body_bytes"));
       else if (res.status == 404) send_error(res, ApiError(404, "no route " + req.method + " " + req.path));
       else send_error(res, ApiError(res.status, "the request was refused (HTTP " + std::to_string(res.status) + ")"));
     });
