@@ -455,24 +455,28 @@ TEST(ServeQueue, FullQueueAnswers429) {
   EXPECT_EQ(ok + full, 6);
 }
 
-TEST(ServeModels, SeveralModelsAndSigterm) {
-  ServeProcess s({"--model", "a=" + kModel, "--model", kModel});
-  auto names = json::parse(s.client()->Get("/v1/models")->body)["data"];
+TEST(ServeModels, SeveralModelsKeyFileAndSigterm) {
+  const std::string key_file = std::filesystem::temp_directory_path() / ("serve-key-" + std::to_string(getpid()));
+  std::ofstream(key_file) << "file-key\n";
+  ServeProcess s({"--model", "a=" + kModel, "--model", kModel, "--api_key_file", key_file});
+  std::filesystem::remove(key_file);
+  EXPECT_EQ(s.client()->Get("/v1/models")->status, 401);
+  auto names = json::parse(s.client("file-key")->Get("/v1/models")->body)["data"];
   ASSERT_EQ(names.size(), 2u);
   EXPECT_EQ(names[0]["id"], "a");
   EXPECT_EQ(names[1]["id"], "gpt2-tiny");
-  auto none = s.client()->Post("/v1/completions", json{{"prompt", "Hi"}}.dump(), "application/json");
+  auto none = s.client("file-key")->Post("/v1/completions", json{{"prompt", "Hi"}}.dump(), "application/json");
   ASSERT_TRUE(none);
   EXPECT_EQ(none->status, 404);
   EXPECT_EQ(json::parse(none->body)["error"]["code"], "model_not_found");
-  auto named = s.client()->Post("/v1/completions", json{{"prompt", "Hi"}, {"model", "a"}, {"max_tokens", 2}}.dump(),
+  auto named = s.client("file-key")->Post("/v1/completions", json{{"prompt", "Hi"}, {"model", "a"}, {"max_tokens", 2}}.dump(),
                                 "application/json");
   ASSERT_TRUE(named);
   EXPECT_EQ(named->status, 200);
   // SIGTERM while a request runs: it still gets its answer, and the server exits 0.
   int status = 0;
   std::thread in_flight([&] {
-    auto r = s.client()->Post("/v1/completions", json{{"prompt", "Hi"}, {"model", "a"}, {"max_tokens", 100}}.dump(),
+    auto r = s.client("file-key")->Post("/v1/completions", json{{"prompt", "Hi"}, {"model", "a"}, {"max_tokens", 100}}.dump(),
                               "application/json");
     status = r ? r->status : -1;
   });
