@@ -2,7 +2,6 @@
 // completion jobs to the engine (non-streamed: wait for the result; streamed: relay SSE chunks).
 #include <httplib.h>
 
-#include <csignal>
 #include <future>
 #include <mutex>
 #include <thread>
