@@ -315,46 +315,60 @@ std::vector<float> position_logprobs(const LanguageModel& lm, const std::vector<
   return logits;
 }
 
+namespace {
+
+// One generated row of a prompt, finished, and scored when logprobs or best_of need it.
+struct Candidate {
+  int row = 0;
+  Finished f;
+  std::optional<Scored> s;
+  double mean = 0;  // best_of's ranking key
+};
+
+// The prompt's candidates in the order they are returned: OpenAI's best_of keeps the n with the
+// highest mean token log-prob, best first.
+std::vector<Candidate> rank_candidates(const ServedModel& m, const CompletionRequest& r, const GenerationConfig& g,
+                                       const Ids& prompt, const std::vector<Ids>& rows) {
+  const bool need_scores = r.logprobs.has_value() || r.best_of > r.n;
+  std::vector<Candidate> cands;
+  for (size_t row = 0; row < rows.size(); ++row) {
+    Candidate c{static_cast<int>(row), finish_row(m, g, r, rows[row]), std::nullopt};
+    if (need_scores) {
+      c.s = score_row(m, prompt, c.f.tokens, r.echo, r.logprobs.value_or(0));
+      c.mean = c.s->mean;
+    }
+    cands.push_back(std::move(c));
+  }
+  if (r.best_of > r.n)
+    std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.mean > b.mean; });
+  return cands;
+}
+
+Choice make_choice(const ServedModel& m, const CompletionRequest& r, const Ids& prompt, const Candidate& c, int index) {
+  Choice choice;
+  choice.index = index;
+  choice.text = (r.echo ? decode(m, prompt) : "") + c.f.text;
+  if (r.logprobs) choice.logprobs = c.s->lp;
+  choice.finish_reason = c.f.finish_reason;
+  return choice;
+}
+
+}  // namespace
+
 CompletionResult run_completion(const ServedModel& m, const CompletionRequest& r, const RunHooks& hooks) {
   CompletionResult result;
   const GenerationConfig g = generation_config_for(m, r);
-  const bool need_scores = r.logprobs.has_value() || r.best_of > r.n;
   for (size_t p = 0; p < r.prompts.size(); ++p) {
     const Ids& prompt = r.prompts[p];
-    result.prompt_tokens += static_cast<int>(prompt.size());
     const int first_index = static_cast<int>(p) * r.n;
     Streamer streamer(m, r, g, first_index, g.num_return_sequences, hooks);
     streamer.start(prompt);
     const std::vector<Ids> rows = generate_candidates(m, r, g, prompt, streamer, hooks);
-
-    struct Candidate {
-      int row;
-      Finished f;
-      std::optional<Scored> s;
-      double mean = 0;  // best_of's ranking key
-    };
-    std::vector<Candidate> cands;
-    for (size_t row = 0; row < rows.size(); ++row) {
-      Candidate c{static_cast<int>(row), finish_row(m, g, r, rows[row]), std::nullopt};
-      result.completion_tokens += c.f.generated;
-      if (need_scores) {
-        c.s = score_row(m, prompt, c.f.tokens, r.echo, r.logprobs.value_or(0));
-        c.mean = c.s->mean;
-      }
-      cands.push_back(std::move(c));
-    }
-    // OpenAI's best_of: the n candidates with the highest mean token log-prob, best first.
-    if (r.best_of > r.n)
-      std::stable_sort(cands.begin(), cands.end(), [](const Candidate& a, const Candidate& b) { return a.mean > b.mean; });
-    for (int c = 0; c < r.n; ++c) {
-      const Candidate& cand = cands[std::min<size_t>(c, cands.size() - 1)];  // greedy: one row serves all n
-      Choice choice;
-      choice.index = first_index + c;
-      choice.text = (r.echo ? decode(m, prompt) : "") + cand.f.text;
-      if (r.logprobs) choice.logprobs = cand.s->lp;
-      choice.finish_reason = cand.f.finish_reason;
-      result.choices.push_back(std::move(choice));
-    }
+    const std::vector<Candidate> cands = rank_candidates(m, r, g, prompt, rows);
+    result.prompt_tokens += static_cast<int>(prompt.size());
+    for (const Candidate& c : cands) result.completion_tokens += c.f.generated;
+    for (int c = 0; c < r.n; ++c)  // greedy: one row serves all n
+      result.choices.push_back(make_choice(m, r, prompt, cands[std::min<size_t>(c, cands.size() - 1)], first_index + c));
     for (const Candidate& c : cands)
       if (static_cast<int>(cands.size()) == r.n || c.row == 0) streamer.finish(c.row, c.f);
   }
