@@ -41,6 +41,12 @@ int env_int(const char* name, int fallback) {
   return *end == '\0' && n >= 0 && n < std::numeric_limits<int>::max() ? static_cast<int>(n) : fallback;
 }
 
+// Built with or without MPI: the slice collectives check their offsets in a world of one too.
+void check_offsets(const std::vector<size_t>& offsets, int size, const std::string& what) {
+  bool ok = offsets.size() == static_cast<size_t>(size) + 1 && offsets[0] == 0;
+  for (size_t r = 0; ok && r + 1 < offsets.size(); ++r) ok = offsets[r] <= offsets[r + 1];
+  if (!ok) throw Error(what + ": slice offsets do not cut the buffer into " + std::to_string(size) + " slices");
+}
 
 #ifdef LMFORGE_HAVE_MPI
 using Clock = std::chrono::steady_clock;
@@ -165,12 +171,6 @@ size_t max_count() {
   static const size_t k = static_cast<size_t>(
       std::max(1, env_int("LMFORGE_DIST_TEST_MAX_COUNT", std::numeric_limits<int>::max())));
   return k;
-}
-
-void check_offsets(const std::vector<size_t>& offsets, int size, const std::string& what) {
-  bool ok = offsets.size() == static_cast<size_t>(size) + 1 && offsets[0] == 0;
-  for (size_t r = 0; ok && r + 1 < offsets.size(); ++r) ok = offsets[r] <= offsets[r + 1];
-  if (!ok) throw Error(what + ": slice offsets do not cut the buffer into " + std::to_string(size) + " slices");
 }
 
 // Whether every count and offset fits one MPI call (int counts and displacements).
