@@ -32,8 +32,8 @@ class World {
   // vector. Every rank must call it, in the same order. `what` names the step in error messages.
   std::vector<std::string> gather(const std::string& mine, const std::string& what) const;
 
-  // Element-wise sum over every rank, in place; every rank gets the same sums (one in-place
-  // MPI_Allreduce, split only past 2^30 elements). Every rank must call it, in the same order, with
+  // Element-wise sum over every rank, in place; every rank gets the same sums (in-place
+  // MPI_Allreduce calls of 4 MiB each: see world.cpp). Every rank must call it, in the same order, with
   // the same n. A rank that does not arrive makes the others abort the job after timeout_seconds(),
   // naming `what`. A no-op in a world of one.
   void allreduce_sum(float* data, size_t n, const std::string& what) const;
