@@ -267,6 +267,8 @@ void print_choices_table(std::ostream& os, const std::optional<Tokenizer>& tok, 
 
 // Flag checks that need no model: one error naming the flag.
 void check_benchmark_flags() {
+  if (args.batch_size && *args.batch_size < 1)  // prompts per batch, or rows per benchmark run
+    throw Error("--batch_size must be >= 1 (got " + std::to_string(*args.batch_size) + ")");
   if (!args.benchmark_mode) {
     auto only_benchmark = [](bool given, const char* flag) {
       if (given) throw Error(std::string(flag) + " only applies with --benchmark_mode");
@@ -285,8 +287,6 @@ void check_benchmark_flags() {
     throw Error("--benchmark_warmup must be >= 0 (got " + std::to_string(*args.benchmark_warmup) + ")");
   if (args.benchmark_iters && *args.benchmark_iters < 1)
     throw Error("--benchmark_iters must be >= 1 (got " + std::to_string(*args.benchmark_iters) + ")");
-  if (args.batch_size && *args.batch_size < 1)
-    throw Error("--batch_size must be >= 1 (got " + std::to_string(*args.batch_size) + ")");
   if (args.benchmark_json) {
     // Fail before the runs, not after them.
     if (args.benchmark_json->empty()) throw Error("--benchmark_json: no file name given");
@@ -583,8 +583,6 @@ int run() {
   if (args.benchmark_mode) return run_benchmark();
   check_fields_flags();
   if (args.show_choices < 0) throw Error("--show_choices must be >= 0");
-  if (args.batch_size && *args.batch_size < 1)
-    throw Error("--batch_size must be >= 1 (got " + std::to_string(*args.batch_size) + ")");
   // Under mpirun the batches are split across ranks (docs/SCALE_OUT.md); rank 0 prints them all.
   const dist::World& w = sharded_world(args.model, args.adapter);
   if (w.distributed() && !prompt_flag_given())
