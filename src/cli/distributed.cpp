@@ -1,5 +1,7 @@
 #include "cli/distributed.h"
 
+#include <unistd.h>
+
 #include <iostream>
 
 #include "lmforge/dist/same_model.h"
@@ -67,9 +69,16 @@ const dist::World& sharded_world(const std::string& model, const std::string& ad
 void announce_shard(const dist::World& w, const std::string& command, const std::string& units, dist::Range r,
                     size_t total) {
   if (!w.distributed()) return;
-  std::cerr << "lmforge " << command << ": rank " << w.rank() << " of " << w.size() << " runs " << units << " ["
-            << r.begin << ", " << r.end << ") of " << total << (r.empty() ? " (idle: more ranks than " + units + ")" : "")
-            << "\n";
+  const std::string line = "lmforge " + command + ": rank " + std::to_string(w.rank()) + " of " +
+                           std::to_string(w.size()) + " runs " + units + " [" + std::to_string(r.begin) + ", " +
+                           std::to_string(r.end) + ") of " + std::to_string(total) +
+                           (r.empty() ? " (idle: more ranks than " + units + ")" : "") + "\n";
+  // One write: mpirun forwards a rank's stderr in the chunks it was written in, and std::cerr writes
+  // each << on its own, so the ranks' lines interleaved mid-line (seen in the quantize test).
+  std::cerr.flush();
+  if (::write(STDERR_FILENO, line.data(), line.size()) < 0) {
+    // nothing to do: the line is informational
+  }
 }
 
 double share_root_value(const dist::World& w, double value, const std::string& what) {
