@@ -1,0 +1,81 @@
+// JSON Schema subset -> grammar: documents that must match and documents that must not, plus the
+// errors for keys outside the subset.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/error_of.h"
+#include "lmforge/structured/gbnf.h"
+#include "lmforge/structured/json_schema.h"
+#include "lmforge/structured/matcher.h"
+
+namespace lmforge::structured {
+namespace {
+
+Matcher schema_matcher(const char* schema) { return Matcher(parse_gbnf(json_schema_to_gbnf(nlohmann::ordered_json::parse(schema)))); }
+
+TEST(JsonObject, AnyObjectWithLimitedWhitespace) {
+  Matcher m(parse_gbnf(json_object_gbnf()));
+  EXPECT_TRUE(m.matches(R"({"a": [1, 2.5e3, -0.5, true, null, {"b": "x\"y\u00e9"}], "c": {}})"));
+  EXPECT_TRUE(m.matches("{\n  \"a\": 1\n}"));
+  EXPECT_TRUE(m.matches("{}"));
+  EXPECT_FALSE(m.matches("[1]"));             // not an object
+  EXPECT_FALSE(m.matches(R"({"a": 01})"));    // leading zero
+  EXPECT_FALSE(m.matches(R"({"a": 1,})"));    // trailing comma
+  EXPECT_FALSE(m.matches("{\"a\":  1}"));     // two spaces: more whitespace than allowed
+  EXPECT_FALSE(m.matches("{\"a\": \"x\ny\"}"));  // raw control character in a string
+  EXPECT_FALSE(m.matches(" {}"));             // nothing before the object
+}
+
+TEST(JsonSchema, ObjectWithRequiredAndOptionalProperties) {
+  Matcher m = schema_matcher(R"({"type": "object", "properties": {
+      "name": {"type": "string"}, "age": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}},
+      "ok": {"type": "boolean"}}, "required": ["name", "ok"]})");
+  EXPECT_TRUE(m.matches(R"({"name": "Ann", "ok": true})"));
+  EXPECT_TRUE(m.matches(R"({"name": "Ann", "ok": false, "age": 3})"));
+  EXPECT_TRUE(m.matches(R"({"name": "Ann", "ok": false, "age": 3, "tags": ["a", "b"]})"));
+  EXPECT_TRUE(m.matches(R"({"name": "Ann", "ok": false, "tags": []})"));
+  EXPECT_FALSE(m.matches(R"({"ok": true})"));                         // required name missing
+  EXPECT_FALSE(m.matches(R"({"name": "Ann", "ok": true, "x": 1})"));  // no additional properties
+  EXPECT_FALSE(m.matches(R"({"name": "Ann", "ok": true, "age": 3.5})"));  // integer
+  EXPECT_FALSE(m.matches(R"({"name": 1, "ok": true})"));
+}
+
+TEST(JsonSchema, OnlyOptionalProperties) {
+  Matcher m = schema_matcher(R"({"properties": {"a": {"type": "null"}, "b": {"type": "number"}}})");
+  EXPECT_TRUE(m.matches("{}"));
+  EXPECT_TRUE(m.matches(R"({"b": -1.25})"));
+  EXPECT_TRUE(m.matches(R"({"a": null, "b": 2})"));
+  EXPECT_FALSE(m.matches(R"({, "b": 2})"));
+  EXPECT_FALSE(m.matches(R"({"b": 2, "a": null})"));  // listed order
+}
+
+TEST(JsonSchema, EnumConstAnyOfAndArrayBounds) {
+  Matcher m = schema_matcher(R"({"type": "object", "properties": {
+      "color": {"enum": ["red", "green", 3]}, "v": {"const": "x"},
+      "id": {"anyOf": [{"type": "integer"}, {"type": "string"}]},
+      "xs": {"type": "array", "items": {"type": ["integer", "null"]}, "minItems": 1, "maxItems": 2}},
+      "required": ["color", "v", "id", "xs"]})");
+  EXPECT_TRUE(m.matches(R"({"color": "green", "v": "x", "id": 7, "xs": [1, null]})"));
+  EXPECT_TRUE(m.matches(R"({"color": 3, "v": "x", "id": "seven", "xs": [null]})"));
+  EXPECT_FALSE(m.matches(R"({"color": "blue", "v": "x", "id": 7, "xs": [1]})"));
+  EXPECT_FALSE(m.matches(R"({"color": "red", "v": "y", "id": 7, "xs": [1]})"));
+  EXPECT_FALSE(m.matches(R"({"color": "red", "v": "x", "id": true, "xs": [1]})"));
+  EXPECT_FALSE(m.matches(R"({"color": "red", "v": "x", "id": 7, "xs": []})"));
+  EXPECT_FALSE(m.matches(R"({"color": "red", "v": "x", "id": 7, "xs": [1, 2, 3]})"));
+}
+
+TEST(JsonSchema, UnsupportedKeysAreNamed) {
+  auto err = [](const char* schema) {
+    return test::error_of([&] { json_schema_to_gbnf(nlohmann::ordered_json::parse(schema)); });
+  };
+  EXPECT_EQ(err(R"({"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}})"),
+            "json_schema: unsupported key 'minimum' at #/properties/age");
+  EXPECT_EQ(err(R"({"$ref": "#/$defs/x"})"), "json_schema: unsupported key '$ref' at #");
+  EXPECT_NE(err(R"({"type": "date"})").find("unsupported type 'date'"), std::string::npos);
+  EXPECT_NE(err(R"({"properties": {"a": {}}, "required": ["b"]})").find("'required' names \"b\""), std::string::npos);
+  EXPECT_NE(err(R"({"type": "array", "minItems": 3, "maxItems": 1})").find("maxItems"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lmforge::structured
