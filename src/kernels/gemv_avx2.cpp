@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -58,9 +59,12 @@ inline __m256 load_tail(const W* p, int r) {
   return load8(buf);
 }
 
-// Output of weight row n: the sum, times the row's scale for int8, plus the bias.
+// Output of weight row n: the sum, times the row's scale for int8, plus the bias. One explicit fma
+// for int8: left to itself the compiler contracts sum * scale + bias into an fma in some tile
+// instantiations and not in others, and a row's bits would depend on the tile it fell in.
 inline float finish(float sum, const float* scales, const float* bias, int n) {
-  return (scales ? sum * scales[n] : sum) + (bias ? bias[n] : 0.0f);
+  const float b = bias ? bias[n] : 0.0f;
+  return scales ? std::fma(sum, scales[n], b) : sum + b;
 }
 
 // y[i*ldy + n + j] = x[i,:] · w[n + j,:] (scaled, + bias) for i < MR, j < NR.

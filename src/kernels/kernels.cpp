@@ -227,6 +227,29 @@ void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, 
     sgemm_columns(x, M, w, bias, y);
 }
 
+void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
+  // I8_DYNAMIC: exact int32 sums and a per-row scale, so every M gives a row the same bits.
+  if (w.type == WeightType::I8_DYNAMIC) return matmul_i8_dynamic(x, M, w, bias, y);
+  const size_t K = w.K, N = w.N;
+  for (int m0 = 0; m0 < M; m0 += kGemvMaxRows) {
+    const int rows = std::min(kGemvMaxRows, M - m0);
+    const float* xm = x + m0 * K;
+    float* ym = y + m0 * N;
+    if (rows > 1) {
+      gemv(xm, rows, w, bias, ym);
+      continue;
+    }
+    // The AVX2 kernel has its own (differently summed) path for one row: run the row twice.
+    thread_local std::vector<float> x2, y2;
+    x2.resize(2 * K);
+    y2.resize(2 * N);
+    std::memcpy(x2.data(), xm, K * sizeof(float));
+    std::memcpy(x2.data() + K, xm, K * sizeof(float));
+    gemv(x2.data(), 2, w, bias, y2.data());
+    std::memcpy(ym, y2.data(), N * sizeof(float));
+  }
+}
+
 void matmul_wt(const float* x, int M, int K, const float* w, int N, const float* bias, float* y) {
   matmul_wt(x, M, WeightMatrix{WeightType::F32, w, nullptr, N, K}, bias, y);
 }

@@ -48,8 +48,13 @@ void BlockScratch::reserve(int M, const ModelConfig& c) {
 
 namespace {
 
-void linear(const float* x, int M, const LinearWeights& w, float* y) {
-  kernels::matmul_wt(x, M, w.matrix(), w.b, y);
+// An adapter's product goes through sgemm, which is not row-invariant; the server, the only
+// row_invariant caller, serves no adapters.
+void linear(const float* x, int M, const LinearWeights& w, float* y, bool row_invariant) {
+  if (row_invariant)
+    kernels::matmul_wt_rows(x, M, w.matrix(), w.b, y);
+  else
+    kernels::matmul_wt(x, M, w.matrix(), w.b, y);
   if (!w.lora.empty()) add_lora(w, x, M, y, w.out);
 }
 
@@ -70,10 +75,10 @@ void store_keys_values(const ModelConfig& c, int layer, const Rope* rope, float*
     }
 }
 
-void mlp_forward(const ModelConfig& c, const BlockWeights& w, const float* h, int M, BlockScratch& s) {
-  linear(h, M, w.fc_in, s.mlp.data());
+void mlp_forward(const ModelConfig& c, const BlockWeights& w, const float* h, int M, BlockScratch& s, bool row_invariant) {
+  linear(h, M, w.fc_in, s.mlp.data(), row_invariant);
   kernels::activate(c.activation, s.mlp.data(), static_cast<size_t>(M) * c.inner_dim());
-  linear(s.mlp.data(), M, w.fc_out, s.mlp_out.data());
+  linear(s.mlp.data(), M, w.fc_out, s.mlp_out.data(), row_invariant);
 }
 
 // Packed batch: qkv rows of the real tokens into their places in the rows * n grid, zeros for the
@@ -92,44 +97,52 @@ void unpack_rows(const float* packed, const std::vector<int>& real, int all, siz
 
 }  // namespace
 
-void block_forward(const ModelConfig& c, int layer, const BlockWeights& w, const Rope* rope, float* x, int rows,
-                   int n, const int32_t* positions, int past, KVCache& cache, BlockScratch& s,
-                   const std::vector<int>* real) {
-  const int all = rows * n, M = real ? static_cast<int>(real->size()) : all, E = c.n_embd;
+void block_body(const ModelConfig& c, const BlockWeights& w, float* x, int M, BlockScratch& s, bool row_invariant,
+                const AttendFn& attend) {
+  const int E = c.n_embd;
   const size_t ME = static_cast<size_t>(M) * E;
   s.reserve(M, c);
-  if (M == 0) {  // nothing but padding: zero keys and values
-    s.qkv_all.assign(static_cast<size_t>(all) * 3 * E, 0.0f);
-    return store_keys_values(c, layer, rope, s.qkv_all.data(), rows, n, positions, past, cache);
-  }
   kernels::layer_norm(x, M, E, w.ln_1.w, w.ln_1.b, c.layer_norm_epsilon, s.h.data());
-  linear(s.h.data(), M, w.qkv, s.qkv.data());
-  float* qkv = s.qkv.data();
-  float* attn = s.attn.data();
-  if (real) {
-    s.qkv_all.resize(static_cast<size_t>(all) * 3 * E);
-    s.attn_all.resize(static_cast<size_t>(all) * E);
-    unpack_rows(s.qkv.data(), *real, all, 3 * static_cast<size_t>(E), s.qkv_all.data());
-    qkv = s.qkv_all.data();
-    attn = s.attn_all.data();
-  }
-  store_keys_values(c, layer, rope, qkv, rows, n, positions, past, cache);
-  attention_forward(c, layer, qkv, rows, n, past, cache, attn);
-  if (real)
-    for (int k = 0; k < M; ++k)
-      std::memcpy(s.attn.data() + static_cast<size_t>(k) * E, attn + static_cast<size_t>((*real)[k]) * E,
-                  E * sizeof(float));
-  linear(s.attn.data(), M, w.attn_out, s.proj.data());
+  linear(s.h.data(), M, w.qkv, s.qkv.data(), row_invariant);
+  attend(s.qkv.data(), s.attn.data());
+  linear(s.attn.data(), M, w.attn_out, s.proj.data(), row_invariant);
   if (c.arch == Arch::GPTJ) {
     // Parallel block: attention and MLP both read ln_1(x).
-    mlp_forward(c, w, s.h.data(), M, s);
+    mlp_forward(c, w, s.h.data(), M, s, row_invariant);
     for (size_t i = 0; i < ME; ++i) x[i] += s.proj[i] + s.mlp_out[i];
     return;
   }
   for (size_t i = 0; i < ME; ++i) x[i] += s.proj[i];
   kernels::layer_norm(x, M, E, w.ln_2.w, w.ln_2.b, c.layer_norm_epsilon, s.h.data());
-  mlp_forward(c, w, s.h.data(), M, s);
+  mlp_forward(c, w, s.h.data(), M, s, row_invariant);
   for (size_t i = 0; i < ME; ++i) x[i] += s.mlp_out[i];
+}
+
+void block_forward(const ModelConfig& c, int layer, const BlockWeights& w, const Rope* rope, float* x, int rows,
+                   int n, const int32_t* positions, int past, KVCache& cache, BlockScratch& s,
+                   const std::vector<int>* real) {
+  const int all = rows * n, M = real ? static_cast<int>(real->size()) : all, E = c.n_embd;
+  if (M == 0) {  // nothing but padding: zero keys and values
+    s.qkv_all.assign(static_cast<size_t>(all) * 3 * E, 0.0f);
+    return store_keys_values(c, layer, rope, s.qkv_all.data(), rows, n, positions, past, cache);
+  }
+  block_body(c, w, x, M, s, false, [&](float* packed_qkv, float* packed_attn) {
+    float* qkv = packed_qkv;
+    float* attn = packed_attn;
+    if (real) {
+      s.qkv_all.resize(static_cast<size_t>(all) * 3 * E);
+      s.attn_all.resize(static_cast<size_t>(all) * E);
+      unpack_rows(packed_qkv, *real, all, 3 * static_cast<size_t>(E), s.qkv_all.data());
+      qkv = s.qkv_all.data();
+      attn = s.attn_all.data();
+    }
+    store_keys_values(c, layer, rope, qkv, rows, n, positions, past, cache);
+    attention_forward(c, layer, qkv, rows, n, past, cache, attn);
+    if (real)
+      for (int k = 0; k < M; ++k)
+        std::memcpy(packed_attn + static_cast<size_t>(k) * E, attn + static_cast<size_t>((*real)[k]) * E,
+                    E * sizeof(float));
+  });
 }
 
 }  // namespace lmforge

@@ -3,6 +3,7 @@
 //   GPT-2: x += attn(ln_1(x)); x += mlp(ln_2(x)); learned positions (wpe) added at the embedding.
 //   GPT-J: h = ln_1(x); x += attn(h) + mlp(h); rotary positions applied to q and k inside attn.
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "lmforge/model/config.h"
@@ -40,5 +41,17 @@ struct BlockScratch {
 void block_forward(const ModelConfig& c, int layer, const BlockWeights& w, const Rope* rope, float* x, int rows,
                    int n, const int32_t* positions, int past, KVCache& cache, BlockScratch& s,
                    const std::vector<int>* real = nullptr);
+
+// What a block's attention does with the M tokens' q, k and v: qkv [M, 3E] (q | k | v per token,
+// before any rotary) in, attention output attn [M, E] out. The session's grid cache and the
+// serving engine's paged cache each supply their own.
+using AttendFn = std::function<void(float* qkv, float* attn)>;
+
+// The block around its attention over M tokens: ln_1, the qkv projection, `attend`, the output
+// projection and the MLP, x [M, E] updated in place. row_invariant: every matrix product gives a
+// token's row the same bits whatever the other rows are (kernels::matmul_wt_rows), the continuous
+// batcher's need; otherwise the faster matmul_wt.
+void block_body(const ModelConfig& c, const BlockWeights& w, float* x, int M, BlockScratch& s, bool row_invariant,
+                const AttendFn& attend);
 
 }  // namespace lmforge

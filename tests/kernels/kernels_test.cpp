@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/random_data.h"
+#include "lmforge/io/tensor.h"
 #include "lmforge/kernels/kernels.h"
 
 namespace lmforge::kernels {
@@ -49,6 +50,42 @@ TEST(MatmulWt, BatchRowsAreBitIdenticalAcrossBatchSizes) {
     std::vector<float> y(M * N);
     matmul_wt(x.data(), M, K, w.data(), N, nullptr, y.data());
     for (int i = 0; i < M * N; ++i) ASSERT_EQ(y[i], y16[i]) << "M=" << M << " i=" << i;
+  }
+}
+
+// A request's rows under continuous batching: whatever M and whatever the other rows, a row gets
+// the bits it gets alone (M = 1, and M > 16, which matmul_wt would send to sgemm, included).
+TEST(MatmulWtRows, EachRowGetsTheSameBitsInAnyBatch) {
+  const int K = 200, N = 37, M = 40;
+  const auto x = random_vector(static_cast<size_t>(M) * K, 11), wf = random_vector(static_cast<size_t>(N) * K, 12);
+  const auto b = random_vector(N, 13);
+  std::vector<uint16_t> w16(wf.size());
+  for (size_t i = 0; i < wf.size(); ++i) w16[i] = float_to_bf16(wf[i]);
+  std::vector<int8_t> w8(wf.size());
+  std::vector<float> scales(N);
+  quantize_rows_int8(wf.data(), N, K, w8.data(), scales.data());
+  const WeightMatrix types[] = {{WeightType::F32, wf.data(), nullptr, N, K},
+                                {WeightType::BF16, w16.data(), nullptr, N, K},
+                                {WeightType::I8, w8.data(), scales.data(), N, K},
+                                {WeightType::I8_DYNAMIC, w8.data(), scales.data(), N, K}};
+  for (const WeightMatrix& w : types) {
+    std::vector<float> all(static_cast<size_t>(M) * N);
+    matmul_wt_rows(x.data(), M, w, b.data(), all.data());
+    // The same rows in reverse order, and each row alone.
+    std::vector<float> xr(x.size()), rev(all.size()), one(N);
+    for (int m = 0; m < M; ++m) std::copy_n(x.data() + m * K, K, xr.data() + (M - 1 - m) * K);
+    matmul_wt_rows(xr.data(), M, w, b.data(), rev.data());
+    for (int m = 0; m < M; ++m) {
+      matmul_wt_rows(x.data() + m * K, 1, w, b.data(), one.data());
+      for (int n = 0; n < N; ++n) {
+        ASSERT_EQ(one[n], all[m * N + n]) << to_string(w.type) << " row " << m << " col " << n;
+        ASSERT_EQ(rev[(M - 1 - m) * N + n], all[m * N + n]) << to_string(w.type) << " row " << m;
+      }
+    }
+    // And they are the product (same tolerance as matmul_wt against double precision).
+    std::vector<float> ref(all.size());
+    matmul_wt(x.data(), M, w, b.data(), ref.data());
+    for (size_t i = 0; i < all.size(); ++i) ASSERT_NEAR(all[i], ref[i], 1e-3f * (1 + std::fabs(ref[i]))) << i;
   }
 }
 

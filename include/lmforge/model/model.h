@@ -53,6 +53,8 @@ class Model : public LanguageModel {
   // Throws lmforge::Error when this model already has an adapter.
   std::unique_ptr<Model> with_adapter(std::shared_ptr<const LoraAdapter> adapter) const;
   const LoraAdapter* adapter() const { return adapter_.get(); }
+  // GPT-J's rotary tables (nullptr for GPT-2).
+  const Rope* rope() const { return rope_.get(); }
 
  private:
   Model(ModelConfig cfg, std::shared_ptr<const ModelWeights> w);
