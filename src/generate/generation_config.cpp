@@ -62,6 +62,10 @@ void GenerationConfig::validate() const {
   if (pad_token_id) require(*pad_token_id >= 0, "--pad_token_id must be >= 0 (got " + std::to_string(*pad_token_id) + ")");
   if (bos_token_id) require(*bos_token_id >= 0, "--bos_token_id must be >= 0 (got " + std::to_string(*bos_token_id) + ")");
   for (const auto& s : stop_strings) require(!s.empty(), "--stop_strings must not contain an empty string");
+  // A constrained row ends with eos once its output is complete (or has no way on).
+  if (constraint)
+    require(!eos_token_id.empty(),
+            "structured output (--regex / --grammar / --json_schema / --json_object) needs an eos token: set --eos_token_id");
 }
 
 namespace {

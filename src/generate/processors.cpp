@@ -68,6 +68,41 @@ void LogitBiasProcessor::apply(const std::vector<int32_t>&, float* scores, int v
     if (t >= 0 && t < vocab) scores[t] += b;
 }
 
+StructuredOutputProcessor::StructuredOutputProcessor(std::shared_ptr<const structured::TokenConstraint> constraint,
+                                                     int prompt_length, std::vector<int32_t> eos)
+    : states_(std::make_shared<structured::SequenceStates>(std::move(constraint))),
+      prompt_length_(prompt_length),
+      eos_(std::move(eos)) {}
+
+void StructuredOutputProcessor::apply(const std::vector<int32_t>& ids, float* scores, int vocab) const {
+  const size_t start = std::min<size_t>(prompt_length_, ids.size());
+  const auto mask = states_->constraint().mask(states_->state_after(ids.data() + start, ids.size() - start));
+  std::vector<float> eos_scores;
+  for (int32_t e : eos_) eos_scores.push_back(e >= 0 && e < vocab ? scores[e] : kFiltered);
+  // A word of the mask at a time: most words of a narrow constraint are 0 (64 bans at once).
+  const int known = std::min(vocab, states_->constraint().vocab_size());
+  bool any_left = false;
+  for (int base = 0; base < vocab; base += 64) {
+    const uint64_t bits = base < known ? mask->bits[base >> 6] : 0;
+    const int end = std::min(base + 64, vocab);
+    for (int t = base; t < end; ++t) {
+      if ((bits >> (t - base)) & 1) any_left = any_left || scores[t] != kFiltered;
+      else scores[t] = kFiltered;
+    }
+  }
+  if (mask->accepting) {
+    for (size_t i = 0; i < eos_.size(); ++i)
+      if (eos_[i] >= 0 && eos_[i] < vocab) {
+        scores[eos_[i]] = eos_scores[i];
+        any_left = any_left || eos_scores[i] != kFiltered;
+      }
+  }
+  // Dead end: eos alone, with its own score when it has one (beam search adds it to the beam's
+  // running log-probability, where 0 would make a dead end look like a certainty).
+  if (!any_left && !eos_.empty() && eos_[0] >= 0 && eos_[0] < vocab)
+    scores[eos_[0]] = eos_scores[0] != kFiltered ? eos_scores[0] : 0.0f;
+}
+
 void TemperatureWarper::apply(const std::vector<int32_t>&, float* scores, int vocab) const {
   for (int i = 0; i < vocab; ++i) scores[i] = scores[i] / t_;
 }
@@ -119,6 +154,8 @@ ProcessorChain build_logits_processors(const GenerationPlan& plan) {
   if (c.presence_penalty != 0.0f || c.frequency_penalty != 0.0f)
     chain.add(std::make_unique<PresenceFrequencyPenaltyProcessor>(plan.prompt_length, c.presence_penalty, c.frequency_penalty));
   if (!c.logit_bias.empty()) chain.add(std::make_unique<LogitBiasProcessor>(c.logit_bias));
+  if (c.constraint)
+    chain.add(std::make_unique<StructuredOutputProcessor>(c.constraint, plan.prompt_length, plan.eos()));
   return chain;
 }
 

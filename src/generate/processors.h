@@ -4,6 +4,7 @@
 // exactly what HF passes them). generate() builds the chain in HF's order:
 //   processors (_get_logits_processor): repetition penalty -> no-repeat n-gram -> min length ->
 //                                       min new tokens -> OpenAI presence/frequency penalty -> logit bias
+//                                       -> structured output (last: see StructuredOutputProcessor)
 //   warpers (_get_logits_warper, do_sample only): temperature -> top-k -> top-p
 // Filtered entries are set to -inf (HF's filter_value).
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "generate/plan.h"
+#include "lmforge/structured/constraint.h"
 
 namespace lmforge::gen {
 
@@ -94,6 +96,31 @@ class LogitBiasProcessor : public LogitsProcessor {
 
  private:
   std::vector<std::pair<int32_t, float>> bias_;
+};
+
+// Structured output: every token whose bytes cannot continue the output in the constraint's
+// language gets -inf; eos keeps its score exactly when the output so far is complete. The row's
+// automaton state comes from its generated tokens (ids after the padded prompt) through a prefix
+// tree shared by the rows of one generate() call, so beam reordering and num_return_sequences
+// copies need no bookkeeping of their own.
+//
+// It runs last among the processors and before the warpers, where HF runs a user's
+// logits_processor (outlines, transformers-cfg): after the penalties, so nothing can lift a banned
+// token back, and so it can see a dead end they caused; before temperature/top-k/top-p, so those
+// choose among allowed tokens (top-k applied first could keep 50 tokens none of which is allowed).
+// Dead end (no allowed token has a finite score, e.g. the vocabulary cannot continue the output,
+// or min_new_tokens bans the eos of a complete one): only eos stays, so the row ends cleanly.
+class StructuredOutputProcessor : public LogitsProcessor {
+ public:
+  StructuredOutputProcessor(std::shared_ptr<const structured::TokenConstraint> constraint, int prompt_length,
+                            std::vector<int32_t> eos);
+  void apply(const std::vector<int32_t>& ids, float* scores, int vocab) const override;
+  std::string name() const override { return "structured_output"; }
+
+ private:
+  std::shared_ptr<structured::SequenceStates> states_;  // mutable per-call cache behind a const apply
+  int prompt_length_;
+  std::vector<int32_t> eos_;
 };
 
 class TemperatureWarper : public LogitsProcessor {

@@ -2,12 +2,17 @@
 // HF GenerationConfig: the arguments of model.generate(), with HF's names and defaults.
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+namespace lmforge::structured {
+class TokenConstraint;
+}
 
 namespace lmforge {
 
@@ -51,13 +56,20 @@ struct GenerationConfig {
 
   std::optional<uint64_t> seed;  // sampling RNG seed
 
+  // Structured output (docs/STRUCTURED.md): a compiled regex / grammar / JSON Schema over the
+  // tokenizer's vocabulary (structured::compile_constraint). Each generated token must keep the
+  // output a prefix of its language; eos is allowed exactly when the output is complete. Shared,
+  // so copies of the config are cheap; null: unconstrained. Needs an eos token.
+  std::shared_ptr<const structured::TokenConstraint> constraint;
+
   // HF output_scores: greedy search and sampling also return GenerationOutput::token_logprobs.
   // Not read from generation_config.json (it changes what generate() returns, not which tokens).
   bool output_scores = false;
 
   // Throws lmforge::Error naming the flag (HF name, e.g. "--top_p") for impossible values:
   // temperature <= 0 with do_sample, top_p outside (0, 1], top_k < 0, num_beams < 1,
-  // num_return_sequences > num_beams (beam search) or < 1, repetition_penalty <= 0, ...
+  // num_return_sequences > num_beams (beam search) or < 1, repetition_penalty <= 0, a constraint
+  // without an eos token, ...
   void validate() const;
 };
 
