@@ -24,6 +24,7 @@
 #include "lmforge/generate/generate.h"
 #include "lmforge/io/prompt_file.h"
 #include "lmforge/model/model.h"
+#include "lmforge/structured/constraint.h"
 #include "lmforge/tasks/fields.h"
 
 namespace lmforge::cli {
@@ -45,6 +46,9 @@ struct Args {
   bool benchmark_mode = false;
   std::optional<int> benchmark_seq_length, benchmark_warmup, benchmark_iters, batch_size;
   std::optional<std::string> benchmark_json;
+  // Structured output (docs/STRUCTURED.md): at most one of them
+  std::optional<std::string> json_schema, regex, grammar;
+  bool json_object = false;
 } args;
 
 constexpr int kBenchmarkWarmup = 1;
@@ -91,6 +95,13 @@ void setup(CLI::App& app) {
                "Benchmark mode: rows per run, the prompts repeated in turn to fill them (default: one row per prompt)");
   add_optional(app, "--benchmark_json", args.benchmark_json,
                "Benchmark mode: also write the results as a JSON object to this file");
+  add_optional(app, "--json_schema", args.json_schema,
+               "Structured output: the text must be JSON valid against the JSON Schema in this file (a subset: "
+               "docs/STRUCTURED.md)");
+  add_optional(app, "--regex", args.regex, "Structured output: the text must match this regular expression as a whole");
+  add_optional(app, "--grammar", args.grammar,
+               "Structured output: the text must match the GBNF grammar (llama.cpp's format, rule root) in this file");
+  app.add_flag("--json_object", args.json_object, "Structured output: the text must be one JSON object");
   app.footer(
       "Defaults, as HF generate() for every model type, each layer overriding the one before: HF's GenerationConfig "
       "(max_length 20, greedy, temperature 1, top_k 50 when sampling; special token ids from config.json), the "
@@ -123,7 +134,11 @@ void setup(CLI::App& app) {
       "Benchmark mode: lmforge generate --model DIR --benchmark_mode --benchmark_seq_length N [--benchmark_warmup 1] "
       "[--benchmark_iters 3] [--batch_size B] [--benchmark_json FILE]; greedy unless --do_sample; the prompt is "
       "-p/--prompt_file/--prompt_ids, else \"" + std::string(kBenchmarkPrompt) +
-      "\" (standard input is not read unless --prompt_file -; a model without a tokenizer starts from bos_token_id).\n");
+      "\" (standard input is not read unless --prompt_file -; a model without a tokenizer starts from bos_token_id).\n"
+      "Structured output (--json_schema FILE, --regex PATTERN, --grammar FILE, --json_object; one at a time): every "
+      "generated token must keep the text a prefix of what the constraint accepts, and eos may end it only once "
+      "it is complete (docs/STRUCTURED.md). Works with greedy search, sampling and beam search; a sequence cut by "
+      "max_new_tokens / max_length can be incomplete.\n");
 }
 
 GenerationConfig build_config(const Model& model) { return args.gen.build(model.config(), args.model); }
@@ -578,8 +593,62 @@ void text_output(std::ostream& os, const std::optional<Tokenizer>& tok, const st
     }
 }
 
+// ---- Structured output ----
+
+struct StructuredFlag {
+  std::string label;  // "--json_schema FILE", "--regex", ...: starts every error
+  structured::ConstraintSpec spec;
+};
+
+std::string read_file_for(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(flag + ": cannot read '" + path + "'");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The one structured-output flag given, if any (an error names both when two are).
+std::optional<StructuredFlag> structured_flag() {
+  std::vector<StructuredFlag> given;
+  if (args.json_schema)
+    given.push_back({"--json_schema " + *args.json_schema,
+                     {structured::ConstraintKind::JsonSchema, read_file_for("--json_schema", *args.json_schema)}});
+  if (args.regex) given.push_back({"--regex", {structured::ConstraintKind::Regex, *args.regex}});
+  if (args.grammar)
+    given.push_back({"--grammar " + *args.grammar,
+                     {structured::ConstraintKind::Grammar, read_file_for("--grammar", *args.grammar)}});
+  if (args.json_object) given.push_back({"--json_object", {structured::ConstraintKind::JsonObject, ""}});
+  if (given.empty()) return std::nullopt;
+  if (given.size() > 1)
+    throw Error(given[0].label.substr(0, given[0].label.find(' ')) + " and " +
+                given[1].label.substr(0, given[1].label.find(' ')) + " cannot be combined: give one structured-output flag");
+  return given[0];
+}
+
+// The flag's grammar, compiled before the model loads so a bad pattern fails at once; the message
+// names the flag (and file) instead of the parser ("grammar: ...").
+structured::Grammar structured_grammar(const StructuredFlag& f) {
+  try {
+    return structured::grammar_of(f.spec);
+  } catch (const Error& e) {
+    std::string msg = e.what();
+    for (const char* own : {"--regex: ", "grammar: ", "json_schema: "})
+      if (msg.rfind(own, 0) == 0) msg = msg.substr(std::string(own).size());
+    throw Error(f.label + ": " + msg);
+  }
+}
+
 int run() {
   check_benchmark_flags();
+  const auto constraint_flag = structured_flag();
+  std::optional<structured::Grammar> grammar;
+  if (constraint_flag) {
+    if (args.benchmark_mode)
+      throw Error(constraint_flag->label.substr(0, constraint_flag->label.find(' ')) +
+                  " cannot be combined with --benchmark_mode (it times a fixed number of tokens)");
+    grammar = structured_grammar(*constraint_flag);
+  }
   if (args.benchmark_mode) return run_benchmark();
   check_fields_flags();
   if (args.show_choices < 0) throw Error("--show_choices must be >= 0");
@@ -596,6 +665,13 @@ int run() {
                 "tokenizer.json) to decode the generated text with");
   GenerationConfig g = build_config(*model);
   g.output_scores = args.json;  // token_logprobs
+  if (grammar) {
+    if (!tok)
+      throw Error(constraint_flag->label + ": the model folder '" + args.model +
+                  "' has no tokenizer (vocab.json + merges.txt or tokenizer.json) to map tokens to text");
+    g.constraint = std::make_shared<const structured::TokenConstraint>(std::move(*grammar), structured::vocabulary_of(*tok));
+    g.validate();
+  }
   if (args.show_choices > 0 && g.num_beams > 1) throw Error("--show_choices works with greedy search or sampling, not --num_beams > 1");
   const auto prompts = collect_prompts(tok, g);
 
