@@ -4,6 +4,7 @@
 #include <string>
 
 #include "lmforge/error.h"
+#include "lmforge/structured/constraint.h"
 #include "lmforge/tokenizer/tokenizer.h"
 #include "serve/api_error.h"
 
@@ -173,7 +174,66 @@ void parse_beams(const json& body, CompletionRequest& r) {
   r.early_stopping = parse_early_stopping(body);
 }
 
+// ---- Structured output ----
+
+struct StructuredField {
+  std::string param;  // the field named in errors
+  structured::ConstraintSpec spec;
+};
+
+std::optional<StructuredField> parse_response_format(const json& body) {
+  const json* f = field(body, "response_format");
+  if (!f) return std::nullopt;
+  const char* p = "response_format";
+  if (!f->is_object() || !f->contains("type") || !(*f)["type"].is_string())
+    throw bad_field(p, "'response_format' must be an object with a string 'type' (text, json_object or json_schema)");
+  const std::string type = (*f)["type"].get<std::string>();
+  if (type == "text") return std::nullopt;
+  if (type == "json_object") return StructuredField{p, {structured::ConstraintKind::JsonObject, ""}};
+  if (type != "json_schema")
+    throw bad_field(p, "'response_format.type' must be text, json_object or json_schema, got " + (*f)["type"].dump());
+  const json* js = field(*f, "json_schema");
+  if (!js || !js->is_object()) throw bad_field(p, "Missing required parameter: 'response_format.json_schema'");
+  if (const json* name = field(*js, "name"); !name || !name->is_string())
+    throw bad_field(p, "'response_format.json_schema.name' must be a string");
+  if (const json* strict = field(*js, "strict"); strict && !strict->is_boolean())
+    throw bad_field(p, "'response_format.json_schema.strict' must be a boolean");
+  const json* schema = field(*js, "schema");
+  if (!schema || !schema->is_object()) throw bad_field(p, "'response_format.json_schema.schema' must be a JSON Schema object");
+  return StructuredField{p, {structured::ConstraintKind::JsonSchema, schema->dump()}};
+}
+
+// The one structured-output field of the request, if any: response_format, regex or grammar.
+std::optional<StructuredField> parse_structured_field(const json& body) {
+  std::vector<StructuredField> given;
+  if (auto rf = parse_response_format(body)) given.push_back(*rf);
+  for (const char* key : {"regex", "grammar"}) {
+    const json* v = field(body, key);
+    if (!v) continue;
+    if (!v->is_string()) throw bad_field(key, std::string("'") + key + "' must be a string");
+    const auto kind = std::string(key) == "regex" ? structured::ConstraintKind::Regex : structured::ConstraintKind::Grammar;
+    given.push_back({key, {kind, v->get<std::string>()}});
+  }
+  if (given.size() > 1)
+    throw bad_field(given[1].param, "'" + given[0].param + "' and '" + given[1].param +
+                                        "' cannot be combined: give one structured-output field");
+  if (given.empty()) return std::nullopt;
+  return given[0];
+}
+
+std::shared_ptr<const structured::TokenConstraint> parse_structured_output(const json& body, const Tokenizer& tok) {
+  const auto f = parse_structured_field(body);
+  if (!f) return nullptr;
+  try {
+    return structured::compile_constraint(f->spec, structured::vocabulary_of(tok));
+  } catch (const Error& e) {
+    throw bad_field(f->param, "Invalid '" + f->param + "': " + e.what());
+  }
+}
+
 }  // namespace
+
+void apply_structured_output(const CompletionRequest& r, GenerationConfig& g) { g.constraint = r.constraint; }
 
 std::string requested_model(const json& body) {
   const json* v = field(body, "model");
@@ -235,6 +295,7 @@ CompletionRequest parse_completion_request(const json& body, const Tokenizer& to
   parse_sampling(body, r);
   parse_beams(body, r);
   if (const json* u = field(body, "user"); u && !u->is_string()) throw bad_field("user", "'user' must be a string");
+  r.constraint = parse_structured_output(body, tok);
 
   if (r.stream && r.best_of > r.n) throw bad_field("best_of", "'best_of' greater than 'n' cannot be streamed");
   if (r.stream && r.beam_search()) throw bad_field("stream", "beam search cannot be streamed");

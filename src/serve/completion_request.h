@@ -3,6 +3,7 @@
 // an ApiError(400) naming the field, before any model work is queued. Unknown fields are ignored, as
 // OpenAI's API does.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +15,9 @@
 
 namespace lmforge {
 class Tokenizer;
+}
+namespace lmforge::structured {
+class TokenConstraint;
 }
 
 namespace lmforge::serve {
@@ -44,6 +48,11 @@ struct CompletionRequest {
   std::optional<float> repetition_penalty, length_penalty;
   std::optional<EarlyStopping> early_stopping;
   bool use_beam_search = false;
+  // Structured output (docs/STRUCTURED.md): response_format {"type": "json_object"} or
+  // {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}, or the extensions "regex"
+  // (a string) and "grammar" (GBNF text), compiled over the model's vocabulary while parsing (a bad
+  // one is a 400). Null: unconstrained.
+  std::shared_ptr<const structured::TokenConstraint> constraint;
 
   bool beam_search() const { return use_beam_search || num_beams.value_or(1) > 1; }
 };
@@ -57,6 +66,9 @@ std::string requested_model(const nlohmann::json& body);
 // bos_token_id); without one it is refused.
 CompletionRequest parse_completion_request(const nlohmann::json& body, const Tokenizer& tokenizer, int vocab,
                                            int max_positions, std::optional<int32_t> start_token);
+
+// Copies the request's structured-output constraint into the generation settings.
+void apply_structured_output(const CompletionRequest& r, GenerationConfig& g);
 
 // {"prompt": ...} of /v1/completions and /tokenize: a string, an array of strings, a token array or an
 // array of token arrays, as token lists. `field` names the key in errors.

@@ -2,6 +2,7 @@
 // validation (400 naming the field), and the streaming hold-back rule.
 #include <gtest/gtest.h>
 
+#include "lmforge/structured/constraint.h"
 #include "lmforge/tokenizer/tokenizer.h"
 #include "serve/api_error.h"
 #include "serve/completion_request.h"
@@ -109,6 +110,72 @@ TEST(GenerationConfigFor, MapsOntoHfSettings) {
   EXPECT_EQ(g.num_return_sequences, 3);
   EXPECT_EQ(g.length_penalty, 0.5f);
   EXPECT_EQ(g.early_stopping, EarlyStopping::Never);
+}
+
+// The message of the ApiError parsing `body` throws.
+std::string refused_message(const json& body) {
+  try {
+    parse(body);
+  } catch (const ApiError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Whether the constraint lets `text` through (token by token) and then allows eos.
+bool accepts(const CompletionRequest& r, const std::string& text) {
+  structured::StateId s = r.constraint->start();
+  for (int32_t id : tokenizer().encode(text)) s = r.constraint->advance(s, id);
+  return r.constraint->mask(s)->accepting;
+}
+
+TEST(CompletionRequest, StructuredOutputFields) {
+  EXPECT_EQ(parse({{"prompt", "a"}}).constraint, nullptr);
+  EXPECT_EQ(parse({{"prompt", "a"}, {"response_format", {{"type", "text"}}}}).constraint, nullptr);
+
+  const auto obj = parse({{"prompt", "a"}, {"response_format", {{"type", "json_object"}}}});
+  ASSERT_NE(obj.constraint, nullptr);
+  EXPECT_TRUE(accepts(obj, R"({"a": [1, "b"]})"));
+  EXPECT_FALSE(accepts(obj, "[1]"));
+
+  const json schema = {{"type", "object"},
+                       {"properties", {{"ok", {{"type", "boolean"}}}}},
+                       {"required", {"ok"}}};
+  const auto js = parse({{"prompt", "a"},
+                         {"response_format", {{"type", "json_schema"},
+                                              {"json_schema", {{"name", "r"}, {"schema", schema}, {"strict", true}}}}}});
+  ASSERT_NE(js.constraint, nullptr);
+  EXPECT_TRUE(accepts(js, R"({"ok": true})"));
+  EXPECT_FALSE(accepts(js, R"({"ok": 1})"));
+
+  const auto re = parse({{"prompt", "a"}, {"regex", "[0-9]{3}"}});
+  EXPECT_TRUE(accepts(re, "123"));
+  EXPECT_FALSE(accepts(re, "12"));
+  const auto gr = parse({{"prompt", "a"}, {"grammar", "root ::= \"yes\" | \"no\""}});
+  EXPECT_TRUE(accepts(gr, "no"));
+  EXPECT_FALSE(accepts(gr, "maybe"));
+
+  GenerationConfig g;
+  apply_structured_output(re, g);
+  EXPECT_EQ(g.constraint, re.constraint);
+}
+
+TEST(CompletionRequest, StructuredOutputErrorsNameTheField) {
+  EXPECT_EQ(refused_param({{"prompt", "a"}, {"response_format", "json"}}), "response_format");
+  EXPECT_EQ(refused_param({{"prompt", "a"}, {"response_format", {{"type", "xml"}}}}), "response_format");
+  EXPECT_EQ(refused_param({{"prompt", "a"}, {"response_format", {{"type", "json_schema"}}}}), "response_format");
+  EXPECT_EQ(refused_param({{"prompt", "a"},
+                           {"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", json::object()}}}}}}),
+            "response_format");  // no name
+  const json bad_schema = {{"type", "json_schema"},
+                           {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"minLength", 2}}}}}};
+  EXPECT_EQ(refused_param({{"prompt", "a"}, {"response_format", bad_schema}}), "response_format");
+  EXPECT_EQ(refused_message({{"prompt", "a"}, {"response_format", bad_schema}}),
+            "Invalid 'response_format': json_schema: unsupported key 'minLength' at #");
+  EXPECT_EQ(refused_param({{"prompt", "a"}, {"regex", "(a"}}), "regex");
+  EXPECT_EQ(refused_param({{"prompt", "a"}, {"regex", 5}}), "regex");
+  EXPECT_EQ(refused_param({{"prompt", "a"}, {"grammar", "root ::= x"}}), "grammar");
+  EXPECT_EQ(refused_param({{"prompt", "a"}, {"regex", "a"}, {"grammar", "root ::= \"a\""}}), "grammar");
 }
 
 TEST(StreamableLength, HoldsBackPossibleStopsAndPartialCharacters) {
