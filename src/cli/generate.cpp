@@ -633,7 +633,7 @@ structured::Grammar structured_grammar(const StructuredFlag& f) {
     return structured::grammar_of(f.spec);
   } catch (const Error& e) {
     std::string msg = e.what();
-    for (const char* own : {"--regex: ", "grammar: ", "json_schema: "})
+    for (const char* own : {"regex: ", "grammar: ", "json_schema: "})
       if (msg.rfind(own, 0) == 0) msg = msg.substr(std::string(own).size());
     throw Error(f.label + ": " + msg);
   }

@@ -22,7 +22,7 @@ const Ranges kSpace = {{'\t', '\r'}, {' ', ' '}};
 
 class RegexParser {
  public:
-  explicit RegexParser(std::string_view pattern) : in_(pattern, "--regex") {}
+  explicit RegexParser(std::string_view pattern) : in_(pattern, "regex") {}
 
   Grammar parse() {
     in_.eat('^');

@@ -69,7 +69,7 @@ TEST(Regex, UnsupportedSyntaxIsOneClearError) {
   EXPECT_NE(test::error_of([] { regex_to_grammar("(ab"); }).find("expected ')'"), std::string::npos);
   EXPECT_NE(test::error_of([] { regex_to_grammar("ab)"); }).find("unbalanced ')'"), std::string::npos);
   EXPECT_NE(test::error_of([] { regex_to_grammar("*a"); }).find("nothing to repeat"), std::string::npos);
-  EXPECT_NE(test::error_of([] { regex_to_grammar("[a-"); }).find("--regex: "), std::string::npos);
+  EXPECT_NE(test::error_of([] { regex_to_grammar("[a-"); }).find("regex: "), std::string::npos);
   EXPECT_NE(test::error_of([] { regex_to_grammar("a{3,1}"); }).find("max < min"), std::string::npos);
 }
 

@@ -23,7 +23,7 @@ struct ConstraintSpec {
   std::string source;  // the pattern, the GBNF text, or the schema's JSON text (unused for JsonObject)
 };
 
-// The spec as a byte-level grammar. Throws lmforge::Error ("--regex: ...", "grammar: ...",
+// The spec as a byte-level grammar. Throws lmforge::Error ("regex: ...", "grammar: ...",
 // "json_schema: ...") for a bad pattern, grammar or schema.
 Grammar grammar_of(const ConstraintSpec& spec);
 
