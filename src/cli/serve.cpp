@@ -26,6 +26,8 @@ struct Args {
   std::string host = "127.0.0.1", api_key, api_key_file, dtype = "auto";
   int port = 8080, threads = 0;
   size_t max_queue = 64, max_body_bytes = 1 << 20;
+  int max_batch = 64, max_step_tokens = 128;
+  int64_t kv_cache_tokens = 0;
   double shutdown_grace = 10;
 } args;
 
@@ -39,6 +41,19 @@ void setup(CLI::App& app) {
   auto* key = app.add_option("--api_key", args.api_key, "Require 'Authorization: Bearer KEY' on every route but /health");
   app.add_option("--api_key_file", args.api_key_file, "Read the API key from this file (first line)")->excludes(key);
   app.add_option("--max_queue", args.max_queue, "Completion requests that may wait for the engine (default 64; 429 past it)");
+  app.add_option("--max_batch", args.max_batch,
+                 "Requests decoded together: continuous batching, new requests join the running batch at the next "
+                 "step (default 64; 1 runs one request at a time)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--kv_cache_tokens", args.kv_cache_tokens,
+                 "KV-cache positions per model, shared by the running requests in blocks of 16; a request takes "
+                 "rows x (prompt + max_tokens) of them while it runs (default: 4 GiB of keys and values, at least one "
+                 "context, at most --max_batch contexts)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--max_step_tokens", args.max_step_tokens,
+                 "Prompt tokens a batched step adds to its decode tokens: longer prompts go in chunks while the "
+                 "running streams keep decoding (default 128)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--max_body_bytes", args.max_body_bytes, "Largest request body (default 1048576; 413 past it)");
   app.add_option("--shutdown_grace", args.shutdown_grace,
                  "Seconds in-flight requests get to finish after SIGTERM (default 10)");
@@ -111,6 +126,9 @@ int run() {
   o.port = args.port;
   o.api_key = args.api_key_file.empty() ? args.api_key : read_key_file(args.api_key_file);
   o.max_queue = args.max_queue;
+  o.max_batch = args.max_batch;
+  o.kv_cache_tokens = args.kv_cache_tokens;
+  o.max_step_tokens = args.max_step_tokens;
   o.max_body_bytes = args.max_body_bytes;
   o.shutdown_grace_seconds = args.shutdown_grace;
   serve::Server server(o);

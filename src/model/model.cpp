@@ -13,6 +13,7 @@
 #include "model/block.h"
 #include "model/kv_cache.h"
 #include "model/large_buffer.h"
+#include "model/ragged_batch.h"
 
 namespace lmforge {
 namespace {
@@ -70,15 +71,7 @@ class DecoderSession : public LanguageModelSession {
 
  private:
   void check_inputs(int n, const int32_t* tokens, const int32_t* positions) const {
-    const ModelConfig& c = m_.config();
-    for (int i = 0; i < rows_ * n; ++i) {
-      if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
-        throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary [0, " +
-                    std::to_string(c.vocab_size) + ")");
-      if (positions[i] < 0 || positions[i] >= c.n_positions)
-        throw Error("position " + std::to_string(positions[i]) + " is beyond the context (n_positions " +
-                    std::to_string(c.n_positions) + ")");
-    }
+    check_forward_inputs(m_.config(), rows_ * n, tokens, positions);
   }
 
   // x_ = token + position embeddings of the M tokens (token index[i] of the batch, or token i).

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "lmforge/error.h"
 #include "lmforge/kernels/kernels.h"
@@ -145,6 +146,17 @@ void head(const Model& m, const std::vector<RaggedSegment>& segs, RaggedScratch&
 }
 
 }  // namespace
+
+void check_forward_inputs(const ModelConfig& c, int count, const int32_t* tokens, const int32_t* positions) {
+  for (int i = 0; i < count; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= c.vocab_size)
+      throw Error("token id " + std::to_string(tokens[i]) + " is outside the vocabulary [0, " +
+                  std::to_string(c.vocab_size) + ")");
+    if (positions[i] < 0 || positions[i] >= c.n_positions)
+      throw Error("position " + std::to_string(positions[i]) + " is beyond the context (n_positions " +
+                  std::to_string(c.n_positions) + ")");
+  }
+}
 
 void ragged_forward(const Model& m, BlockPool& pool, const std::vector<RaggedSegment>& segs, RaggedScratch& s) {
   if (m.adapter()) throw Error("continuous batching does not run LoRA adapters (merge it first: lmforge merge)");

@@ -39,6 +39,10 @@ struct RaggedScratch {
   std::vector<int> first_real;               // per segment: the row's first position with mask 1
 };
 
+// Throws lmforge::Error for a token id outside the vocabulary or a position id past n_positions
+// (`count` entries of each): what every forward checks before running anything.
+void check_forward_inputs(const ModelConfig& c, int count, const int32_t* tokens, const int32_t* positions);
+
 // Runs the segments' new tokens through `m` (which must have no LoRA adapter), appending their
 // keys and values to each row's blocks in `pool` and advancing row->length. Inputs are assumed
 // valid (the caller checks ids, positions and that each row has room: a throw here would fail a

@@ -42,6 +42,7 @@ GenerationConfig generation_config_for(const ServedModel& m, const CompletionReq
   g.frequency_penalty = r.frequency_penalty;
   g.logit_bias = r.logit_bias;
   g.stop_strings = r.stop;
+  apply_structured_output(r, g);  // response_format / regex / grammar
   // Without a seed every request draws fresh randomness, as OpenAI's API does.
   g.seed = r.seed ? *r.seed : std::random_device{}() * 0x100000001ull + std::random_device{}();
   g.output_scores = false;
@@ -143,11 +144,12 @@ struct Scored {
   double mean = 0;
 };
 
-Scored score_row(const ServedModel& m, const Ids& prompt, const Ids& completion, bool echo, int top) {
+Scored score_row(const ServedModel& m, const LanguageModel& lm, const Ids& prompt, const Ids& completion, bool echo,
+                 int top) {
   Ids all = prompt;
   all.insert(all.end(), completion.begin(), completion.end());
-  const int vocab = m.model->vocab_size();
-  const std::vector<float> lp = all.size() > 1 ? position_logprobs(*m.model, all) : std::vector<float>{};
+  const int vocab = lm.vocab_size();
+  const std::vector<float> lp = all.size() > 1 ? position_logprobs(lm, all) : std::vector<float>{};
   Scored s;
   double sum = 0;
   const size_t first = echo ? 0 : prompt.size();
@@ -172,16 +174,16 @@ Scored score_row(const ServedModel& m, const Ids& prompt, const Ids& completion,
 // row feeds (greedy rows feed all n choices of their prompt).
 class Streamer {
  public:
-  Streamer(const ServedModel& m, const CompletionRequest& r, const GenerationConfig& g, int first_index, int rows,
-           const RunHooks& hooks)
-      : m_(m), r_(r), g_(g), first_(first_index), rows_(rows), hooks_(hooks), state_(rows) {}
+  Streamer(const ServedModel& m, const LanguageModel& lm, const CompletionRequest& r, const GenerationConfig& g,
+           int first_index, int rows, const RunHooks& hooks)
+      : m_(m), lm_(lm), r_(r), g_(g), first_(first_index), rows_(rows), hooks_(hooks), state_(rows) {}
 
   void start(const Ids& prompt) {
     if (!r_.stream) return;
     prompt_bytes_ = static_cast<int>(decode(m_, prompt).size());
     if (!r_.echo) return;
     std::optional<Logprobs> lp;
-    if (r_.logprobs) lp = score_row(m_, prompt, {}, true, *r_.logprobs).lp;
+    if (r_.logprobs) lp = score_row(m_, lm_, prompt, {}, true, *r_.logprobs).lp;
     for (int c = 0; c < r_.n; ++c) emit(c, decode(m_, prompt), std::nullopt, lp);
   }
 
@@ -272,6 +274,7 @@ class Streamer {
   }
 
   const ServedModel& m_;
+  const LanguageModel& lm_;
   const CompletionRequest& r_;
   const GenerationConfig& g_;
   int first_, rows_;
@@ -281,8 +284,9 @@ class Streamer {
 };
 
 // The best_of candidates of one prompt, generated (or, with max_tokens 0, just the prompt).
-std::vector<Ids> generate_candidates(const ServedModel& m, const CompletionRequest& r, const GenerationConfig& g,
-                                     const Ids& prompt, Streamer& streamer, const RunHooks& hooks) {
+std::vector<Ids> generate_candidates(const ServedModel& m, const LanguageModel& lm, const CompletionRequest& r,
+                                     const GenerationConfig& g, const Ids& prompt, Streamer& streamer,
+                                     const RunHooks& hooks) {
   if (r.max_tokens == 0) return std::vector<Ids>(g.num_return_sequences);
   GenerationCallbacks cb;
   cb.decode = [&](const Ids& ids) { return m.tokenizer.decode(ids, false, false); };
@@ -293,7 +297,7 @@ std::vector<Ids> generate_candidates(const ServedModel& m, const CompletionReque
     if (hooks.on_step) hooks.on_step();
     streamer.push(tokens);
   };
-  const GenerationOutput out = generate(*m.model, {prompt}, g, cb);
+  const GenerationOutput out = generate(lm, {prompt}, g, cb);
   std::vector<Ids> rows;
   for (const auto& seq : out.sequences) rows.emplace_back(seq.begin() + out.prompt_length, seq.end());
   return rows;
@@ -327,14 +331,14 @@ struct Candidate {
 
 // The prompt's candidates in the order they are returned: OpenAI's best_of keeps the n with the
 // highest mean token log-prob, best first.
-std::vector<Candidate> rank_candidates(const ServedModel& m, const CompletionRequest& r, const GenerationConfig& g,
-                                       const Ids& prompt, const std::vector<Ids>& rows) {
+std::vector<Candidate> rank_candidates(const ServedModel& m, const LanguageModel& lm, const CompletionRequest& r,
+                                       const GenerationConfig& g, const Ids& prompt, const std::vector<Ids>& rows) {
   const bool need_scores = r.logprobs.has_value() || r.best_of > r.n;
   std::vector<Candidate> cands;
   for (size_t row = 0; row < rows.size(); ++row) {
     Candidate c{static_cast<int>(row), finish_row(m, g, r, rows[row]), std::nullopt};
     if (need_scores) {
-      c.s = score_row(m, prompt, c.f.tokens, r.echo, r.logprobs.value_or(0));
+      c.s = score_row(m, lm, prompt, c.f.tokens, r.echo, r.logprobs.value_or(0));
       c.mean = c.s->mean;
     }
     cands.push_back(std::move(c));
@@ -356,15 +360,20 @@ Choice make_choice(const ServedModel& m, const CompletionRequest& r, const Ids& 
 }  // namespace
 
 CompletionResult run_completion(const ServedModel& m, const CompletionRequest& r, const RunHooks& hooks) {
+  return run_completion(m, *m.model, r, hooks);
+}
+
+CompletionResult run_completion(const ServedModel& m, const LanguageModel& lm, const CompletionRequest& r,
+                                const RunHooks& hooks) {
   CompletionResult result;
   const GenerationConfig g = generation_config_for(m, r);
   for (size_t p = 0; p < r.prompts.size(); ++p) {
     const Ids& prompt = r.prompts[p];
     const int first_index = static_cast<int>(p) * r.n;
-    Streamer streamer(m, r, g, first_index, g.num_return_sequences, hooks);
+    Streamer streamer(m, lm, r, g, first_index, g.num_return_sequences, hooks);
     streamer.start(prompt);
-    const std::vector<Ids> rows = generate_candidates(m, r, g, prompt, streamer, hooks);
-    const std::vector<Candidate> cands = rank_candidates(m, r, g, prompt, rows);
+    const std::vector<Ids> rows = generate_candidates(m, lm, r, g, prompt, streamer, hooks);
+    const std::vector<Candidate> cands = rank_candidates(m, lm, r, g, prompt, rows);
     result.prompt_tokens += static_cast<int>(prompt.size());
     for (const Candidate& c : cands) result.completion_tokens += c.f.generated;
     for (int c = 0; c < r.n; ++c)  // greedy: one row serves all n

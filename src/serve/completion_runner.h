@@ -20,6 +20,9 @@ struct RunHooks {
 };
 
 CompletionResult run_completion(const ServedModel& m, const CompletionRequest& r, const RunHooks& hooks);
+// The same with the model steps run by `lm` (the continuous batcher's sessions; m.model's weights).
+CompletionResult run_completion(const ServedModel& m, const LanguageModel& lm, const CompletionRequest& r,
+                                const RunHooks& hooks);
 
 // The GenerationConfig a request runs with: the folder's defaults (m.defaults) with the request's
 // settings over them. OpenAI samples from the whole distribution, so HF's top_k default of 50 is

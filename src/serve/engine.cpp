@@ -1,5 +1,7 @@
 #include "serve/engine.h"
 
+#include <algorithm>
+
 #include "lmforge/error.h"
 #include "serve/completion_runner.h"
 
@@ -10,36 +12,50 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 }  // namespace
 
-FifoEngine::FifoEngine(size_t max_queue, Metrics& metrics)
-    : max_queue_(max_queue), metrics_(metrics), worker_([this] { work(); }) {}
+FifoEngine::FifoEngine(EngineOptions options, Metrics& metrics) : options_(options), metrics_(metrics) {
+  options_.max_batch = std::max(options_.max_batch, 1);
+  for (int w = 0; w < options_.max_batch; ++w) workers_.emplace_back([this] { work(); });
+}
 
 FifoEngine::~FifoEngine() { stop(); }
 
 bool FifoEngine::submit(std::shared_ptr<CompletionJob> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || queue_.size() >= max_queue_) return false;
+    if (stopping_ || queue_.size() >= options_.max_queue) return false;
     queue_.push_back(std::move(job));
   }
   cv_.notify_one();
   return true;
 }
 
-int FifoEngine::queue_length() const {
+EngineStats FifoEngine::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return static_cast<int>(queue_.size());
+  EngineStats s;
+  s.queue_length = static_cast<int>(queue_.size());
+  s.running = static_cast<int>(running_.size());
+  for (const auto& [model, sched] : schedulers_) {
+    s.step_rows += sched->last_step_rows();
+    s.steps += sched->steps();
+    s.step_rows_total += sched->rows_run();
+    s.kv_blocks_used += sched->blocks_in_use();
+    s.kv_blocks_total += sched->blocks_total();
+  }
+  return s;
 }
 
 void FifoEngine::stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ && !worker_.joinable()) return;
     stopping_ = true;
     for (auto& job : queue_) job->cancelled = true;
-    if (running_) running_->cancelled = true;
+    for (auto& job : running_) job->cancelled = true;
   }
   cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  for (std::thread& w : workers_)
+    if (w.joinable()) w.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [model, sched] : schedulers_) sched->stop();
 }
 
 void FifoEngine::work() {
@@ -51,12 +67,24 @@ void FifoEngine::work() {
       if (queue_.empty()) return;  // stopping, nothing left
       job = std::move(queue_.front());
       queue_.pop_front();
-      running_ = job;
+      running_.push_back(job);
     }
     run(*job);
     std::lock_guard<std::mutex> lock(mu_);
-    running_.reset();
+    std::erase(running_, job);
   }
+}
+
+BatchScheduler* FifoEngine::scheduler_for(const ServedModel& m) {
+  if (options_.max_batch == 1) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& sched = schedulers_[&m];
+  if (!sched) {
+    SchedulerOptions o = options_.scheduler;
+    if (o.kv_cache_tokens <= 0) o.kv_cache_tokens = default_kv_tokens(m.model->config(), options_.max_batch);
+    sched = std::make_unique<BatchScheduler>(*m.model, o);
+  }
+  return sched.get();
 }
 
 // Runs one job and always ends it with on_done or on_error: an exception here must not kill the
@@ -79,7 +107,10 @@ void FifoEngine::run(CompletionJob& job) {
     last = Clock::now();
   };
   try {
-    CompletionResult result = run_completion(*job.model, job.request, hooks);
+    BatchScheduler* sched = scheduler_for(*job.model);
+    std::unique_ptr<LanguageModel> batched;
+    if (sched) batched = sched->model_for([&job] { return job.cancelled.load(); }, [] { throw Cancelled{}; });
+    CompletionResult result = run_completion(*job.model, batched ? *batched : *job.model->model, job.request, hooks);
     metrics_.add_tokens(result.prompt_tokens, result.completion_tokens);
     job.on_done(std::move(result));
   } catch (const Cancelled&) {

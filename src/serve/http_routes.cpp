@@ -1,7 +1,10 @@
 // The HTTP side of lmforge serve: routes, auth, errors in OpenAI's shape, and the hand-off of
 // completion jobs to the engine (non-streamed: wait for the result; streamed: relay SSE chunks).
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -79,6 +82,32 @@ std::string route_label(const std::string& path) {
 
 }  // namespace
 
+// Debian's compiled cpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed when
+// the library was built): 64 clients connecting at once overflow it, and the kernel drops their
+// handshakes (seen: requests of a 64-client burst failing). Linux lets listen() be called again on
+// a listening socket to change its backlog; httplib keeps its socket private, so it is found here
+// among the process's descriptors by the port it is bound to.
+static void widen_listen_backlog(int port) {
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = -1;
+    try {
+      fd = std::stoi(entry.path().filename().string());
+    } catch (const std::exception&) {
+      continue;
+    }
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
+    sockaddr_storage addr{};
+    socklen_t alen = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
+    int bound = -1;
+    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    if (addr.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    if (bound == port) ::listen(fd, SOMAXCONN);
+  }
+}
+
 struct Server::Impl {
   ServerOptions options;
   httplib::Server http;
@@ -89,10 +118,15 @@ struct Server::Impl {
   std::thread listener;
 
   explicit Impl(ServerOptions o) : options(std::move(o)) {
-    engine = std::make_unique<FifoEngine>(options.max_queue, metrics);
-    // Each waiting request holds an HTTP thread, so there must be enough of them for the queue to
-    // fill (and 429 to be reachable) while /health and /metrics still answer.
-    const size_t threads = std::min<size_t>(options.max_queue + 8, 256);
+    EngineOptions eo;
+    eo.max_queue = options.max_queue;
+    eo.max_batch = options.max_batch;
+    eo.scheduler.kv_cache_tokens = options.kv_cache_tokens;
+    eo.scheduler.max_step_tokens = options.max_step_tokens;
+    engine = std::make_unique<FifoEngine>(eo, metrics);
+    // Each running or waiting request holds an HTTP thread, so there must be enough of them for the
+    // queue to fill (and 429 to be reachable) while /health and /metrics still answer.
+    const size_t threads = std::min<size_t>(options.max_queue + std::max(options.max_batch, 1) + 8, 512);
     http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     http.set_payload_max_length(options.max_body_bytes);
     // An idle keep-alive connection holds its thread until this timeout, and shutdown waits for those
@@ -132,7 +166,7 @@ struct Server::Impl {
       send_json(res, is_ready ? 200 : 503, {{"status", is_ready ? "ok" : "loading"}});
     });
     http.Get("/metrics", guarded([this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics.render(engine->queue_length()), "text/plain; version=0.0.4");
+      res.set_content(metrics.render(engine->stats()), "text/plain; version=0.0.4");
     }));
     http.Get("/v1/models", guarded([this](const httplib::Request&, httplib::Response& res) { list_models(res); }));
     http.Get(R"(/v1/models/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
@@ -267,6 +301,7 @@ int Server::start() {
   if (port == 0) port = s.http.bind_to_any_port(s.options.host);
   else if (!s.http.bind_to_port(s.options.host, port)) port = -1;
   if (port < 0) throw Error("serve: cannot listen on " + s.options.host + ":" + std::to_string(s.options.port));
+  widen_listen_backlog(port);
   s.listener = std::thread([&s] { s.http.listen_after_bind(); });
   // httplib's stop() does nothing until the listener thread marks itself running: wait for that, so a
   // shutdown right after start() (a model that fails to load) is not lost.

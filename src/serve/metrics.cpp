@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "serve/engine.h"
+
 namespace lmforge::serve {
 
 void Histogram::observe(double v) {
@@ -37,7 +39,7 @@ void Metrics::count_request(const std::string& route, int status) {
   ++requests_[{route, status}];
 }
 
-std::string Metrics::render(int queue_length) const {
+std::string Metrics::render(const EngineStats& engine) const {
   std::string out =
       "# HELP lmforge_requests_total HTTP requests answered, by route and status.\n"
       "# TYPE lmforge_requests_total counter\n";
@@ -47,18 +49,23 @@ std::string Metrics::render(int queue_length) const {
       out += "lmforge_requests_total{route=\"" + key.first + "\",status=\"" + std::to_string(key.second) + "\"} " +
              std::to_string(n) + "\n";
   }
-  out += "# HELP lmforge_prompt_tokens_total Prompt tokens of completed requests.\n"
-         "# TYPE lmforge_prompt_tokens_total counter\n"
-         "lmforge_prompt_tokens_total " + std::to_string(prompt_tokens_.load()) + "\n"
-         "# HELP lmforge_completion_tokens_total Tokens generated.\n"
-         "# TYPE lmforge_completion_tokens_total counter\n"
-         "lmforge_completion_tokens_total " + std::to_string(completion_tokens_.load()) + "\n"
-         "# HELP lmforge_cancelled_requests_total Completions stopped early: client gone or server shutting down.\n"
-         "# TYPE lmforge_cancelled_requests_total counter\n"
-         "lmforge_cancelled_requests_total " + std::to_string(cancelled_.load()) + "\n"
-         "# HELP lmforge_queue_length Completion requests waiting for the engine.\n"
-         "# TYPE lmforge_queue_length gauge\n"
-         "lmforge_queue_length " + std::to_string(queue_length) + "\n";
+  // One unlabelled sample with its HELP and TYPE lines.
+  auto sample = [&out](const char* name, const char* type, const char* help, uint64_t value) {
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+           std::to_string(value) + "\n";
+  };
+  sample("lmforge_prompt_tokens_total", "counter", "Prompt tokens of completed requests.", prompt_tokens_.load());
+  sample("lmforge_completion_tokens_total", "counter", "Tokens generated.", completion_tokens_.load());
+  sample("lmforge_cancelled_requests_total", "counter",
+         "Completions stopped early: client gone or server shutting down.", cancelled_.load());
+  sample("lmforge_queue_length", "gauge", "Completion requests waiting for the engine.", engine.queue_length);
+  sample("lmforge_running_requests", "gauge", "Completion requests being decoded.", engine.running);
+  sample("lmforge_batch_rows", "gauge", "Sequences in the last batched model step (batch occupancy).", engine.step_rows);
+  sample("lmforge_batch_steps_total", "counter", "Batched model steps run.", engine.steps);
+  sample("lmforge_batch_rows_total", "counter",
+         "Sequences summed over the batched steps (divided by the steps: mean occupancy).", engine.step_rows_total);
+  sample("lmforge_kv_cache_blocks_used", "gauge", "KV-cache blocks held by running requests.", engine.kv_blocks_used);
+  sample("lmforge_kv_cache_blocks", "gauge", "KV-cache blocks in all (16 positions each).", engine.kv_blocks_total);
   ttft_.render(out, "lmforge_time_to_first_token_seconds", "Time from a request's arrival to its first generated token.");
   tpot_.render(out, "lmforge_time_per_output_token_seconds", "Time between consecutive generated tokens.");
   return out;

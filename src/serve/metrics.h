@@ -11,6 +11,8 @@
 
 namespace lmforge::serve {
 
+struct EngineStats;  // engine.h
+
 // A Prometheus histogram with fixed upper bounds (seconds).
 class Histogram {
  public:
@@ -37,8 +39,8 @@ class Metrics {
   void count_cancelled() { ++cancelled_; }
   Histogram& time_to_first_token() { return ttft_; }
   Histogram& time_per_token() { return tpot_; }
-  // Prometheus text; `queue_length` is read at render time from the engine.
-  std::string render(int queue_length) const;
+  // Prometheus text; the engine's gauges are read at render time.
+  std::string render(const EngineStats& engine) const;
 
  private:
   mutable std::mutex mu_;

@@ -59,6 +59,17 @@ class ServeProcess {
     if (!key.empty()) c->set_bearer_token_auth(key.c_str());
     return c;
   }
+  // A sample's value in GET /metrics (name without labels), or -1 when it is not there.
+  double metric(const std::string& name, const std::string& key = "") const {
+    auto r = client(key)->Get("/metrics");
+    if (!r) return -1;
+    const size_t at = r->body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stod(r->body.substr(at + name.size() + 2));
+  }
+  // POST `body` as JSON to `path`.
+  httplib::Result post(const std::string& path, const nlohmann::json& body, const std::string& key = "") const {
+    return client(key)->Post(path.c_str(), body.dump(), "application/json");
+  }
   // SIGTERM, then the exit status (-1 when it did not exit normally).
   int terminate() {
     kill(pid_, SIGTERM);

@@ -436,7 +436,7 @@ TEST_F(Serve, ConcurrentClientsAllGetAnswers) {
 }
 
 TEST(ServeQueue, FullQueueAnswers429) {
-  ServeProcess s({"--model", kModel, "--max_queue", "1"});
+  ServeProcess s({"--model", kModel, "--max_queue", "1", "--max_batch", "1"});
   std::atomic<int> ok{0}, full{0};
   std::vector<std::thread> clients;
   for (int i = 0; i < 6; ++i)

@@ -3,6 +3,7 @@
 // listener, the models and the engine that runs requests; the CLI front-end (src/cli/serve.cpp)
 // loads the models and handles signals.
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -14,7 +15,11 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                      // 0: any free port (bind() returns it)
   std::string api_key;                  // empty: no authentication
-  size_t max_queue = 64;                // completion requests waiting beyond the running one (429 past it)
+  size_t max_queue = 64;                // completion requests waiting beyond the running ones (429 past it)
+  // Requests decoded together (continuous batching); 1 runs one request at a time.
+  int max_batch = 64;
+  int64_t kv_cache_tokens = 0;          // KV-cache positions per model, all requests together; 0: default
+  int max_step_tokens = 128;            // prompt tokens a batched step may add to its decode tokens
   size_t max_body_bytes = 1 << 20;      // 413 past it
   double shutdown_grace_seconds = 10;   // shutdown(): how long in-flight requests may take to finish
 };
