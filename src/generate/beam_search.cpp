@@ -164,14 +164,23 @@ namespace {
 
 // Candidates of prompt b: the `keep` best (or, beam sampling, `keep` drawn) entries of the prompt's
 // num_beams x vocab scores, best first.
+// `constrained` (structured output): a constraint may leave fewer than `keep` tokens possible (one
+// allowed token per beam is common), which is no user error: the draw is topped up with the best
+// impossible entries (score -inf), as beam search without sampling takes them from top-k.
 std::vector<BeamCandidate> select_candidates(const float* scores, int num_beams, int vocab, int keep, bool do_sample,
-                                             Sampler& sampler) {
+                                             bool constrained, Sampler& sampler) {
   const int n = num_beams * vocab;
   std::vector<int> picked;
   if (do_sample) {
     std::vector<float> probs(scores, scores + n);
     softmax_inplace(probs.data(), n);
     picked = sampler.sample_without_replacement(probs.data(), n, keep);
+    if (static_cast<int>(picked.size()) < keep && constrained) {
+      for (int i : top_k_indices(scores, n, n < 4 * keep ? n : 4 * keep)) {
+        if (static_cast<int>(picked.size()) == keep) break;
+        if (std::find(picked.begin(), picked.end(), i) == picked.end()) picked.push_back(i);
+      }
+    }
     if (static_cast<int>(picked.size()) < keep)
       throw Error("beam sampling: fewer than " + std::to_string(keep) +
                   " tokens have a non-zero probability; raise --top_k / --top_p or lower --num_beams");
@@ -225,7 +234,7 @@ GenerationOutput run_beam_search(const LanguageModel& lm, const GenerationPlan& 
     }
     for (int b = 0; b < batch; ++b)
       candidates[b] = select_candidates(scores.data() + static_cast<size_t>(b) * num_beams * vocab, num_beams, vocab,
-                                        keep, cfg.do_sample, sampler);
+                                        keep, cfg.do_sample, cfg.constraint != nullptr, sampler);
     BeamStep next = scorer.process(dec.all_ids(), candidates, plan.pad, plan.eos(), plan.prompt_length);
     dec.reorder_and_append(next.source, next.tokens);
     beam_scores = std::move(next.scores);

@@ -75,6 +75,12 @@ TEST(StructuredOutput, GreedySamplingAndBeamsStayInTheLanguage) {
     beams.num_beams = 4;
     beams.num_return_sequences = 3;
     expect_all_match(generate(lm, {{2, 4}, {0}}, beams), pattern);
+
+    // Beam sampling: a constraint often leaves fewer possible tokens than the draw needs.
+    GenerationConfig beam_sample = beams;
+    beam_sample.do_sample = true;
+    beam_sample.seed = 11;
+    expect_all_match(generate(lm, {{2, 4}}, beam_sample), pattern);
   }
 }
 
