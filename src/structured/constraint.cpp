@@ -24,7 +24,7 @@ Grammar grammar_of(const ConstraintSpec& spec) {
       } catch (const nlohmann::ordered_json::parse_error& e) {
         throw Error(std::string("json_schema: not valid JSON: ") + e.what());
       }
-      return parse_gbnf(json_schema_to_gbnf(schema));
+      return json_schema_to_grammar(schema);
     }
   }
   throw Error("structured output: unknown constraint kind");

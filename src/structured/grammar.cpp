@@ -86,6 +86,25 @@ Sequence Grammar::repeat(const Sequence& item, int min, int max, const std::stri
   return out;
 }
 
+uint32_t Grammar::embed(const Grammar& other, const std::string& prefix) {
+  const auto base = static_cast<uint32_t>(rules.size());
+  std::vector<uint32_t> set_index(other.byte_sets.size());
+  for (size_t i = 0; i < other.byte_sets.size(); ++i) set_index[i] = byte_set(other.byte_sets[i]);
+  for (const Rule& r : other.rules) {
+    Rule copy{prefix + r.name, r.alternatives};
+    for (auto& alt : copy.alternatives)
+      for (Element& e : alt) e.index = e.kind == Element::Kind::Bytes ? set_index[e.index] : base + e.index;
+    rules.push_back(std::move(copy));
+  }
+  return base + other.root;
+}
+
+uint32_t Grammar::rule_named(const std::string& name) const {
+  for (size_t r = 0; r < rules.size(); ++r)
+    if (rules[r].name == name) return static_cast<uint32_t>(r);
+  throw Error("grammar: no rule '" + name + "'");
+}
+
 namespace {
 
 // Rules that can match the empty string (fixed point).

@@ -8,6 +8,8 @@
 #include <string>
 
 #include "lmforge/error.h"
+#include "lmforge/structured/gbnf.h"
+#include "lmforge/structured/regex.h"
 
 namespace lmforge::structured {
 
@@ -50,9 +52,15 @@ std::string gbnf_literal(const std::string& text) {
 std::string json_literal(const nlohmann::ordered_json& v) { return gbnf_literal(v.dump()) + " ws"; }
 
 const std::set<std::string> kIgnoredKeys = {"title", "description", "default", "examples", "$schema", "$id", "$comment"};
-const std::set<std::string> kSupportedKeys = {"type",     "properties", "required", "additionalProperties",
-                                              "items",    "minItems",   "maxItems", "enum",
-                                              "const",    "anyOf"};
+const std::set<std::string> kSupportedKeys = {"type",      "properties", "required", "additionalProperties",
+                                              "items",     "minItems",   "maxItems", "enum",
+                                              "const",     "anyOf",      "pattern",  "minLength",
+                                              "maxLength"};
+
+// A string `pattern`, embedded after the GBNF text is parsed: `rule` is its placeholder.
+struct Pattern {
+  std::string rule, regex, where;
+};
 
 class SchemaConverter {
  public:
@@ -111,10 +119,31 @@ class SchemaConverter {
     const std::string t = type.get<std::string>();
     if (t == "object") return object(s, where, hint);
     if (t == "array") return array(s, where, hint);
-    if (t == "string" || t == "number" || t == "integer" || t == "boolean" || t == "null") return t;
+    if (t == "string") return string(s, where, hint);
+    if (t == "number" || t == "integer" || t == "boolean" || t == "null") return t;
     fail("unsupported type '" + t + "'", where + "/type");
   }
 
+  std::string string(const nlohmann::ordered_json& s, const std::string& where, const std::string& hint) {
+    if (s.contains("pattern")) {
+      if (!s["pattern"].is_string()) fail("'pattern' must be a string", where);
+      if (s.contains("minLength") || s.contains("maxLength"))
+        fail("unsupported key 'minLength'/'maxLength' together with 'pattern' (put the length in the pattern)", where);
+      const std::string rule = add(hint + "-pattern", "\"\\\"\"");  // replaced by the regex later
+      patterns_.push_back({rule, s["pattern"].get<std::string>(), where + "/pattern"});
+      return rule;
+    }
+    if (!s.contains("minLength") && !s.contains("maxLength")) return "string";
+    const int min = count(s, "minLength", 0, where);
+    const int max = count(s, "maxLength", -1, where);
+    if (max >= 0 && max < min) fail("'maxLength' is smaller than 'minLength'", where);
+    return add(hint, "\"\\\"\" char" + bounds(min, max) + " \"\\\"\" ws");
+  }
+
+ public:
+  const std::vector<Pattern>& patterns() const { return patterns_; }
+
+ private:
   std::string enum_rule(const nlohmann::ordered_json& values, const std::string& where, const std::string& hint) {
     if (!values.is_array() || values.empty()) fail("'enum' must be a non-empty list", where);
     std::string body;
@@ -211,12 +240,44 @@ class SchemaConverter {
   }
 
   std::map<std::string, std::string> rules_;
+  std::vector<Pattern> patterns_;
 };
+
+// The regex of a `pattern` as the characters of a JSON string: bytes JSON would have to escape are
+// taken out of every byte set, so the raw match is also the JSON text.
+Grammar pattern_grammar(const Pattern& p) {
+  Grammar re;
+  try {
+    re = regex_to_grammar(p.regex);
+  } catch (const Error& e) {
+    throw Error("json_schema: 'pattern' at " + p.where + ": " + e.what());
+  }
+  for (ByteSet& set : re.byte_sets) {
+    set.reset('"');
+    set.reset('\\');
+    set.reset(0x7F);
+    for (int c = 0; c < 0x20; ++c) set.reset(c);
+  }
+  return re;
+}
 
 }  // namespace
 
 std::string json_object_gbnf() { return std::string("root ::= object\n") + kJsonPrimitives; }
 
-std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema) { return SchemaConverter().convert(schema); }
+Grammar json_schema_to_grammar(const nlohmann::ordered_json& schema) {
+  SchemaConverter converter;
+  Grammar g = parse_gbnf(converter.convert(schema));
+  const Sequence quote = g.literal("\"");
+  for (const Pattern& p : converter.patterns()) {
+    const uint32_t root = g.embed(pattern_grammar(p), p.rule + "-");
+    Sequence seq = quote;
+    seq.push_back({Element::Kind::Rule, root});
+    seq.insert(seq.end(), quote.begin(), quote.end());
+    seq.push_back({Element::Kind::Rule, g.rule_named("ws")});
+    g.rules[g.rule_named(p.rule)].alternatives = {seq};
+  }
+  return g;
+}
 
 }  // namespace lmforge::structured

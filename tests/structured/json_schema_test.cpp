@@ -12,7 +12,7 @@
 namespace lmforge::structured {
 namespace {
 
-Matcher schema_matcher(const char* schema) { return Matcher(parse_gbnf(json_schema_to_gbnf(nlohmann::ordered_json::parse(schema)))); }
+Matcher schema_matcher(const char* schema) { return Matcher(json_schema_to_grammar(nlohmann::ordered_json::parse(schema))); }
 
 TEST(JsonObject, AnyObjectWithLimitedWhitespace) {
   Matcher m(parse_gbnf(json_object_gbnf()));
@@ -65,9 +65,25 @@ TEST(JsonSchema, EnumConstAnyOfAndArrayBounds) {
   EXPECT_FALSE(m.matches(R"({"color": "red", "v": "x", "id": 7, "xs": [1, 2, 3]})"));
 }
 
+TEST(JsonSchema, StringLengthsAndPatterns) {
+  Matcher m = schema_matcher(R"({"type": "object", "properties": {
+      "code": {"type": "string", "pattern": "^[A-Z]{2}-\\d{3}$"},
+      "note": {"type": "string", "minLength": 2, "maxLength": 4},
+      "free": {"type": "string", "pattern": ".*"}}, "required": ["code", "note", "free"]})");
+  EXPECT_TRUE(m.matches(R"({"code": "AB-123", "note": "hey", "free": "x y"})"));
+  EXPECT_TRUE(m.matches(R"({"code": "ZZ-000", "note": "a\"b", "free": ""})"));  // an escape is one character
+  EXPECT_FALSE(m.matches(R"({"code": "AB-12", "note": "hey", "free": ""})"));
+  EXPECT_FALSE(m.matches(R"({"code": "ab-123", "note": "hey", "free": ""})"));
+  EXPECT_FALSE(m.matches(R"({"code": "AB-123", "note": "h", "free": ""})"));
+  EXPECT_FALSE(m.matches(R"({"code": "AB-123", "note": "hello", "free": ""})"));
+  // Through a pattern, characters JSON escapes are never produced: the raw match is the JSON text.
+  EXPECT_FALSE(m.matches(R"({"code": "AB-123", "note": "hey", "free": "a\"b"})"));
+  EXPECT_FALSE(m.matches(R"({"code": "AB-123", "note": "hey", "free": "a"b"})"));
+}
+
 TEST(JsonSchema, UnsupportedKeysAreNamed) {
   auto err = [](const char* schema) {
-    return test::error_of([&] { json_schema_to_gbnf(nlohmann::ordered_json::parse(schema)); });
+    return test::error_of([&] { json_schema_to_grammar(nlohmann::ordered_json::parse(schema)); });
   };
   EXPECT_EQ(err(R"({"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}})"),
             "json_schema: unsupported key 'minimum' at #/properties/age");
@@ -75,6 +91,8 @@ TEST(JsonSchema, UnsupportedKeysAreNamed) {
   EXPECT_NE(err(R"({"type": "date"})").find("unsupported type 'date'"), std::string::npos);
   EXPECT_NE(err(R"({"properties": {"a": {}}, "required": ["b"]})").find("'required' names \"b\""), std::string::npos);
   EXPECT_NE(err(R"({"type": "array", "minItems": 3, "maxItems": 1})").find("maxItems"), std::string::npos);
+  EXPECT_EQ(err(R"({"properties": {"a": {"type": "string", "pattern": "(x"}}})"),
+            "json_schema: 'pattern' at #/properties/a/pattern: regex: expected ')' to close the group at line 1, column 3");
 }
 
 }  // namespace

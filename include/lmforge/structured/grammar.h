@@ -57,6 +57,12 @@ class Grammar {
   // A rule whose alternatives are `alts`: a group "( a | b )" used as one element.
   Element group(std::vector<Sequence> alts, const std::string& name);
 
+  // Copies `other`'s rules (names prefixed) and byte sets into this grammar; returns the id its
+  // root rule has here. (A JSON Schema string `pattern` is a regex grammar embedded this way.)
+  uint32_t embed(const Grammar& other, const std::string& prefix);
+  // The id of the rule called `name`; throws lmforge::Error when there is none.
+  uint32_t rule_named(const std::string& name) const;
+
   // Throws lmforge::Error naming the rule when a rule is referenced but never defined (no
   // alternatives), or when a rule can reach itself without consuming a byte (left recursion).
   void check() const;

@@ -4,7 +4,9 @@
 //
 // Supported schema keys: type (object, array, string, number, integer, boolean, null, or a list of
 // them), properties, required, additionalProperties (false or absent: an object with properties
-// has exactly those keys), items, minItems, maxItems, enum, const, anyOf, and the annotations
+// has exactly those keys), items, minItems, maxItems, minLength, maxLength, pattern (a regex for
+// the string's characters, regex.h's subset; characters JSON would have to escape, `"` `\` and
+// controls, are never produced through it), enum, const, anyOf, and the annotations
 // title, description, default, examples, $schema, $id, $comment (ignored). Any other key is an
 // error naming it and where it is (e.g. "json_schema: unsupported key 'minimum' at
 // #/properties/age"). Objects: the required properties come first, in the order `properties`
@@ -17,11 +19,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "lmforge/structured/grammar.h"
+
 namespace lmforge::structured {
 
 std::string json_object_gbnf();
 // Throws lmforge::Error "json_schema: ..." naming the key and its location. An ordered_json keeps
 // the order of `properties` as written, which sets the order of the output's members.
-std::string json_schema_to_gbnf(const nlohmann::ordered_json& schema);
+Grammar json_schema_to_grammar(const nlohmann::ordered_json& schema);
 
 }  // namespace lmforge::structured
