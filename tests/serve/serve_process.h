@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <stdexcept>
@@ -16,9 +17,19 @@
 
 namespace lmforge::test {
 
+// The lmforge binary the tests built (bench/bench_serve.cpp, which shares this class, passes its own).
+inline std::string default_lmforge_binary() {
+#ifdef LMFORGE_CLI
+  return LMFORGE_CLI;
+#else
+  return "lmforge";
+#endif
+}
+
 class ServeProcess {
  public:
-  explicit ServeProcess(const std::vector<std::string>& args) {
+  // `args` after `serve --port 0`; one compute thread unless they say --threads.
+  explicit ServeProcess(const std::vector<std::string>& args, const std::string& binary = default_lmforge_binary()) {
     int fds[2];
     if (pipe(fds) != 0) throw std::runtime_error("pipe");
     pid_ = fork();
@@ -26,7 +37,8 @@ class ServeProcess {
       dup2(fds[1], 1);
       close(fds[0]);
       close(fds[1]);
-      std::vector<std::string> all{LMFORGE_CLI, "serve", "--port", "0", "--threads", "1"};
+      std::vector<std::string> all{binary, "serve", "--port", "0"};
+      if (std::find(args.begin(), args.end(), "--threads") == args.end()) all.insert(all.end(), {"--threads", "1"});
       all.insert(all.end(), args.begin(), args.end());
       std::vector<char*> argv;
       for (auto& a : all) argv.push_back(a.data());
@@ -52,6 +64,7 @@ class ServeProcess {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& line() const { return line_; }
   std::unique_ptr<httplib::Client> client(const std::string& key = "") const {
     auto c = std::make_unique<httplib::Client>("127.0.0.1", port_);

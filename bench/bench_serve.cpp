@@ -1,0 +1,133 @@
+// Load benchmark of lmforge serve: `--clients` concurrent streaming clients for `--seconds` against
+// the real binary on a 124M-shaped model with random weights (written once through
+// write_random_checkpoint, GPT-2's tokenizer copied in), twice: with continuous batching
+// (--max_batch 64) and one request at a time (--max_batch 1), each its own server process.
+// Reports per mode: requests completed and failed, completion tokens/s, time to first token p50 /
+// p99 (requests started after the warm-up), the server's VmRSS at the end of the warm-up and its
+// largest after it (flat = no growth under steady load); then the throughput ratio. Loopback only.
+//
+//   bench_serve [--dir DIR] [--lmforge PATH] [--clients 64] [--seconds 60] [--warmup 10]
+//               [--max_tokens 64] [--threads N] [--modes batched,single]
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../tests/serve/serve_process.h"
+#include "bench_util.h"
+#include "lmforge/error.h"
+#include "lmforge/kernels/kernels.h"
+#include "lmforge/model/random_checkpoint.h"
+#include "serve_load.h"
+
+namespace fs = std::filesystem;
+using namespace lmforge;
+
+namespace {
+
+struct Options {
+  std::string dir, lmforge;
+  int clients = 64, max_tokens = 64, threads = 0;
+  double seconds = 60, warmup = 10;
+  std::vector<std::string> modes = {"batched", "single"};
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
+  return out;
+}
+
+// Prompts of 8 to 40 tokens' worth of words, so prefill chunks mix with decode steps.
+std::vector<std::string> prompts() {
+  const char* words[] = {"the", "market", "rose", "after", "a", "long", "week", "of", "talks", "in", "Paris"};
+  std::vector<std::string> out;
+  for (int i = 0; i < 16; ++i) {
+    std::string p = "Headline " + std::to_string(i) + ":";
+    for (int w = 0; w < 8 + 2 * i; ++w) p += std::string(" ") + words[(i + w) % 11];
+    out.push_back(p);
+  }
+  return out;
+}
+
+bench::LoadReport run_mode(const Options& o, const std::string& mode) {
+  std::vector<std::string> args = {"--model", o.dir, "--max_queue", "256", "--max_batch",
+                                   mode == "batched" ? "64" : "1"};
+  if (o.threads > 0) args.insert(args.end(), {"--threads", std::to_string(o.threads)});
+  test::ServeProcess server(args, o.lmforge);
+  bench::LoadOptions lo;
+  lo.port = server.port();
+  lo.server_pid = server.pid();
+  lo.clients = o.clients;
+  lo.seconds = o.seconds;
+  lo.warmup = o.warmup;
+  lo.max_tokens = o.max_tokens;
+  lo.prompts = prompts();
+  bench::LoadReport r = bench::run_load(lo);
+  if (server.terminate() != 0) std::fprintf(stderr, "bench_serve: %s: the server did not exit 0 on SIGTERM\n", mode.c_str());
+  return r;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  try {
+    for (bench::FlagReader f(argc, argv); f.next();) {
+      if (f.is("--dir")) o.dir = f.value();
+      else if (f.is("--lmforge")) o.lmforge = f.value();
+      else if (f.is("--clients")) o.clients = f.integer();
+      else if (f.is("--seconds")) o.seconds = std::stod(f.value());
+      else if (f.is("--warmup")) o.warmup = std::stod(f.value());
+      else if (f.is("--max_tokens")) o.max_tokens = f.integer();
+      else if (f.is("--threads")) o.threads = f.integer();
+      else if (f.is("--modes")) o.modes = split(f.value());
+      else throw Error("unknown flag " + f.flag());
+    }
+    if (o.clients < 1 || o.max_tokens < 1 || o.seconds <= o.warmup)
+      throw Error("--clients and --max_tokens must be positive and --seconds larger than --warmup");
+    for (const std::string& m : o.modes)
+      if (m != "batched" && m != "single") throw Error("--modes: batched and/or single, not '" + m + "'");
+    if (o.lmforge.empty()) o.lmforge = (fs::read_symlink("/proc/self/exe").parent_path() / "lmforge").string();
+    if (!fs::exists(o.lmforge)) throw Error("--lmforge: no lmforge binary at " + o.lmforge);
+    if (o.dir.empty()) {
+      o.dir = "/tmp/lmforge-bench-serve-gpt2";
+      if (!fs::exists(fs::path(o.dir) / "config.json")) {
+        RandomCheckpointOptions ro;
+        ro.tokenizer = fs::path(__FILE__).parent_path() / "../tests/data/tokenizer";
+        write_random_checkpoint(o.dir, random_checkpoint_config("gpt2"), ro);
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_serve: %s\n", e.what());
+    return 2;
+  }
+  std::printf("bench_serve: %s, %d streaming clients for %.0f s (warm-up %.0f s), max_tokens %d, temperature 0.8, "
+              "server threads %s, kernels %s, load average %s\n\n",
+              o.dir.c_str(), o.clients, o.seconds, o.warmup, o.max_tokens,
+              o.threads > 0 ? std::to_string(o.threads).c_str() : "all", kernels::using_avx2() ? "avx2" : "portable",
+              bench::load_average().c_str());
+  std::printf("| mode | completed | failed | abandoned at the end | tokens/s | TTFT p50 s | TTFT p99 s | "
+              "VmRSS after warm-up MB | largest after MB |\n|---|---|---|---|---|---|---|---|---|\n");
+  std::fflush(stdout);
+  double batched = 0, single = 0;
+  int failed = 0;
+  for (const std::string& mode : o.modes) {
+    try {
+      const bench::LoadReport r = run_mode(o, mode);
+      std::printf("| %s | %d | %d | %d | %.1f | %.3f | %.3f | %.1f | %.1f |\n", mode.c_str(), r.ok, r.failed, r.abandoned,
+                  r.tokens_per_second(), r.ttft_quantile(0.5), r.ttft_quantile(0.99),
+                  r.rss_after_warmup_kb(o.warmup) / 1024.0, r.rss_max_after_kb(o.warmup) / 1024.0);
+      if (!r.first_failure.empty()) std::printf("  first failure: %s\n", r.first_failure.c_str());
+      std::fflush(stdout);
+      (mode == "batched" ? batched : single) = r.tokens_per_second();
+      failed += r.failed;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_serve: %s: %s\n", mode.c_str(), e.what());
+      return 1;
+    }
+  }
+  if (batched > 0 && single > 0) std::printf("\ncontinuous batching / one at a time: %.2fx tokens/s\n", batched / single);
+  return failed == 0 ? 0 : 1;
+}
