@@ -57,14 +57,6 @@ double peak_rss_gb() {
   return u.ru_maxrss / 1024.0 / 1024.0;
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> v;
-  std::stringstream in(s);
-  for (std::string x; std::getline(in, x, ',');)
-    if (!x.empty()) v.push_back(x);
-  return v;
-}
-
 // GFLOP/s of sgemm on an [M, K] × [K, N] product, best of three.
 double sgemm_gflops(int M, int N, int K) {
   std::vector<float> a(static_cast<size_t>(M) * K, 0.01f), b(static_cast<size_t>(K) * N, 0.02f),
@@ -144,8 +136,8 @@ int main(int argc, char** argv) {
   try {
     for (bench::FlagReader f(argc, argv); f.next();) {
       if (f.is("--dir")) o.dir = f.value();
-      else if (f.is("--base_dtype")) o.types = split(f.value());
-      else if (f.is("--targets")) o.targets = split(f.value());
+      else if (f.is("--base_dtype")) o.types = bench::split(f.value());
+      else if (f.is("--targets")) o.targets = bench::split(f.value());
       else if (f.is("--r")) o.r = f.integer();
       else if (f.is("--batch")) o.batch = f.integer();
       else if (f.is("--seq")) o.seq = f.integer();

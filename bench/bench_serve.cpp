@@ -32,13 +32,6 @@ struct Options {
   std::vector<std::string> modes = {"batched", "single"};
 };
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, ',');) out.push_back(item);
-  return out;
-}
-
 // Prompts of 8 to 40 tokens' worth of words, so prefill chunks mix with decode steps.
 std::vector<std::string> prompts() {
   const char* words[] = {"the", "market", "rose", "after", "a", "long", "week", "of", "talks", "in", "Paris"};
@@ -82,7 +75,7 @@ int main(int argc, char** argv) {
       else if (f.is("--warmup")) o.warmup = std::stod(f.value());
       else if (f.is("--max_tokens")) o.max_tokens = f.integer();
       else if (f.is("--threads")) o.threads = f.integer();
-      else if (f.is("--modes")) o.modes = split(f.value());
+      else if (f.is("--modes")) o.modes = bench::split(f.value());
       else throw Error("unknown flag " + f.flag());
     }
     if (o.clients < 1 || o.max_tokens < 1 || o.seconds <= o.warmup)

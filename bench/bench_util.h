@@ -1,7 +1,9 @@
 #pragma once
 // Small helpers for the benchmarks in bench/ (header-only: every bench/*.cpp is its own program).
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "lmforge/error.h"
 
@@ -13,6 +15,15 @@ inline std::string load_average() {
   std::string a, b, c;
   f >> a >> b >> c;
   return a + " " + b + " " + c;
+}
+
+// "a,b,,c" -> {"a", "b", "c"}: a flag's comma-separated list.
+inline std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> v;
+  std::stringstream in(s);
+  for (std::string x; std::getline(in, x, ',');)
+    if (!x.empty()) v.push_back(x);
+  return v;
 }
 
 // Reads `--flag value` and bare `--flag` arguments in order:
