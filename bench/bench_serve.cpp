@@ -8,6 +8,8 @@
 //
 //   bench_serve [--dir DIR] [--lmforge PATH] [--clients 64] [--seconds 60] [--warmup 10]
 //               [--max_tokens 64] [--threads N] [--modes batched,single]
+//   bench_serve --port P [--pid PID] [--label NAME] ...   an already running server instead (e.g.
+//               llama.cpp's llama-server on the same model shape: it speaks /v1/completions too)
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -30,6 +32,9 @@ struct Options {
   int clients = 64, max_tokens = 64, threads = 0;
   double seconds = 60, warmup = 10;
   std::vector<std::string> modes = {"batched", "single"};
+  int port = 0;  // external server
+  pid_t pid = 0;
+  std::string label = "external";
 };
 
 // Prompts of 8 to 40 tokens' worth of words, so prefill chunks mix with decode steps.
@@ -44,20 +49,25 @@ std::vector<std::string> prompts() {
   return out;
 }
 
-bench::LoadReport run_mode(const Options& o, const std::string& mode) {
-  std::vector<std::string> args = {"--model", o.dir, "--max_queue", "256", "--max_batch",
-                                   mode == "batched" ? "64" : "1"};
-  if (o.threads > 0) args.insert(args.end(), {"--threads", std::to_string(o.threads)});
-  test::ServeProcess server(args, o.lmforge);
+bench::LoadOptions load_options(const Options& o, int port, pid_t pid) {
   bench::LoadOptions lo;
-  lo.port = server.port();
-  lo.server_pid = server.pid();
+  lo.port = port;
+  lo.server_pid = pid;
   lo.clients = o.clients;
   lo.seconds = o.seconds;
   lo.warmup = o.warmup;
   lo.max_tokens = o.max_tokens;
   lo.prompts = prompts();
-  bench::LoadReport r = bench::run_load(lo);
+  return lo;
+}
+
+bench::LoadReport run_mode(const Options& o, const std::string& mode) {
+  if (mode == o.label) return bench::run_load(load_options(o, o.port, o.pid));
+  std::vector<std::string> args = {"--model", o.dir, "--max_queue", "256", "--max_batch",
+                                   mode == "batched" ? "64" : "1"};
+  if (o.threads > 0) args.insert(args.end(), {"--threads", std::to_string(o.threads)});
+  test::ServeProcess server(args, o.lmforge);
+  bench::LoadReport r = bench::run_load(load_options(o, server.port(), server.pid()));
   if (server.terminate() != 0) std::fprintf(stderr, "bench_serve: %s: the server did not exit 0 on SIGTERM\n", mode.c_str());
   return r;
 }
@@ -76,15 +86,20 @@ int main(int argc, char** argv) {
       else if (f.is("--max_tokens")) o.max_tokens = f.integer();
       else if (f.is("--threads")) o.threads = f.integer();
       else if (f.is("--modes")) o.modes = bench::split(f.value());
+      else if (f.is("--port")) o.port = f.integer();
+      else if (f.is("--pid")) o.pid = f.integer();
+      else if (f.is("--label")) o.label = f.value();
       else throw Error("unknown flag " + f.flag());
     }
     if (o.clients < 1 || o.max_tokens < 1 || o.seconds <= o.warmup)
       throw Error("--clients and --max_tokens must be positive and --seconds larger than --warmup");
+    if (o.port > 0) o.modes = {o.label};  // an external server: measured as it is
     for (const std::string& m : o.modes)
-      if (m != "batched" && m != "single") throw Error("--modes: batched and/or single, not '" + m + "'");
+      if (m != "batched" && m != "single" && o.port == 0)
+        throw Error("--modes: batched and/or single, not '" + m + "'");
     if (o.lmforge.empty()) o.lmforge = (fs::read_symlink("/proc/self/exe").parent_path() / "lmforge").string();
-    if (!fs::exists(o.lmforge)) throw Error("--lmforge: no lmforge binary at " + o.lmforge);
-    if (o.dir.empty()) {
+    if (o.port == 0 && !fs::exists(o.lmforge)) throw Error("--lmforge: no lmforge binary at " + o.lmforge);
+    if (o.dir.empty() && o.port == 0) {
       o.dir = "/tmp/lmforge-bench-serve-gpt2";
       if (!fs::exists(fs::path(o.dir) / "config.json")) {
         RandomCheckpointOptions ro;
@@ -113,6 +128,7 @@ int main(int argc, char** argv) {
                   r.tokens_per_second(), r.ttft_quantile(0.5), r.ttft_quantile(0.99),
                   r.rss_after_warmup_kb(o.warmup) / 1024.0, r.rss_max_after_kb(o.warmup) / 1024.0);
       if (!r.first_failure.empty()) std::printf("  first failure: %s\n", r.first_failure.c_str());
+      if (r.tokens_from_chunks) std::printf("  (no usage in the stream: tokens counted as stream chunks)\n");
       std::fflush(stdout);
       (mode == "batched" ? batched : single) = r.tokens_per_second();
       failed += r.failed;

@@ -37,6 +37,7 @@ struct LoadReport {
   int ok = 0, failed = 0, abandoned = 0;
   std::string first_failure;
   int64_t tokens = 0;                 // completion tokens of completed requests
+  bool tokens_from_chunks = false;    // the server sent no usage: tokens counted as stream chunks
   double seconds = 0;                 // the measured window
   std::vector<double> ttft;           // seconds, requests started after the warm-up
   std::vector<std::pair<double, long>> rss_kb;  // (seconds since start, VmRSS)
@@ -115,7 +116,7 @@ inline LoadReport run_load(const LoadOptions& o) {
         req.body = body.dump();
         const auto sent = Clock::now();
         double first = -1;
-        int64_t tokens = -1;
+        int64_t tokens = -1, chunks = 0;  // chunks: for a server whose stream carries no usage
         bool saw_done = false, past_deadline = false;
         std::string buffer;
         req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
@@ -129,7 +130,10 @@ inline LoadReport run_load(const LoadOptions& o) {
             if (event.rfind("data: ", 0) != 0) continue;
             const auto j = nlohmann::json::parse(event.substr(6), nullptr, false);
             if (j.is_discarded()) continue;
-            if (first < 0 && j.contains("choices") && !j["choices"].empty()) first = since(Clock::now()) - since(sent);
+            if (j.contains("choices") && !j["choices"].empty()) {
+              if (first < 0) first = since(Clock::now()) - since(sent);
+              ++chunks;
+            }
             if (j.contains("usage") && j["usage"].is_object()) tokens = j["usage"]["completion_tokens"].get<int64_t>();
           }
           if (Clock::now() >= deadline) past_deadline = true;
@@ -137,6 +141,10 @@ inline LoadReport run_load(const LoadOptions& o) {
         };
         auto res = client.send(req);
         std::lock_guard<std::mutex> lock(mu);
+        if (tokens < 0 && saw_done) {  // no usage chunk (llama-server): one token per chunk
+          tokens = chunks;
+          report.tokens_from_chunks = true;
+        }
         if (!past_deadline && res && res->status == 200 && saw_done && tokens >= 0) {
           ++report.ok;
           report.tokens += tokens;
