@@ -225,7 +225,7 @@ std::shared_ptr<const structured::TokenConstraint> parse_structured_output(const
   const auto f = parse_structured_field(body);
   if (!f) return nullptr;
   try {
-    return structured::compile_constraint(f->spec, structured::vocabulary_of(tok));
+    return structured::shared_constraint(f->spec, structured::vocabulary_of(tok));
   } catch (const Error& e) {
     throw bad_field(f->param, "Invalid '" + f->param + "': " + e.what());
   }

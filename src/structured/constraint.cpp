@@ -1,5 +1,8 @@
 #include "lmforge/structured/constraint.h"
 
+#include <list>
+#include <tuple>
+
 #include <nlohmann/json.hpp>
 
 #include "lmforge/error.h"
@@ -63,6 +66,32 @@ size_t TokenConstraint::automaton_states() const {
 std::shared_ptr<const TokenConstraint> compile_constraint(const ConstraintSpec& spec,
                                                           std::shared_ptr<const TokenVocabulary> vocab) {
   return std::make_shared<const TokenConstraint>(grammar_of(spec), std::move(vocab));
+}
+
+std::shared_ptr<const TokenConstraint> shared_constraint(const ConstraintSpec& spec,
+                                                         std::shared_ptr<const TokenVocabulary> vocab) {
+  struct Entry {
+    ConstraintKind kind;
+    std::string source;
+    std::shared_ptr<const TokenVocabulary> vocab;
+    std::shared_ptr<const TokenConstraint> constraint;
+  };
+  static std::mutex mu;
+  static std::list<Entry> recent;  // most recently used first
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto it = recent.begin(); it != recent.end(); ++it) {
+      if (it->kind == spec.kind && it->source == spec.source && it->vocab == vocab) {
+        recent.splice(recent.begin(), recent, it);
+        return recent.front().constraint;
+      }
+    }
+  }
+  auto built = compile_constraint(spec, vocab);  // outside the lock: a bad spec throws, a big one takes a while
+  std::lock_guard<std::mutex> lock(mu);
+  recent.push_front({spec.kind, spec.source, std::move(vocab), built});
+  if (recent.size() > kSharedConstraints) recent.pop_back();
+  return built;
 }
 
 SequenceStates::SequenceStates(std::shared_ptr<const TokenConstraint> constraint)

@@ -168,10 +168,10 @@ TEST(CompletionRequest, StructuredOutputErrorsNameTheField) {
                            {"response_format", {{"type", "json_schema"}, {"json_schema", {{"schema", json::object()}}}}}}),
             "response_format");  // no name
   const json bad_schema = {{"type", "json_schema"},
-                           {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"minLength", 2}}}}}};
+                           {"json_schema", {{"name", "x"}, {"schema", {{"type", "integer"}, {"minimum", 2}}}}}};
   EXPECT_EQ(refused_param({{"prompt", "a"}, {"response_format", bad_schema}}), "response_format");
   EXPECT_EQ(refused_message({{"prompt", "a"}, {"response_format", bad_schema}}),
-            "Invalid 'response_format': json_schema: unsupported key 'minLength' at #");
+            "Invalid 'response_format': json_schema: unsupported key 'minimum' at #");
   EXPECT_EQ(refused_param({{"prompt", "a"}, {"regex", "(a"}}), "regex");
   EXPECT_EQ(refused_param({{"prompt", "a"}, {"regex", 5}}), "regex");
   EXPECT_EQ(refused_param({{"prompt", "a"}, {"grammar", "root ::= x"}}), "grammar");

@@ -63,6 +63,19 @@ const Tokenizer& gpt2() {
   return tok;
 }
 
+TEST(Mask, SharedConstraintsAreReusedPerSpecAndVocabulary) {
+  auto vocab = std::make_shared<const TokenVocabulary>(std::vector<std::string>{"a", "b"});
+  auto a = shared_constraint({ConstraintKind::Regex, "a+"}, vocab);
+  EXPECT_EQ(shared_constraint({ConstraintKind::Regex, "a+"}, vocab), a);
+  EXPECT_NE(shared_constraint({ConstraintKind::Regex, "b+"}, vocab), a);
+  EXPECT_NE(shared_constraint({ConstraintKind::Grammar, "root ::= \"a\"+"}, vocab), a);
+  EXPECT_NE(shared_constraint({ConstraintKind::Regex, "a+"}, std::make_shared<const TokenVocabulary>(
+                                                               std::vector<std::string>{"a", "b"})),
+            a);
+  for (size_t i = 0; i < kSharedConstraints; ++i) shared_constraint({ConstraintKind::Regex, "x{" + std::to_string(i) + "}"}, vocab);
+  EXPECT_NE(shared_constraint({ConstraintKind::Regex, "a+"}, vocab), a);  // pushed out by 16 newer ones
+}
+
 TEST(Mask, Gpt2VocabularyDigits) {
   auto vocab = vocabulary_of(gpt2());
   ASSERT_EQ(vocab->size(), 50257);

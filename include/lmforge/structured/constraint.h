@@ -55,6 +55,12 @@ class TokenConstraint {
 
 std::shared_ptr<const TokenConstraint> compile_constraint(const ConstraintSpec& spec,
                                                           std::shared_ptr<const TokenVocabulary> vocab);
+// compile_constraint, but the same spec over the same vocabulary returns the same constraint while
+// it is among the kSharedConstraints most recently used: a server's requests with one schema share
+// its cached masks instead of each meeting every state cold.
+inline constexpr size_t kSharedConstraints = 16;
+std::shared_ptr<const TokenConstraint> shared_constraint(const ConstraintSpec& spec,
+                                                         std::shared_ptr<const TokenVocabulary> vocab);
 
 // The automaton state of each row of one generate() call, found from the row's generated tokens:
 // a prefix tree of token sequences, so a row reordered by beam search or copied for
