@@ -49,6 +49,10 @@ std::shared_ptr<const TokenConstraint::Mask> TokenConstraint::mask(StateId s) co
   m->bits.assign((static_cast<size_t>(vocab_->size()) + 63) / 64, 0);
   m->accepting = matcher_.accepting(s);
   if (s != Matcher::kDead) vocab_->trie().allowed(matcher_, s, m->bits);
+  // A recursive grammar (json_object) meets new states as long as outputs nest differently; a
+  // server keeps its constraints, so the masks (6 KB each for GPT-2) are dropped wholesale past a
+  // bound rather than kept forever. Masks already handed out stay valid (shared_ptr).
+  if (masks_.size() >= kMaxCachedMasks) masks_.clear();
   masks_.emplace(s, m);
   return m;
 }

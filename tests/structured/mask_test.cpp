@@ -76,6 +76,21 @@ TEST(Mask, SharedConstraintsAreReusedPerSpecAndVocabulary) {
   EXPECT_NE(shared_constraint({ConstraintKind::Regex, "a+"}, vocab), a);  // pushed out by 16 newer ones
 }
 
+TEST(Mask, CacheStartsOverPastItsBound) {
+  // A literal of 5000 bytes has a state per position: more states than masks kept.
+  auto c = small({ConstraintKind::Regex, std::string(5000, 'a')}, {"a"});
+  StateId s = c->start();
+  const auto first = c->mask(s);
+  for (size_t i = 0; i < kMaxCachedMasks + 10; ++i) {
+    s = c->advance(s, 0);
+    ASSERT_TRUE(allowed(*c->mask(s), 0));
+    ASSERT_LE(c->cached_masks(), kMaxCachedMasks);
+  }
+  EXPECT_TRUE(allowed(*first, 0));  // a mask handed out earlier stays valid
+  EXPECT_NE(c->mask(c->start()), first);  // recomputed after the reset, same content
+  EXPECT_EQ(c->mask(c->start())->bits, first->bits);
+}
+
 TEST(Mask, Gpt2VocabularyDigits) {
   auto vocab = vocabulary_of(gpt2());
   ASSERT_EQ(vocab->size(), 50257);

@@ -27,6 +27,9 @@ struct ConstraintSpec {
 // "json_schema: ...") for a bad pattern, grammar or schema.
 Grammar grammar_of(const ConstraintSpec& spec);
 
+// Masks kept per constraint before the cache starts over (4096 x 6 KB for GPT-2's vocabulary).
+inline constexpr size_t kMaxCachedMasks = 4096;
+
 class TokenConstraint {
  public:
   TokenConstraint(Grammar grammar, std::shared_ptr<const TokenVocabulary> vocab);
