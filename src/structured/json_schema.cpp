@@ -18,15 +18,16 @@ namespace {
 // The primitives every JSON grammar here uses.
 constexpr const char* kJsonPrimitives = R"(ws ::= | " " | "\n" [ \t]{0,20}
 value ::= object | array | string | number | boolean | null
-object ::= "{" ws ( string ":" ws value ( "," ws string ":" ws value )* )? "}" ws
-array ::= "[" ws ( value ( "," ws value )* )? "]" ws
-string ::= "\"" char* "\"" ws
+object ::= "{" ws ( member ( "," ws member )* )? "}"
+member ::= string ws ":" ws value ws
+array ::= "[" ws ( value ws ( "," ws value ws )* )? "]"
+string ::= "\"" char* "\""
 char ::= [^"\\\x7F\x00-\x1F] | "\\" ( ["\\/bfnrt] | "u" [0-9a-fA-F]{4} )
 int-part ::= "-"? ( [0] | [1-9] [0-9]{0,15} )
-integer ::= int-part ws
-number ::= int-part ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,4} )? ws
-boolean ::= ( "true" | "false" ) ws
-null ::= "null" ws
+integer ::= int-part
+number ::= int-part ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,4} )?
+boolean ::= "true" | "false"
+null ::= "null"
 )";
 
 // `text` as a GBNF string literal.
@@ -48,8 +49,8 @@ std::string gbnf_literal(const std::string& text) {
   return out + "\"";
 }
 
-// A JSON value written exactly one way (compact), then optional whitespace.
-std::string json_literal(const nlohmann::ordered_json& v) { return gbnf_literal(v.dump()) + " ws"; }
+// A JSON value written exactly one way (compact).
+std::string json_literal(const nlohmann::ordered_json& v) { return gbnf_literal(v.dump()); }
 
 const std::set<std::string> kIgnoredKeys = {"title", "description", "default", "examples", "$schema", "$id", "$comment"};
 const std::set<std::string> kSupportedKeys = {"type",      "properties", "required", "additionalProperties",
@@ -137,7 +138,7 @@ class SchemaConverter {
     const int min = count(s, "minLength", 0, where);
     const int max = count(s, "maxLength", -1, where);
     if (max >= 0 && max < min) fail("'maxLength' is smaller than 'minLength'", where);
-    return add(hint, "\"\\\"\" char" + bounds(min, max) + " \"\\\"\" ws");
+    return add(hint, "\"\\\"\" char" + bounds(min, max) + " \"\\\"\"");
   }
 
  public:
@@ -166,7 +167,7 @@ class SchemaConverter {
       fail("unsupported key 'additionalProperties' (only true or false)", where);
     if (!s.contains("properties") || s["properties"].empty()) {
       if (s.contains("required") && !s["required"].empty()) fail("'required' names properties that are not in 'properties'", where);
-      return closed ? add(hint, "\"{\" ws \"}\" ws") : "object";
+      return closed ? add(hint, "\"{\" ws \"}\"") : "object";
     }
     if (extra.is_boolean() && extra.get<bool>())
       fail("unsupported key 'additionalProperties' (true, with properties)", where);
@@ -176,10 +177,10 @@ class SchemaConverter {
     std::vector<std::string> req, opt;
     for (const auto& [name, sub] : props.items()) {
       const std::string kv = gbnf_literal(nlohmann::ordered_json(name).dump()) + " ws \":\" ws " +
-                             visit(sub, where + "/properties/" + name, hint + "-" + name);
+                             visit(sub, where + "/properties/" + name, hint + "-" + name) + " ws";
       (required.count(name) ? req : opt).push_back(kv);
     }
-    return add(hint, "\"{\" ws " + members(req, opt, hint) + " \"}\" ws");
+    return add(hint, "\"{\" ws " + members(req, opt, hint) + " \"}\"");
   }
 
   std::set<std::string> required_names(const nlohmann::ordered_json& s, const nlohmann::ordered_json& props, const std::string& where) {
@@ -217,10 +218,10 @@ class SchemaConverter {
     const int min = count(s, "minItems", 0, where);
     const int max = count(s, "maxItems", -1, where);
     if (max >= 0 && max < min) fail("'maxItems' is smaller than 'minItems'", where);
-    if (max == 0) return add(hint, "\"[\" ws \"]\" ws");
-    const std::string more = "( \",\" ws " + item + " )" + bounds(std::max(min - 1, 0), max < 0 ? -1 : max - 1);
-    const std::string list = item + " " + more;
-    return add(hint, "\"[\" ws " + (min == 0 ? "( " + list + " )?" : list) + " \"]\" ws");
+    if (max == 0) return add(hint, "\"[\" ws \"]\"");
+    const std::string more = "( \",\" ws " + item + " ws )" + bounds(std::max(min - 1, 0), max < 0 ? -1 : max - 1);
+    const std::string list = item + " ws " + more;
+    return add(hint, "\"[\" ws " + (min == 0 ? "( " + list + " )?" : list) + " \"]\"");
   }
 
   // (Built with append: GCC 12 warns falsely on "{" + std::string.)
@@ -274,7 +275,6 @@ Grammar json_schema_to_grammar(const nlohmann::ordered_json& schema) {
     Sequence seq = quote;
     seq.push_back({Element::Kind::Rule, root});
     seq.insert(seq.end(), quote.begin(), quote.end());
-    seq.push_back({Element::Kind::Rule, g.rule_named("ws")});
     g.rules[g.rule_named(p.rule)].alternatives = {seq};
   }
   return g;

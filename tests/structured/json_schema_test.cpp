@@ -25,6 +25,8 @@ TEST(JsonObject, AnyObjectWithLimitedWhitespace) {
   EXPECT_FALSE(m.matches("{\"a\":  1}"));     // two spaces: more whitespace than allowed
   EXPECT_FALSE(m.matches("{\"a\": \"x\ny\"}"));  // raw control character in a string
   EXPECT_FALSE(m.matches(" {}"));             // nothing before the object
+  EXPECT_FALSE(m.matches("{}\n"));            // nor after it: eos comes right after the brace
+  EXPECT_TRUE(m.matches("{ \"a\" : [ 1 , 2 ] , \"b\" : { } }"));
 }
 
 TEST(JsonSchema, ObjectWithRequiredAndOptionalProperties) {

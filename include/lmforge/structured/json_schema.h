@@ -12,9 +12,10 @@
 // #/properties/age"). Objects: the required properties come first, in the order `properties`
 // lists them; the optional ones may follow, in that order, each present or not.
 //
-// Whitespace: after every value and punctuation mark the output may have nothing, one space, or a
-// newline followed by up to 20 spaces/tabs (llama.cpp's choice): room for a model's usual
-// formatting, but not for an endless run of blanks.
+// Whitespace: after `{`, `[`, `:` and `,`, and after each member or element (before `,` `}` `]`),
+// the output may have nothing, one space, or a newline followed by up to 20 spaces/tabs (llama.cpp's
+// choice): room for a model's usual formatting, but not for an endless run of blanks. None before or
+// after the top-level value, so eos can follow its closing brace at once.
 #include <string>
 
 #include <nlohmann/json.hpp>
