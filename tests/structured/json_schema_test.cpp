@@ -43,6 +43,21 @@ TEST(JsonSchema, ObjectWithRequiredAndOptionalProperties) {
   EXPECT_FALSE(m.matches(R"({"name": 1, "ok": true})"));
 }
 
+TEST(JsonSchema, NestedObjectsAndArraysOfObjects) {
+  Matcher m = schema_matcher(R"({"type": "object", "properties": {
+      "user": {"type": "object", "properties": {"id": {"type": "integer"}, "tags": {"type": "array", "items": {"type": "string"}}},
+               "required": ["id"]},
+      "events": {"type": "array", "items": {"type": "object", "properties": {"t": {"type": "number"}}, "required": ["t"]},
+                 "minItems": 1}},
+      "required": ["user", "events"]})");
+  EXPECT_TRUE(m.matches(R"({"user": {"id": 1, "tags": ["x"]}, "events": [{"t": 0.5}, {"t": -2e3}]})"));
+  EXPECT_TRUE(m.matches(R"({"user": {"id": 1}, "events": [{"t": 1}]})"));
+  EXPECT_FALSE(m.matches(R"({"user": {"tags": []}, "events": [{"t": 1}]})"));  // nested required id
+  EXPECT_FALSE(m.matches(R"({"user": {"id": 1}, "events": []})"));             // minItems
+  EXPECT_FALSE(m.matches(R"({"user": {"id": 1}, "events": [{"t": 1, "u": 2}]})"));
+  EXPECT_FALSE(m.matches(R"({"user": {"id": 1}, "events": [{"t": "1"}]})"));
+}
+
 TEST(JsonSchema, OnlyOptionalProperties) {
   Matcher m = schema_matcher(R"({"properties": {"a": {"type": "null"}, "b": {"type": "number"}}})");
   EXPECT_TRUE(m.matches("{}"));
