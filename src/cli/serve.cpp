@@ -4,11 +4,15 @@
 #include <httplib.h>
 
 #include <pthread.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <thread>
 
@@ -28,7 +32,7 @@ struct Args {
   size_t max_queue = 64, max_body_bytes = 1 << 20;
   int max_batch = 64, max_step_tokens = 128;
   int64_t kv_cache_tokens = 0;
-  double shutdown_grace = 10;
+  double shutdown_grace = 10, read_timeout = 10;
 } args;
 
 void setup(CLI::App& app) {
@@ -57,6 +61,10 @@ void setup(CLI::App& app) {
   app.add_option("--max_body_bytes", args.max_body_bytes, "Largest request body (default 1048576; 413 past it)");
   app.add_option("--shutdown_grace", args.shutdown_grace,
                  "Seconds in-flight requests get to finish after SIGTERM (default 10)");
+  app.add_option("--read_timeout", args.read_timeout,
+                 "Seconds a connection may stay silent while the server reads a request, or stall a write, "
+                 "before it is closed (default 10; bounds slow clients)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--threads", args.threads, "Compute threads (default: all cores)");
   add_dtype_option(app, args.dtype);
   app.footer(
@@ -131,6 +139,24 @@ int run() {
   o.max_step_tokens = args.max_step_tokens;
   o.max_body_bytes = args.max_body_bytes;
   o.shutdown_grace_seconds = args.shutdown_grace;
+  o.read_timeout_seconds = args.read_timeout;
+  // The stop signals are taken by this thread from the start: a SIGTERM while the models load
+  // (minutes for a large one) ends the process then, not once loading is over. Nothing is written
+  // and no request can be in flight before ready(), so there is nothing to finish. Detached: an
+  // error return from run() must not wait for a signal.
+  std::atomic<bool> serving{false};
+  std::promise<int> stop;
+  std::thread([&stop_signals, &serving, &stop] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+    if (!serving) {
+      const std::string line = std::string("lmforge serve: ") + name + " while loading the models, exiting\n";
+      [[maybe_unused]] const auto n = ::write(2, line.data(), line.size());
+      std::_Exit(0);
+    }
+    stop.set_value(sig);
+  }).detach();
   serve::Server server(o);
   const int port = server.start();
   std::vector<std::string> names;
@@ -141,12 +167,12 @@ int run() {
     names.push_back(m.name);
     server.add_model(std::move(m));
   }
+  serving = true;  // from here a signal means a normal shutdown
   server.ready();
   wait_until_healthy(args.host, port);
   std::cout << "lmforge serve: listening on http://" << args.host << ":" << port << std::endl;
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  const int sig = stop.get_future().get();
   std::cerr << "lmforge serve: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT") << ", shutting down\n";
   server.shutdown();
   return 0;

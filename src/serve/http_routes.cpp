@@ -132,6 +132,11 @@ struct Server::Impl {
     // An idle keep-alive connection holds its thread until this timeout, and shutdown waits for those
     // threads: httplib's 5 s default would make every SIGTERM take 5 s with a pooling client.
     http.set_keep_alive_timeout(1);
+    const auto timeout = std::chrono::duration<double>(options.read_timeout_seconds);
+    const auto sec = static_cast<time_t>(timeout.count());
+    const auto usec = static_cast<time_t>((timeout.count() - sec) * 1e6);
+    http.set_read_timeout(sec, usec);
+    http.set_write_timeout(sec, usec);
     routes();
   }
 

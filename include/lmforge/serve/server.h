@@ -22,6 +22,9 @@ struct ServerOptions {
   int max_step_tokens = 128;            // prompt tokens a batched step may add to its decode tokens
   size_t max_body_bytes = 1 << 20;      // 413 past it
   double shutdown_grace_seconds = 10;   // shutdown(): how long in-flight requests may take to finish
+  // A connection whose client sends nothing (or cannot take a write) for this long is closed:
+  // a slow-loris client holds an HTTP thread for at most this long per byte.
+  double read_timeout_seconds = 10;
 };
 
 class Server {
