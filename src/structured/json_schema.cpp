@@ -56,7 +56,7 @@ const std::set<std::string> kIgnoredKeys = {"title", "description", "default", "
 const std::set<std::string> kSupportedKeys = {"type",      "properties", "required", "additionalProperties",
                                               "items",     "minItems",   "maxItems", "enum",
                                               "const",     "anyOf",      "pattern",  "minLength",
-                                              "maxLength"};
+                                              "maxLength", "$ref",       "$defs",    "definitions"};
 
 // A string `pattern`, embedded after the GBNF text is parsed: `rule` is its placeholder.
 struct Pattern {
@@ -66,6 +66,7 @@ struct Pattern {
 class SchemaConverter {
  public:
   std::string convert(const nlohmann::ordered_json& schema) {
+    root_ = &schema;
     const std::string root = visit(schema, "#", "root");
     std::string out = "root ::= " + root + "\n";
     for (const auto& [name, body] : rules_) out += name + " ::= " + body + "\n";
@@ -97,6 +98,7 @@ class SchemaConverter {
     if (s.is_boolean() && s.get<bool>()) return "value";
     if (!s.is_object()) fail("a schema must be an object", where);
     check_keys(s, where);
+    if (s.contains("$ref")) return ref(s, where);
     if (s.contains("const")) return add(hint, json_literal(s["const"]));
     if (s.contains("enum")) return enum_rule(s["enum"], where + "/enum", hint);
     if (s.contains("anyOf")) return any_of(s["anyOf"], where + "/anyOf", hint);
@@ -145,6 +147,32 @@ class SchemaConverter {
   const std::vector<Pattern>& patterns() const { return patterns_; }
 
  private:
+  // "$ref": "#/$defs/NAME" (or "#/definitions/NAME") of the root schema: one rule per definition,
+  // named before its body is converted, so a definition may refer to itself (a tree).
+  std::string ref(const nlohmann::ordered_json& s, const std::string& where) {
+    for (const auto& [key, value] : s.items())
+      if (key != "$ref" && key != "$defs" && key != "definitions" && !kIgnoredKeys.count(key))
+        fail("'$ref' with sibling key '" + key + "' is not supported", where);
+    if (!s["$ref"].is_string()) fail("'$ref' must be a string", where);
+    const std::string target = s["$ref"].get<std::string>();
+    if (auto it = refs_.find(target); it != refs_.end()) return it->second;
+    std::string section, name;
+    for (const char* prefix : {"#/$defs/", "#/definitions/"}) {
+      if (target.rfind(prefix, 0) == 0) {
+        section = std::string(prefix).substr(2, std::string(prefix).size() - 3);
+        name = target.substr(std::string(prefix).size());
+      }
+    }
+    if (section.empty() || name.empty() || name.find('/') != std::string::npos)
+      fail("'$ref' " + nlohmann::ordered_json(target).dump() + " is not a local #/$defs/NAME reference", where);
+    if (!root_->contains(section) || !(*root_)[section].contains(name))
+      fail("'$ref' " + nlohmann::ordered_json(target).dump() + " names no definition", where);
+    const std::string rule = add("def-" + name, "");
+    refs_[target] = rule;
+    rules_[rule] = visit((*root_)[section][name], "#/" + section + "/" + name, "def-" + name);
+    return rule;
+  }
+
   std::string enum_rule(const nlohmann::ordered_json& values, const std::string& where, const std::string& hint) {
     if (!values.is_array() || values.empty()) fail("'enum' must be a non-empty list", where);
     std::string body;
@@ -242,6 +270,8 @@ class SchemaConverter {
 
   std::map<std::string, std::string> rules_;
   std::vector<Pattern> patterns_;
+  const nlohmann::ordered_json* root_ = nullptr;  // where $ref looks up $defs
+  std::map<std::string, std::string> refs_;        // "$ref" target -> its rule
 };
 
 // The regex of a `pattern` as the characters of a JSON string: bytes JSON would have to escape are

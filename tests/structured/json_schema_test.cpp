@@ -58,6 +58,23 @@ TEST(JsonSchema, NestedObjectsAndArraysOfObjects) {
   EXPECT_FALSE(m.matches(R"({"user": {"id": 1}, "events": [{"t": "1"}]})"));
 }
 
+TEST(JsonSchema, RecursiveDefinitions) {
+  Matcher m = schema_matcher(R"({"$defs": {"node": {"type": "object", "properties": {
+      "v": {"type": "integer"}, "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}}, "required": ["v"]}},
+      "$ref": "#/$defs/node"})");
+  EXPECT_TRUE(m.matches(R"({"v": 1})"));
+  EXPECT_TRUE(m.matches(R"({"v": 1, "kids": [{"v": 2, "kids": [{"v": 3}]}, {"v": 4, "kids": []}]})"));
+  EXPECT_FALSE(m.matches(R"({"v": 1, "kids": [{"v": 2, "kids": [{"w": 3}]}]})"));
+  auto err = [](const char* schema) {
+    return test::error_of([&] { json_schema_to_grammar(nlohmann::ordered_json::parse(schema)); });
+  };
+  EXPECT_EQ(err(R"({"$ref": "#/$defs/x"})"), "json_schema: '$ref' \"#/$defs/x\" names no definition at #");
+  EXPECT_EQ(err(R"({"$ref": "http://x/s.json"})"),
+            "json_schema: '$ref' \"http://x/s.json\" is not a local #/$defs/NAME reference at #");
+  EXPECT_EQ(err(R"({"$ref": "#/$defs/a", "type": "string", "$defs": {"a": {}}})"),
+            "json_schema: '$ref' with sibling key 'type' is not supported at #");
+}
+
 TEST(JsonSchema, OnlyOptionalProperties) {
   Matcher m = schema_matcher(R"({"properties": {"a": {"type": "null"}, "b": {"type": "number"}}})");
   EXPECT_TRUE(m.matches("{}"));
@@ -104,7 +121,7 @@ TEST(JsonSchema, UnsupportedKeysAreNamed) {
   };
   EXPECT_EQ(err(R"({"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}})"),
             "json_schema: unsupported key 'minimum' at #/properties/age");
-  EXPECT_EQ(err(R"({"$ref": "#/$defs/x"})"), "json_schema: unsupported key '$ref' at #");
+  EXPECT_EQ(err(R"({"type": "object", "oneOf": []})"), "json_schema: unsupported key 'oneOf' at #");
   EXPECT_NE(err(R"({"type": "date"})").find("unsupported type 'date'"), std::string::npos);
   EXPECT_NE(err(R"({"properties": {"a": {}}, "required": ["b"]})").find("'required' names \"b\""), std::string::npos);
   EXPECT_NE(err(R"({"type": "array", "minItems": 3, "maxItems": 1})").find("maxItems"), std::string::npos);

@@ -6,7 +6,8 @@
 // them), properties, required, additionalProperties (false or absent: an object with properties
 // has exactly those keys), items, minItems, maxItems, minLength, maxLength, pattern (a regex for
 // the string's characters, regex.h's subset; characters JSON would have to escape, `"` `\` and
-// controls, are never produced through it), enum, const, anyOf, and the annotations
+// controls, are never produced through it), enum, const, anyOf, $ref to "#/$defs/NAME" (or
+// "#/definitions/NAME") of the root, recursive ones included, and the annotations
 // title, description, default, examples, $schema, $id, $comment (ignored). Any other key is an
 // error naming it and where it is (e.g. "json_schema: unsupported key 'minimum' at
 // #/properties/age"). Objects: the required properties come first, in the order `properties`
