@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -80,33 +81,64 @@ std::string route_label(const std::string& path) {
   return "other";
 }
 
-}  // namespace
+
+// httplib (0.11) keeps its sockets private; the helpers below find them among the process's
+// descriptors by their ports.
+std::vector<int> sockets_of_process() {
+  std::vector<int> fds;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    try {
+      fds.push_back(std::stoi(entry.path().filename().string()));
+    } catch (const std::exception&) {
+    }
+  }
+  return fds;
+}
+
+bool is_listening(int fd) {
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening;
+}
+
+// The local (getsockname) or remote (getpeername) port of socket fd, -1 when it has none.
+int socket_port(int fd, int (*name)(int, sockaddr*, socklen_t*)) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (name(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  if (addr.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  return -1;
+}
+
+// The connected socket of a request (its server-side and client-side ports), or -1.
+int connection_socket(int local_port, int remote_port) {
+  for (int fd : sockets_of_process())
+    if (!is_listening(fd) && socket_port(fd, ::getsockname) == local_port &&
+        socket_port(fd, ::getpeername) == remote_port)
+      return fd;
+  return -1;
+}
+
+// The client has closed its side (EOF) or reset the connection. A client waiting for its answer
+// sends nothing, so readable data is not a hang-up (it stays unread for httplib).
+bool peer_closed(int fd) {
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
 
 // Debian's compiled cpp-httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed when
 // the library was built): 64 clients connecting at once overflow it, and the kernel drops their
 // handshakes (seen: requests of a 64-client burst failing). Linux lets listen() be called again on
 // a listening socket to change its backlog; httplib keeps its socket private, so it is found here
 // among the process's descriptors by the port it is bound to.
-static void widen_listen_backlog(int port) {
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
-    int fd = -1;
-    try {
-      fd = std::stoi(entry.path().filename().string());
-    } catch (const std::exception&) {
-      continue;
-    }
-    int listening = 0;
-    socklen_t len = sizeof listening;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) continue;
-    sockaddr_storage addr{};
-    socklen_t alen = sizeof addr;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &alen) != 0) continue;
-    int bound = -1;
-    if (addr.ss_family == AF_INET) bound = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
-    if (addr.ss_family == AF_INET6) bound = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
-    if (bound == port) ::listen(fd, SOMAXCONN);
-  }
+void widen_listen_backlog(int port) {
+  for (int fd : sockets_of_process())
+    if (is_listening(fd) && socket_port(fd, ::getsockname) == port) ::listen(fd, SOMAXCONN);
 }
+
+}  // namespace
 
 struct Server::Impl {
   ServerOptions options;
@@ -241,14 +273,17 @@ struct Server::Impl {
     job->request = parse_completion_request(body, m.tokenizer, m.model->vocab_size(), m.model->max_positions(), start);
     const ResponseHeader header = new_response_header(m.name);
     if (job->request.stream) stream(job, header, res);
-    else wait_for(job, header, res);
+    else wait_for(job, header, req, res);
   }
 
   [[noreturn]] static void queue_full() {
     throw ApiError(429, "the server's request queue is full; retry later", "server_error", "", "queue_full");
   }
 
-  void wait_for(const std::shared_ptr<CompletionJob>& job, const ResponseHeader& header, httplib::Response& res) {
+  // The client of a non-streamed request is watched while its job runs: one that hangs up cancels
+  // the job (a streamed one is noticed at its next write).
+  void wait_for(const std::shared_ptr<CompletionJob>& job, const ResponseHeader& header, const httplib::Request& req,
+                httplib::Response& res) {
     auto outcome = std::make_shared<std::promise<json>>();
     auto status = std::make_shared<int>(200);
     job->on_done = [outcome, header](CompletionResult r) { outcome->set_value(completion_json(header, r)); };
@@ -257,7 +292,11 @@ struct Server::Impl {
       outcome->set_value(e.body());
     };
     if (!engine->submit(job)) queue_full();
-    json body = outcome->get_future().get();
+    auto result = outcome->get_future();
+    const int fd = connection_socket(req.local_port, req.remote_port);
+    while (result.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready)
+      if (fd >= 0 && peer_closed(fd)) job->cancelled = true;  // the engine then ends it with on_error
+    json body = result.get();
     send_json(res, *status, body);
   }
 

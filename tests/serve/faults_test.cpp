@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/run.h"
 #include "serve/serve_process.h"
@@ -84,6 +85,33 @@ TEST(ServeFaults, SlowClientsAreCutOffAndOthersAreServed) {
   ASSERT_TRUE(after);
   EXPECT_EQ(after->status, 200);
   EXPECT_EQ(s.terminate(), 0);
+}
+
+TEST(ServeFaults, ClientLeavingANonStreamedRequestCancelsIt) {
+  // One request at a time: the victim waits behind a long one, and its client hangs up meanwhile.
+  test::ServeProcess s({"--model", kModel, "--max_batch", "1"});
+  const double before = s.metric("lmforge_cancelled_requests_total");
+  ASSERT_GE(before, 0);
+  std::thread blocker([&] {
+    auto r = s.post("/v1/completions", json{{"prompt", "Hello"}, {"max_tokens", 120}, {"n", 16}, {"logprobs", 5},
+                                            {"temperature", 0.9}});
+    EXPECT_TRUE(r && r->status == 200);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const std::string body = json{{"prompt", "Hello"}, {"max_tokens", 100}, {"temperature", 0.9}}.dump();
+  const int fd = stalled_connection(s.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                              "application/json\r\nContent-Length: " +
+                                                  std::to_string(body.size()) + "\r\n\r\n" + body);
+  ASSERT_GE(fd, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  close(fd);
+  blocker.join();
+  for (int i = 0; i < 50 && s.metric("lmforge_cancelled_requests_total") == before; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(s.metric("lmforge_cancelled_requests_total"), before + 1) << "the abandoned request was not cancelled";
+  auto after = s.post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}, {"temperature", 0}});
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->status, 200);
 }
 
 }  // namespace
