@@ -32,9 +32,12 @@ TEST(ServeLoad, SixtyFourStreamingClientsNoFailureFlatMemory) {
   EXPECT_EQ(r.failed, 0) << r.first_failure;
   EXPECT_GE(r.ok, 64) << "every client should have finished at least one request";
   ASSERT_GT(warm, 0);
+#ifndef __SANITIZE_ADDRESS__
   // Flat: no more than 10 % + 16 MB above the warmed-up size (allocator noise), where a leak of a
-  // request's buffers or a thread per request would keep climbing.
+  // request's buffers or a thread per request would keep climbing. (Under AddressSanitizer freed
+  // memory sits in its quarantine, up to 256 MB, so resident memory climbs by design there.)
   EXPECT_LE(peak, warm + warm / 10 + 16 * 1024) << "resident memory grew under steady load";
+#endif
   EXPECT_EQ(server.terminate(), 0);
 }
 
