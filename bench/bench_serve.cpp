@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "../tests/serve/serve_process.h"
@@ -65,7 +66,9 @@ bench::LoadReport run_mode(const Options& o, const std::string& mode) {
   if (mode == o.label) return bench::run_load(load_options(o, o.port, o.pid));
   std::vector<std::string> args = {"--model", o.dir, "--max_queue", "256", "--max_batch",
                                    mode == "batched" ? "64" : "1"};
-  if (o.threads > 0) args.insert(args.end(), {"--threads", std::to_string(o.threads)});
+  // Always explicit: ServeProcess (the tests' launcher) defaults to one thread.
+  const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  args.insert(args.end(), {"--threads", std::to_string(threads)});
   test::ServeProcess server(args, o.lmforge);
   bench::LoadReport r = bench::run_load(load_options(o, server.port(), server.pid()));
   if (server.terminate() != 0) std::fprintf(stderr, "bench_serve: %s: the server did not exit 0 on SIGTERM\n", mode.c_str());
@@ -114,7 +117,7 @@ int main(int argc, char** argv) {
   std::printf("bench_serve: %s, %d streaming clients for %.0f s (warm-up %.0f s), max_tokens %d, temperature 0.8, "
               "server threads %s, kernels %s, load average %s\n\n",
               o.dir.c_str(), o.clients, o.seconds, o.warmup, o.max_tokens,
-              o.threads > 0 ? std::to_string(o.threads).c_str() : "all", kernels::using_avx2() ? "avx2" : "portable",
+              std::to_string(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency())).c_str(), kernels::using_avx2() ? "avx2" : "portable",
               bench::load_average().c_str());
   std::printf("| mode | completed | failed | abandoned at the end | tokens/s | TTFT p50 s | TTFT p99 s | "
               "VmRSS after warm-up MB | largest after MB |\n|---|---|---|---|---|---|---|---|---|\n");
