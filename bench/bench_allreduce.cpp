@@ -3,7 +3,7 @@
 // sizes from 4 KiB to the gradients of GPT-2 124M and beyond. Its figures feed the scaling
 // projection of docs/SCALE_OUT.md: the latency (small buffers) and the bus bandwidth (large ones).
 //
-//   mpirun -np 2 --bind-to none [--mca btl self,tcp --mca btl_tcp_if_include lo] \
+//   mpirun -np 2 --bind-to none [--mca btl self,tcp --mca btl_tcp_if_include lo]
 //       bench_allreduce [--max_mb 1024] [--seconds 1]
 //
 // Per size: the median of the timed rounds (at least 3, more until --seconds has passed), after

@@ -125,7 +125,9 @@ TEST_P(LoraParity, LossGradientsAndAdamWStepMatchPeft) {
     const auto got = tensor_of(a, a.params, name);
     const float gmax = max_abs(g.data);
     for (size_t i = 0; i < got.size(); ++i)
-      if (std::abs(g.data[i]) > 1e-3f * gmax) EXPECT_NEAR(got[i], want.data[i], 1e-6) << name << "[" << i << "]";
+      if (std::abs(g.data[i]) > 1e-3f * gmax) {
+        EXPECT_NEAR(got[i], want.data[i], 1e-6) << name << "[" << i << "]";
+      }
   }
   const double want_after = c["output"]["loss_after_adamw"].get<double>();
   EXPECT_NEAR(evaluate_loss_lora(base.cfg, base.w, a, batch, ws), want_after, 1e-5 * std::abs(want_after));
