@@ -78,13 +78,12 @@ void FifoEngine::work() {
 BatchScheduler* FifoEngine::scheduler_for(const ServedModel& m) {
   if (options_.max_batch == 1) return nullptr;
   std::lock_guard<std::mutex> lock(mu_);
-  auto& sched = schedulers_[&m];
-  if (!sched) {
-    SchedulerOptions o = options_.scheduler;
-    if (o.kv_cache_tokens <= 0) o.kv_cache_tokens = default_kv_tokens(m.model->config(), options_.max_batch);
-    sched = std::make_unique<BatchScheduler>(*m.model, o);
-  }
-  return sched.get();
+  if (auto it = schedulers_.find(&m); it != schedulers_.end()) return it->second.get();
+  SchedulerOptions o = options_.scheduler;
+  if (o.kv_cache_tokens <= 0) o.kv_cache_tokens = default_kv_tokens(m.model->config(), options_.max_batch);
+  // Made before it is inserted: a model the scheduler refuses leaves no empty entry behind.
+  auto sched = std::make_unique<BatchScheduler>(*m.model, o);
+  return schedulers_.emplace(&m, std::move(sched)).first->second.get();
 }
 
 // Runs one job and always ends it with on_done or on_error: an exception here must not kill the
