@@ -20,13 +20,14 @@
 #include "cli/common.h"
 #include "cli/usage.h"
 #include "lmforge/error.h"
+#include "lmforge/model/lora.h"
 #include "lmforge/serve/server.h"
 
 namespace lmforge::cli {
 namespace {
 
 struct Args {
-  std::vector<std::string> models;
+  std::vector<std::string> models, adapters;
   std::string host = "127.0.0.1", api_key, api_key_file, dtype = "auto";
   int port = 8080, threads = 0;
   size_t max_queue = 64, max_body_bytes = 1 << 20;
@@ -40,6 +41,11 @@ void setup(CLI::App& app) {
                  "Model folder to serve (named by its folder name), or NAME=DIR; repeat to serve several")
       ->required()
       ->allow_extra_args(false);  // one folder per --model
+  app.add_option("--adapter", args.adapters,
+                 "PEFT LoRA adapter folder served as its own model, NAME=DIR (or DIR, named by its folder): applied "
+                 "unmerged over the served --model its adapter_config.json names as base_model_name_or_path (or "
+                 "the only --model), sharing its weights; repeat for several")
+      ->allow_extra_args(false);
   app.add_option("--host", args.host, "Address to listen on (default 127.0.0.1)");
   app.add_option("--port", args.port, "Port (default 8080; 0 picks a free one, printed in the listening line)");
   auto* key = app.add_option("--api_key", args.api_key, "Require 'Authorization: Bearer KEY' on every route but /health");
@@ -88,9 +94,17 @@ std::pair<std::string, std::string> name_and_dir(const std::string& spec) {
   return {p.filename().string(), spec};
 }
 
+serve::ServedModel load_served(const std::string& name, const std::string& dir, std::unique_ptr<Model> model,
+                               const std::string& spec);
+
 serve::ServedModel load(const std::string& spec) {
   auto [name, dir] = name_and_dir(spec);
-  auto model = load_model(dir, args.dtype);
+  return load_served(name, dir, load_model(dir, args.dtype), spec);
+}
+
+// A served model: `model` with the tokenizer and generation defaults of folder `dir`.
+serve::ServedModel load_served(const std::string& name, const std::string& dir, std::unique_ptr<Model> model,
+                               const std::string& spec) {
   auto tok = load_tokenizer_for_model(dir, model->vocab_size());
   if (!tok) throw Error("--model " + spec + ": the folder has no tokenizer (vocab.json + merges.txt or tokenizer.json)");
   const ModelConfig& c = model->config();
@@ -117,6 +131,30 @@ void wait_until_healthy(const std::string& host, int port) {
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   throw Error("serve: the server does not answer its own /health");
+}
+
+// The served --model an adapter goes over: the one its base_model_name_or_path names (by folder or
+// by served name), else the only one.
+size_t base_of(const std::string& spec, const std::string& base_name, const std::vector<serve::ServedModel>& served,
+               const std::vector<std::string>& dirs, size_t bases) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  for (size_t i = 0; i < bases; ++i)
+    if (served[i].name == base_name || (fs::exists(base_name, ec) && fs::equivalent(base_name, dirs[i], ec)))
+      return i;
+  if (bases == 1) return 0;
+  throw Error("--adapter " + spec + ": its base_model_name_or_path '" + base_name +
+              "' is none of the served --model folders or names; serve its base with --model");
+}
+
+serve::ServedModel load_adapter(const std::string& spec, const std::vector<serve::ServedModel>& served,
+                                const std::vector<std::string>& dirs, size_t bases) {
+  auto [name, dir] = name_and_dir(spec);
+  if (!std::filesystem::is_directory(dir)) throw Error("--adapter " + spec + ": '" + dir + "' is not a folder");
+  const size_t b = base_of(spec, read_lora_config(dir).base_model_name_or_path, served, dirs, bases);
+  const Model& base = *served[b].model;
+  auto adapter = std::make_shared<LoraAdapter>(load_lora_adapter(dir, base.config()));
+  return load_served(name, dirs[b], base.with_adapter(std::move(adapter)), spec);
 }
 
 int run() {
@@ -159,14 +197,20 @@ int run() {
   }).detach();
   serve::Server server(o);
   const int port = server.start();
-  std::vector<std::string> names;
+  std::vector<serve::ServedModel> served;
+  std::vector<std::string> dirs;  // of each --model
   for (const std::string& spec : args.models) {
-    serve::ServedModel m = load(spec);
-    for (const std::string& n : names)
-      if (n == m.name) throw Error("--model: two models are named '" + n + "'; use NAME=DIR");
-    names.push_back(m.name);
-    server.add_model(std::move(m));
+    served.push_back(load(spec));
+    dirs.push_back(name_and_dir(spec).second);
   }
+  const size_t bases = served.size();
+  for (const std::string& spec : args.adapters) served.push_back(load_adapter(spec, served, dirs, bases));
+  for (size_t i = 0; i < served.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (served[i].name == served[j].name)
+        throw Error(std::string(i < bases ? "--model" : "--adapter") + ": two models are named '" + served[i].name +
+                    "'; use NAME=DIR");
+  for (serve::ServedModel& m : served) server.add_model(std::move(m));
   serving = true;  // from here a signal means a normal shutdown
   server.ready();
   wait_until_healthy(args.host, port);

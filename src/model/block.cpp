@@ -48,13 +48,13 @@ void BlockScratch::reserve(int M, const ModelConfig& c) {
 
 namespace {
 
-// An adapter's product goes through sgemm, which is not row-invariant; the server, the only
-// row_invariant caller, serves no adapters.
 void linear(const float* x, int M, const LinearWeights& w, float* y, bool row_invariant) {
-  if (row_invariant)
+  if (row_invariant) {
     kernels::matmul_wt_rows(x, M, w.matrix(), w.b, y);
-  else
-    kernels::matmul_wt(x, M, w.matrix(), w.b, y);
+    if (!w.lora.empty()) add_lora_rows(w, x, M, y, w.out);
+    return;
+  }
+  kernels::matmul_wt(x, M, w.matrix(), w.b, y);
   if (!w.lora.empty()) add_lora(w, x, M, y, w.out);
 }
 

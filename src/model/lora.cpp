@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lmforge/error.h"
+#include "lmforge/kernels/kernels.h"
 #include "lmforge/io/checkpoint.h"
 #include "lmforge/model/save.h"
 
@@ -368,6 +369,23 @@ void merge_lora(const LoraAdapter& a, ModelWeights& w) {
 void attach_lora(const LoraAdapter& a, std::vector<BlockWeights>& blocks) {
   for (const auto& m : a.modules)
     unit_of(blocks.at(m.layer), m.unit).lora.push_back({a.A(m), a.B(m), a.config.r, m.row0, m.rows, a.config.scaling()});
+}
+
+void add_lora_rows(const LinearWeights& w, const float* x, int M, float* y, int ldy) {
+  thread_local std::vector<float> t, u;
+  for (const auto& v : w.lora) {
+    t.resize(static_cast<size_t>(M) * v.r);
+    u.resize(static_cast<size_t>(M) * v.rows);
+    kernels::matmul_wt_rows(x, M, kernels::WeightMatrix{kernels::WeightType::F32, v.A, nullptr, v.r, w.in}, nullptr,
+                            t.data());
+    kernels::matmul_wt_rows(t.data(), M, kernels::WeightMatrix{kernels::WeightType::F32, v.B, nullptr, v.rows, v.r},
+                            nullptr, u.data());
+    for (int m = 0; m < M; ++m) {
+      float* ym = y + static_cast<size_t>(m) * ldy + v.row0;
+      const float* um = u.data() + static_cast<size_t>(m) * v.rows;
+      for (int j = 0; j < v.rows; ++j) ym[j] += v.scaling * um[j];
+    }
+  }
 }
 
 void add_lora(const LinearWeights& w, const float* x, int M, float* y, int ldy) {

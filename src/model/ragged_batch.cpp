@@ -159,7 +159,6 @@ void check_forward_inputs(const ModelConfig& c, int count, const int32_t* tokens
 }
 
 void ragged_forward(const Model& m, BlockPool& pool, const std::vector<RaggedSegment>& segs, RaggedScratch& s) {
-  if (m.adapter()) throw Error("continuous batching does not run LoRA adapters (merge it first: lmforge merge)");
   const ModelConfig& c = m.config();
   gather_tokens(m, segs, s);
   zero_padding(c, pool, segs);

@@ -43,7 +43,7 @@ struct RaggedScratch {
 // (`count` entries of each): what every forward checks before running anything.
 void check_forward_inputs(const ModelConfig& c, int count, const int32_t* tokens, const int32_t* positions);
 
-// Runs the segments' new tokens through `m` (which must have no LoRA adapter), appending their
+// Runs the segments' new tokens through `m` (a LoRA adapter included), appending their
 // keys and values to each row's blocks in `pool` and advancing row->length. Inputs are assumed
 // valid (the caller checks ids, positions and that each row has room: a throw here would fail a
 // whole step). Two segments must not share a row.

@@ -123,7 +123,6 @@ int pool_blocks(const Model& m, const SchedulerOptions& o) {
 BatchScheduler::BatchScheduler(const Model& model, SchedulerOptions options)
     : model_(model), options_(options),
       pool_(model.config().n_layer, model.config().n_embd, options.block_size, pool_blocks(model, options)) {
-  if (model.adapter()) throw Error("continuous batching does not run LoRA adapters (merge it first: lmforge merge)");
   thread_ = std::thread([this] { loop(); });
 }
 

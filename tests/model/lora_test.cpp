@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "lmforge/model/model.h"
 #include "lmforge/model/save.h"
 #include "lmforge/model/weights.h"
+#include "model/ragged_batch.h"
 
 namespace lmforge {
 namespace {
@@ -90,6 +93,49 @@ TEST_P(LoraInference, UnmergedAdapterGivesPeftsLogits) {
     expect_logits(base->logits(prompt_of(c)), c["logit_positions"], plain, tol, "base");
   }
   EXPECT_NE(error_of([&] { tuned->with_adapter(adapter); }).find("already has a LoRA adapter"), std::string::npos);
+}
+
+// Runs `ids` through ragged_forward, `chunk` tokens per step, beside `other` fed one token per step;
+// all-position logits of `ids`.
+std::vector<float> ragged_logits(const Model& m, const std::vector<int32_t>& ids, int chunk,
+                                 const std::vector<int32_t>& other) {
+  const ModelConfig& cfg = m.config();
+  BlockPool pool(cfg.n_layer, cfg.n_embd, 4, 128);
+  PagedRow a, b;
+  a.blocks = *pool.take(pool.blocks_for(static_cast<int>(ids.size())));
+  b.blocks = *pool.take(pool.blocks_for(static_cast<int>(other.size())));
+  const int V = m.vocab_size(), n = static_cast<int>(ids.size());
+  std::vector<float> logits(static_cast<size_t>(n) * V), other_logits(static_cast<size_t>(V));
+  std::vector<int32_t> pos(std::max(n, static_cast<int>(other.size())));
+  std::iota(pos.begin(), pos.end(), 0);
+  const std::vector<uint8_t> mask(pos.size(), 1);
+  RaggedScratch scratch;
+  for (int fed = 0, step = 0; fed < n; ++step) {
+    const int k = std::min(chunk, n - fed);
+    std::vector<RaggedSegment> segs = {{&a, k, ids.data() + fed, pos.data() + fed, mask.data(),
+                                        logits.data() + static_cast<size_t>(fed) * V, true}};
+    if (step < static_cast<int>(other.size()))
+      segs.push_back({&b, 1, other.data() + step, pos.data() + step, mask.data(), other_logits.data(), false});
+    ragged_forward(m, pool, segs, scratch);
+    fed += k;
+  }
+  return logits;
+}
+
+// The continuous batcher's step (model/ragged_batch.h) with an adapter: PEFT's logits, and the same
+// bits alone or chunked beside another sequence (the adapter's products are row-invariant too).
+TEST_P(LoraInference, RaggedStepWithAdapterGivesPeftsLogitsInAnyBatch) {
+  const json c = lora_case(GetParam());
+  const auto base = Model::load(base_dir(c));
+  const auto tuned = base->with_adapter(std::make_shared<LoraAdapter>(load_lora_adapter(adapter_dir(c), base->config())));
+  const auto ids = prompt_of(c);
+  const auto alone = ragged_logits(*tuned, ids, 1 << 20, {});
+  const auto crowd = ragged_logits(*tuned, ids, 3, {7, 1, 4, 4, 2});
+  const float tol = 1e-4f * c["output"]["max_abs_logit"].get<float>();
+  const auto want = read_npy(lora_dir() / c["output"]["arrays"]["logits_lora"].get<std::string>());
+  expect_logits(alone, c["logit_positions"], want, tol, "ragged");
+  ASSERT_EQ(alone.size(), crowd.size());
+  EXPECT_EQ(std::memcmp(alone.data(), crowd.data(), alone.size() * sizeof(float)), 0);
 }
 
 TEST_P(LoraInference, BatchedGenerationRowsMatchSingleRows) {

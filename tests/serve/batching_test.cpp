@@ -138,6 +138,41 @@ TEST(Batching, GreedyAndBeamEqualLmforgeGenerateWhileSharingSteps) {
   for (size_t i = 0; i < cases.size(); ++i) EXPECT_EQ(got[i], cases[i].expected) << cases[i].prompt << " " << cases[i].flags;
 }
 
+// A PEFT adapter served over its base (sharing its weights) answers like `lmforge generate
+// --adapter`, next to the base model answering like plain `generate`, in the same batched steps.
+TEST(Batching, AdapterServedOverItsBaseEqualsGenerateWithAdapter) {
+  const std::string adapter = std::string(LMFORGE_TEST_DATA) + "/lora/gpt2-tiny/adapter";
+  auto expected = [&](const std::string& flags) {
+    const auto g = test::run_cli("generate --model " + kModel + " " + flags +
+                                 " -p 'Once upon a time' --max_new_tokens 12 --do_sample false --json");
+    EXPECT_EQ(g.exit_code, 0) << g.err;
+    json gen = json::parse(g.out);
+    if (gen.is_array()) gen = gen[0];
+    return gen["sentences"][0].get<std::string>();
+  };
+  const std::string want_tuned = expected("--adapter " + adapter), want_base = expected("");
+  ASSERT_NE(want_tuned, want_base) << "the adapter should change this greedy text";
+  ServeProcess s({"--model", kModel, "--adapter", "tuned=" + adapter});
+  auto names = json::parse(s.client()->Get("/v1/models")->body)["data"];
+  ASSERT_EQ(names.size(), 2u);
+  EXPECT_EQ(names[1]["id"], "tuned");
+  std::string tuned, base;
+  json tuned_body{{"prompt", "Once upon a time"}, {"max_tokens", 12}, {"temperature", 0}, {"echo", true}};
+  json base_body = tuned_body;
+  tuned_body["model"] = "tuned";
+  base_body["model"] = "gpt2-tiny";
+  std::thread a([&] { tuned = complete(s, tuned_body)["choices"][0]["text"]; });
+  std::thread b([&] { base = complete(s, base_body)["choices"][0]["text"]; });
+  a.join();
+  b.join();
+  EXPECT_EQ(tuned, want_tuned);
+  EXPECT_EQ(base, want_base);
+  // An adapter whose base is not served, with two models to choose from, is one clear error.
+  const auto bad = test::run_cli("serve --port 0 --model a=" + kModel + " --model b=" + kModel + " --adapter " + adapter);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("--adapter"), std::string::npos) << bad.err;
+}
+
 TEST(Batching, KvCachePoolLimits) {
   // 64 positions: 4 blocks of 16.
   ServeProcess s({"--model", kModel, "--kv_cache_tokens", "64"});

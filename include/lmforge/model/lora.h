@@ -111,5 +111,8 @@ const LinearWeights& unit_of(const BlockWeights& b, LinearUnit unit);
 
 // y[M, ldy] (rows of the unit's output) += scaling · (x Aᵀ) Bᵀ for every adapter view of `w`; x [M, w.in].
 void add_lora(const LinearWeights& w, const float* x, int M, float* y, int ldy);
+// The same product with row-invariant kernels (kernels::matmul_wt_rows): row m's result depends on
+// x row m alone, whatever M (the continuous batcher's need; add_lora's sgemm gives no such promise).
+void add_lora_rows(const LinearWeights& w, const float* x, int M, float* y, int ldy);
 
 }  // namespace lmforge
