@@ -33,7 +33,7 @@ struct Args {
   size_t max_queue = 64, max_body_bytes = 1 << 20;
   int max_batch = 64, max_step_tokens = 128;
   int64_t kv_cache_tokens = 0;
-  double shutdown_grace = 10, read_timeout = 10;
+  double shutdown_grace = 10, read_timeout = 10, request_timeout = 600;
 } args;
 
 void setup(CLI::App& app) {
@@ -71,6 +71,10 @@ void setup(CLI::App& app) {
                  "Seconds a connection may stay silent while the server reads a request, or stall a write, "
                  "before it is closed (default 10; bounds slow clients)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--request_timeout", args.request_timeout,
+                 "Seconds a completion may take from arrival (queueing included) before it ends with 408 "
+                 "request_timeout (default 600; 0: no limit)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--threads", args.threads, "Compute threads (default: all cores)");
   add_dtype_option(app, args.dtype);
   app.footer(
@@ -178,6 +182,7 @@ int run() {
   o.max_body_bytes = args.max_body_bytes;
   o.shutdown_grace_seconds = args.shutdown_grace;
   o.read_timeout_seconds = args.read_timeout;
+  o.request_timeout_seconds = args.request_timeout;
   // The stop signals are taken by this thread from the start: a SIGTERM while the models load
   // (minutes for a large one) ends the process then, not once loading is over. Nothing is written
   // and no request can be in flight before ready(), so there is nothing to finish. Detached: an

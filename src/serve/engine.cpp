@@ -1,6 +1,7 @@
 #include "serve/engine.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "lmforge/error.h"
 #include "serve/completion_runner.h"
@@ -89,16 +90,23 @@ BatchScheduler* FifoEngine::scheduler_for(const ServedModel& m) {
 // Runs one job and always ends it with on_done or on_error: an exception here must not kill the
 // worker, or every later client would hang.
 void FifoEngine::run(CompletionJob& job) {
-  if (job.cancelled) {
+  auto end_cancelled = [&] {
     metrics_.count_cancelled();
+    if (job.expired() && !job.cancelled) {
+      char seconds[32];
+      std::snprintf(seconds, sizeof seconds, "%g", job.timeout_seconds);
+      return job.on_error(ApiError(408, std::string("the request did not finish within the server's --request_timeout (") +
+                                            seconds + " s)",
+                                   "server_error", "", "request_timeout"));
+    }
     job.on_error(ApiError(503, "the request was cancelled (client gone or server shutting down)", "server_error"));
-    return;
-  }
+  };
+  if (job.cancelled || job.expired()) return end_cancelled();
   bool first = true;
   Clock::time_point last = Clock::now();
   RunHooks hooks;
   hooks.on_delta = job.on_delta;
-  hooks.cancelled = [&job] { return job.cancelled.load(); };
+  hooks.cancelled = [&job] { return job.cancelled.load() || job.expired(); };
   hooks.on_step = [&] {
     if (first) metrics_.time_to_first_token().observe(seconds_since(job.arrived));
     else metrics_.time_per_token().observe(seconds_since(last));
@@ -108,13 +116,12 @@ void FifoEngine::run(CompletionJob& job) {
   try {
     BatchScheduler* sched = scheduler_for(*job.model);
     std::unique_ptr<LanguageModel> batched;
-    if (sched) batched = sched->model_for([&job] { return job.cancelled.load(); }, [] { throw Cancelled{}; });
+    if (sched) batched = sched->model_for(hooks.cancelled, [] { throw Cancelled{}; });
     CompletionResult result = run_completion(*job.model, batched ? *batched : *job.model->model, job.request, hooks);
     metrics_.add_tokens(result.prompt_tokens, result.completion_tokens);
     job.on_done(std::move(result));
   } catch (const Cancelled&) {
-    metrics_.count_cancelled();
-    job.on_error(ApiError(503, "the request was cancelled (client gone or server shutting down)", "server_error"));
+    end_cancelled();
   } catch (const Error& e) {
     job.on_error(ApiError(400, e.what()));  // the library refused the settings (e.g. an impossible combination)
   } catch (const std::exception& e) {

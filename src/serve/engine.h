@@ -32,6 +32,10 @@ struct CompletionJob {
   std::function<void(const ApiError&)> on_error;
   std::atomic<bool> cancelled{false};  // set by the HTTP side when the client goes away
   std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();
+  // --request_timeout: a job not finished by then (waiting or running) ends with a 408.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  double timeout_seconds = 0;  // what the 408 message names
+  bool expired() const { return std::chrono::steady_clock::now() >= deadline; }
 };
 
 // What /metrics shows of the engine.

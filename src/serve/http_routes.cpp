@@ -268,6 +268,11 @@ struct Server::Impl {
     if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
     const ServedModel& m = pick_model(requested_model(body));
     auto job = std::make_shared<CompletionJob>();
+    if (options.request_timeout_seconds > 0) {
+      job->timeout_seconds = options.request_timeout_seconds;
+      job->deadline = job->arrived + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                         std::chrono::duration<double>(options.request_timeout_seconds));
+    }
     job->model = &m;
     const std::optional<int32_t> start = m.defaults.bos_token_id ? m.defaults.bos_token_id : m.tokenizer.bos_id();
     job->request = parse_completion_request(body, m.tokenizer, m.model->vocab_size(), m.model->max_positions(), start);

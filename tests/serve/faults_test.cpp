@@ -114,5 +114,26 @@ TEST(ServeFaults, ClientLeavingANonStreamedRequestCancelsIt) {
   EXPECT_EQ(after->status, 200);
 }
 
+TEST(ServeFaults, RequestTimeoutEndsLongRequestsWith408) {
+  test::ServeProcess s({"--model", kModel, "--request_timeout", "0.3"});
+  // ~2 s of work for this model and machine: 16 rows of 120 tokens with log-probs.
+  const json slow{{"prompt", "Hello"}, {"max_tokens", 120}, {"n", 16}, {"logprobs", 5}, {"temperature", 0.9}};
+  auto r = s.post("/v1/completions", slow);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 408) << r->body;
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "request_timeout");
+  EXPECT_NE(json::parse(r->body)["error"]["message"].get<std::string>().find("--request_timeout (0.3 s)"), std::string::npos);
+  // Streamed: the error arrives as an event after whatever was sent.
+  json streamed = slow;
+  streamed["stream"] = true;
+  auto st = s.post("/v1/completions", streamed);
+  ASSERT_TRUE(st);
+  EXPECT_NE(st->body.find("request_timeout"), std::string::npos);
+  // A short one still fits.
+  auto ok = s.post("/v1/completions", json{{"prompt", "Hi"}, {"max_tokens", 2}, {"temperature", 0}});
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
 }  // namespace
 }  // namespace lmforge

@@ -25,6 +25,9 @@ struct ServerOptions {
   // A connection whose client sends nothing (or cannot take a write) for this long is closed:
   // a slow-loris client holds an HTTP thread for at most this long per byte.
   double read_timeout_seconds = 10;
+  // A completion not finished this long after it arrived (queueing included) ends with 408
+  // request_timeout (streamed: an error event after what was sent). 0: no limit.
+  double request_timeout_seconds = 600;
 };
 
 class Server {
