@@ -181,7 +181,21 @@ struct StructuredField {
   structured::ConstraintSpec spec;
 };
 
-std::optional<StructuredField> parse_response_format(const json& body) {
+// The schema's text with its keys in the order the client wrote them. nlohmann::json sorts object
+// keys, but a schema's property order is the order of the keys it generates (OpenAI's strict mode),
+// so the schema is read again from the raw body with an order-keeping parse.
+std::string schema_in_source_order(const json& schema, const std::string& raw_body) {
+  if (raw_body.empty()) return schema.dump();
+  const auto body = nlohmann::ordered_json::parse(raw_body, nullptr, false);
+  const nlohmann::ordered_json* at = &body;
+  for (const char* key : {"response_format", "json_schema", "schema"}) {
+    if (!at->is_object() || !at->contains(key)) return schema.dump();
+    at = &(*at)[key];
+  }
+  return at->dump();
+}
+
+std::optional<StructuredField> parse_response_format(const json& body, const std::string& raw_body) {
   const json* f = field(body, "response_format");
   if (!f) return std::nullopt;
   const char* p = "response_format";
@@ -200,13 +214,13 @@ std::optional<StructuredField> parse_response_format(const json& body) {
     throw bad_field(p, "'response_format.json_schema.strict' must be a boolean");
   const json* schema = field(*js, "schema");
   if (!schema || !schema->is_object()) throw bad_field(p, "'response_format.json_schema.schema' must be a JSON Schema object");
-  return StructuredField{p, {structured::ConstraintKind::JsonSchema, schema->dump()}};
+  return StructuredField{p, {structured::ConstraintKind::JsonSchema, schema_in_source_order(*schema, raw_body)}};
 }
 
 // The one structured-output field of the request, if any: response_format, regex or grammar.
-std::optional<StructuredField> parse_structured_field(const json& body) {
+std::optional<StructuredField> parse_structured_field(const json& body, const std::string& raw_body) {
   std::vector<StructuredField> given;
-  if (auto rf = parse_response_format(body)) given.push_back(*rf);
+  if (auto rf = parse_response_format(body, raw_body)) given.push_back(*rf);
   for (const char* key : {"regex", "grammar"}) {
     const json* v = field(body, key);
     if (!v) continue;
@@ -221,8 +235,9 @@ std::optional<StructuredField> parse_structured_field(const json& body) {
   return given[0];
 }
 
-std::shared_ptr<const structured::TokenConstraint> parse_structured_output(const json& body, const Tokenizer& tok) {
-  const auto f = parse_structured_field(body);
+std::shared_ptr<const structured::TokenConstraint> parse_structured_output(const json& body, const Tokenizer& tok,
+                                                                           const std::string& raw_body) {
+  const auto f = parse_structured_field(body, raw_body);
   if (!f) return nullptr;
   try {
     return structured::shared_constraint(f->spec, structured::vocabulary_of(tok));
@@ -259,7 +274,7 @@ std::vector<std::vector<int32_t>> parse_prompts(const json& value, const Tokeniz
 }
 
 CompletionRequest parse_completion_request(const json& body, const Tokenizer& tok, int vocab, int max_positions,
-                                           std::optional<int32_t> start_token) {
+                                           std::optional<int32_t> start_token, const std::string& raw_body) {
   if (!body.is_object()) throw ApiError(400, "the request body must be a JSON object");
   if (field(body, "suffix"))
     throw bad_field("suffix", "'suffix' (insertion) is not supported: these models only continue text");
@@ -295,7 +310,7 @@ CompletionRequest parse_completion_request(const json& body, const Tokenizer& to
   parse_sampling(body, r);
   parse_beams(body, r);
   if (const json* u = field(body, "user"); u && !u->is_string()) throw bad_field("user", "'user' must be a string");
-  r.constraint = parse_structured_output(body, tok);
+  r.constraint = parse_structured_output(body, tok, raw_body);
 
   if (r.stream && r.best_of > r.n) throw bad_field("best_of", "'best_of' greater than 'n' cannot be streamed");
   if (r.stream && r.beam_search()) throw bad_field("stream", "beam search cannot be streamed");

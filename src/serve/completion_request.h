@@ -63,9 +63,11 @@ std::string requested_model(const nlohmann::json& body);
 // Parses and validates the body. `vocab` bounds token ids; `max_positions` is the model's context:
 // a prompt whose length plus max_tokens exceeds it is refused as OpenAI does. An empty prompt starts
 // from `start_token` (the model's bos, as OpenAI starts "" from <|endoftext|> and HF generate() from
-// bos_token_id); without one it is refused.
+// bos_token_id); without one it is refused. `raw_body`, the text `body` was parsed from, when given,
+// is where a json_schema's key order is read (nlohmann::json sorts keys).
 CompletionRequest parse_completion_request(const nlohmann::json& body, const Tokenizer& tokenizer, int vocab,
-                                           int max_positions, std::optional<int32_t> start_token);
+                                           int max_positions, std::optional<int32_t> start_token,
+                                           const std::string& raw_body = "");
 
 // Copies the request's structured-output constraint into the generation settings.
 void apply_structured_output(const CompletionRequest& r, GenerationConfig& g);

@@ -275,7 +275,8 @@ struct Server::Impl {
     }
     job->model = &m;
     const std::optional<int32_t> start = m.defaults.bos_token_id ? m.defaults.bos_token_id : m.tokenizer.bos_id();
-    job->request = parse_completion_request(body, m.tokenizer, m.model->vocab_size(), m.model->max_positions(), start);
+    job->request =
+        parse_completion_request(body, m.tokenizer, m.model->vocab_size(), m.model->max_positions(), start, req.body);
     const ResponseHeader header = new_response_header(m.name);
     if (job->request.stream) stream(job, header, res);
     else wait_for(job, header, req, res);

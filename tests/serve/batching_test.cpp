@@ -173,6 +173,26 @@ TEST(Batching, AdapterServedOverItsBaseEqualsGenerateWithAdapter) {
   EXPECT_NE(bad.err.find("--adapter"), std::string::npos) << bad.err;
 }
 
+// A json_schema's properties come out in the schema's order, as OpenAI's strict mode gives them,
+// though the body is parsed by a JSON library that sorts keys (raw text here, so ours cannot sort it).
+TEST(Batching, JsonSchemaPropertiesKeepTheirOrder) {
+  ServeProcess s({"--model", kModel});
+  const std::string body =
+      R"({"prompt": "Data:", "max_tokens": 40, "temperature": 0, "response_format": {"type": "json_schema", )"
+      R"("json_schema": {"name": "t", "strict": true, "schema": {"type": "object", "properties": )"
+      R"({"zeta": {"enum": ["z"]}, "alpha": {"type": "boolean"}}, "required": ["zeta", "alpha"]}}}})";
+  auto r = s.client()->Post("/v1/completions", body, "application/json");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const std::string text = json::parse(r->body)["choices"][0]["text"];
+  const auto out = nlohmann::ordered_json::parse(text, nullptr, false);
+  ASSERT_TRUE(out.is_object()) << text;
+  ASSERT_EQ(out.size(), 2u) << text;
+  EXPECT_EQ(out.begin().key(), "zeta") << text;
+  EXPECT_EQ(out["zeta"], "z");
+  EXPECT_TRUE(out["alpha"].is_boolean()) << text;
+}
+
 TEST(Batching, KvCachePoolLimits) {
   // 64 positions: 4 blocks of 16.
   ServeProcess s({"--model", kModel, "--kv_cache_tokens", "64"});
