@@ -6,10 +6,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,21 +28,47 @@ using Clock = std::chrono::steady_clock;
 const std::string kModel = std::string(LMFORGE_TEST_DATA) + "/models/gpt2-tiny";
 
 TEST(ServeFaults, SigtermWhileTheModelLoadsExitsAtOnce) {
-  // config.json is a named pipe nobody writes: loading blocks on it until the process ends.
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("serve-fifo-" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  ASSERT_EQ(mkfifo((dir / "config.json").c_str(), 0600), 0);
+  // config.json is a named pipe: the load blocks reading it while this test holds its write end
+  // open without writing. The signal goes only once the server is known to be in that read (a
+  // fixed sleep raced the start-up of a sanitizer build, whose signal mask was not set yet).
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("serve-fifo-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path fifo = dir / "config.json", err = dir / "stderr.txt";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(e, 2);
+    execl(LMFORGE_CLI, LMFORGE_CLI, "serve", "--port", "0", "--model", dir.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Opening the write end without blocking succeeds once the server has the read end open.
+  int writer = -1;
+  for (int i = 0; i < 600 && writer < 0; ++i) {
+    writer = open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (writer < 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(writer, 0) << "the server never opened config.json";
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // into its read()
   const auto start = Clock::now();
-  // A server that ignored the signal is killed after 15 s (exit 137), so the test cannot hang.
-  const auto r = test::run_command("(" + std::string(LMFORGE_CLI) + " serve --port 0 --model " + dir.string() +
-                                   " & pid=$!; sleep 1; kill -TERM $pid; (sleep 15; kill -KILL $pid) >/dev/null 2>&1 & "
-                                   "wait $pid)");
+  kill(pid, SIGTERM);
+  int status = -1;
+  for (int i = 0; i < 200 && waitpid(pid, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  std::filesystem::remove_all(dir);
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("SIGTERM while loading the models"), std::string::npos) << r.err;
+  if (seconds >= 10) {  // still loading: it waited for the load, which never ends while we hold the pipe
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  close(writer);
+  std::ifstream in(err);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove_all(dir);
   EXPECT_LT(seconds, 10) << "the server waited for the load to end";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << ": " << text;
+  EXPECT_NE(text.find("SIGTERM while loading the models"), std::string::npos) << text;
 }
 
 // A TCP connection to the server that sends `data` and then nothing.
