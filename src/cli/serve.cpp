@@ -186,10 +186,11 @@ int run() {
   // The stop signals are taken by this thread from the start: a SIGTERM while the models load
   // (minutes for a large one) ends the process then, not once loading is over. Nothing is written
   // and no request can be in flight before ready(), so there is nothing to finish. Detached: an
-  // error return from run() must not wait for a signal.
-  std::atomic<bool> serving{false};
-  std::promise<int> stop;
-  std::thread([&stop_signals, &serving, &stop] {
+  // error return from run() must not wait for a signal (and so the state it shares is static:
+  // it outlives run()).
+  static std::atomic<bool> serving{false};
+  static std::promise<int> stop;
+  std::thread([stop_signals] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     const char* name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
