@@ -486,25 +486,35 @@ int run_one(Options o, const std::string& dtype_name) {
   st = proc_status_mb();
   const double peak_anon = watch.peak_anon(), peak_file = watch.peak_file();  // (the probe's array left out)
   const double bw = measure_bandwidth(o.reps);
+  const double peak = kernels::fma_peak_gflops();
+  // Prefill: every matrix once per token except the head (the last position's logits only), plus
+  // attention (QKᵀ and PV over on average half the prompt: 2 · T · E multiply-adds per token and layer).
+  const double head_elems = static_cast<double>(c.vocab_size) * c.n_embd;
+  const double prefill_flops = 2.0 * (matrix_elems - head_elems) + 4.0 * o.prefill * c.n_embd * c.n_layer;
   const double floor = bw * 1e9 / weight_bytes;
   const std::string label = o.dir_given ? fs::path(o.dir).filename().string() + " (" + c.model_type + ")" : o.preset;
 
-  std::printf("model            %s shape, %.1fM parameters, %s weight matrices, %d threads, avx2 %s\n", label.c_str(),
-              params / 1e6, kernels::to_string(w.matrix_type), kernels::num_threads(), kernels::using_avx2() ? "on" : "off");
+  std::printf("model            %s shape, %.1fM parameters, %s weight matrices, %d threads\n", label.c_str(),
+              params / 1e6, kernels::to_string(w.matrix_type), kernels::num_threads());
+  std::printf("kernels          %s; fp32 FMA peak %.0f GFLOP/s on %d threads (measured now)\n",
+              kernels::isa_description().c_str(), peak, kernels::num_threads());
   std::printf("machine          load average %s (start) / %s (end); other processes used %.0f%% of the CPUs\n",
               load_before.c_str(), bench::load_average().c_str(), 100 * other.fraction());
   std::printf("bandwidth        %.1f GB/s (read, 512 MiB, all threads, best of %d)\n", bw, o.reps);
   std::printf("decode floor     %.1f tok/s (%.0f MB of weights per token)\n", floor, weight_bytes / 1e6);
   std::printf("gemv pass        %.1f GB/s (all weights once at M=1, %.1f ms = %.0f%% of bandwidth)\n", gemv_bw,
               1e3 * weight_bytes / gemv_bw / 1e9, 100 * gemv_bw / bw);
-  if (o.prefill > 0) std::printf("prefill          %.1f tok/s (%d-token prompt)\n", pf, o.prefill);
+  if (o.prefill > 0)
+    std::printf("prefill          %.1f tok/s (%d-token prompt; %.0f GFLOP/s = %.0f%% of the FMA peak)\n", pf, o.prefill,
+                prefill_flops * pf / 1e9, 100 * prefill_flops * pf / 1e9 / peak);
   std::printf("decode batch 1   %.2f tok/s (%.0f%% of floor; %d steps after a %d-token prompt)\n", d1, 100 * d1 / floor,
               o.decode, o.prompt);
   // The micro-batch is compute-bound (2 flops per weight per row), batch 1 memory-bound: their
   // ratio moves with the machine's bandwidth at the moment, so both the ratio and the GFLOP/s are
   // printed.
-  std::printf("decode batch %-3d %.2f tok/s (%.1fx batch 1; %.0f GFLOP/s in the matrix products; %d steps)\n", o.batch, dn,
-              dn / d1, 2.0 * matrix_elems * dn / 1e9, steps_n);
+  std::printf("decode batch %-3d %.2f tok/s (%.1fx batch 1; %.0f GFLOP/s in the matrix products = %.0f%% of the FMA "
+              "peak; %d steps)\n",
+              o.batch, dn, dn / d1, 2.0 * matrix_elems * dn / 1e9, 100 * 2.0 * matrix_elems * dn / 1e9 / peak, steps_n);
   std::printf("peak RSS         %.0f MB (ru_maxrss before the bandwidth probe; %.0f MB after loading; VmHWM %.0f MB; "
               "%.0f MB resident after the runs; sampled peaks anon %.0f MB, file-backed %.0f MB)\n",
               rss, rss_load, st["VmHWM"], rss_now, peak_anon, peak_file);

@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
   std::printf("bench_lora: %s, r %d on %zu target names, batch %d x seq %d, gradient checkpointing %s, "
               "kernels %s, load average %s\n\n",
               o.dir.c_str(), o.r, o.targets.size(), o.batch, o.seq, o.checkpointing ? "on" : "off",
-              kernels::using_avx2() ? "avx2" : "portable", bench::load_average().c_str());
+              kernels::isa_description().c_str(), bench::load_average().c_str());
   std::printf("| base | adapter params | load s | step s (best / median) | tokens/s | GFLOP/token | GFLOP/s | "
               "sgemm GFLOP/s | floor | of floor | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
   std::fflush(stdout);

@@ -104,7 +104,7 @@ int main(int argc, char** argv) try {
   const auto reqs = mnli_like(o, c.vocab_size);
   std::printf("model            %s shape (%d layers, %d wide, vocab %d), float32, random weights, %s\n", o.preset.c_str(),
               c.n_layer, c.n_embd, c.vocab_size, o.dir.c_str());
-  std::printf("kernels          ISA path %s, %d threads\n", kernels::using_avx2() ? "AVX2/FMA" : "portable", kernels::num_threads());
+  std::printf("kernels          ISA path %s, %d threads\n", kernels::isa_description().c_str(), kernels::num_threads());
   std::printf("task             %d MNLI-style examples x 3 one-token choices, contexts %d..%d tokens\n", o.docs, o.context / 2,
               o.context / 2 + o.context);
   std::printf("load average     %s (start)\n\n", bench::load_average().c_str());

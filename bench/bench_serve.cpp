@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   std::printf("bench_serve: %s, %d streaming clients for %.0f s (warm-up %.0f s), max_tokens %d, temperature 0.8, "
               "server threads %s, kernels %s, load average %s\n\n",
               o.dir.c_str(), o.clients, o.seconds, o.warmup, o.max_tokens,
-              std::to_string(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency())).c_str(), kernels::using_avx2() ? "avx2" : "portable",
+              std::to_string(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency())).c_str(), kernels::isa_description().c_str(),
               bench::load_average().c_str());
   std::printf("| mode | completed | failed | abandoned at the end | tokens/s | TTFT p50 s | TTFT p99 s | "
               "VmRSS after warm-up MB | largest after MB |\n|---|---|---|---|---|---|---|---|---|\n");

@@ -126,7 +126,7 @@ int main(int argc, char** argv) try {
   }
   auto model = Model::load(dir, kernels::WeightType::F32);
   const Tokenizer tok = Tokenizer::from_dir(tok_dir);
-  std::printf("kernels          ISA path %s, %d threads; load average %s\n", kernels::using_avx2() ? "AVX2/FMA" : "portable",
+  std::printf("kernels          ISA path %s, %d threads; load average %s\n", kernels::isa_description().c_str(),
               kernels::num_threads(), bench::load_average().c_str());
 
   const auto t_vocab = Clock::now();

@@ -167,7 +167,7 @@ int main(int argc, char** argv) try {
 
   std::printf("model            %s shape (%d layers, %d wide, vocab %d), %s, random weights, %s\n", o.preset.c_str(),
               c.n_layer, c.n_embd, c.vocab_size, kernels::to_string(*wtype), o.dir.c_str());
-  std::printf("kernels          ISA path %s, %d threads\n", kernels::using_avx2() ? "AVX2/FMA" : "portable",
+  std::printf("kernels          ISA path %s, %d threads\n", kernels::isa_description().c_str(),
               kernels::num_threads());
   std::printf("task             %d examples, prompts %d..%d tokens (mean %.1f)%s, greedy, max_new_tokens %d, eos %s\n",
               o.examples, o.context - o.spread, o.context + o.spread, static_cast<double>(prompt_tokens) / o.examples,

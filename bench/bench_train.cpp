@@ -96,7 +96,7 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-void run_shape(const ModelConfig& c, ModelWeights& w, Shape s, int steps, bool bf16) {
+void run_shape(const ModelConfig& c, ModelWeights& w, Shape s, int steps, bool bf16, double peak) {
   const TrainBatch batch = random_batch(s.B, s.T, c.vocab_size, 1234 + s.B * 1000 + s.T);
   TrainWorkspace ws(TrainOptions{bf16});
   std::vector<float> grads(w.params.size(), 0.0f);
@@ -132,8 +132,9 @@ void run_shape(const ModelConfig& c, ModelWeights& w, Shape s, int steps, bool b
               bf16 ? "bf16" : "fp32", s.B, s.T, best, tokens / best, med, tokens / med, loss);
   std::printf(
       "   split (median): forward %.3f s, backward %.3f s, optimizer (zero+norm+AdamW) %.3f s; "
-      "%.1f GFLOP/s model FLOPs over the step; workspace %.0f MiB; peak RSS %.0f MiB\n",
+      "%.1f GFLOP/s model FLOPs over the step (%.0f%% of the FMA peak); workspace %.0f MiB; peak RSS %.0f MiB\n",
       median(fwd_s), median(fb_s) - median(fwd_s), median(opt_s), step_flops(c, s.B, s.T) / best / 1e9,
+      100 * step_flops(c, s.B, s.T) / best / 1e9 / peak,
       ws.bytes() / 1048576.0, peak_rss_mb());
   if (bf16) {
     std::vector<uint16_t> w16(w.params.size());
@@ -214,9 +215,10 @@ int main(int argc, char** argv) {
         if (threads > 0) kernels::set_num_threads(threads);
         ModelWeights w = allocate_weights(c);
         init_random_weights(c, w, 42);
-        std::printf("[%.1fM parameters; %d threads; AVX2 kernels %s]\n", w.params.size() / 1e6, kernels::num_threads(),
-                    kernels::using_avx2() ? "on" : "off");
-        run_shape(c, w, s, steps, p == "bf16");
+        const double peak = kernels::fma_peak_gflops();
+        std::printf("[%.1fM parameters; %d threads; kernels %s; fp32 FMA peak %.0f GFLOP/s]\n", w.params.size() / 1e6,
+                    kernels::num_threads(), kernels::isa_description().c_str(), peak);
+        run_shape(c, w, s, steps, p == "bf16", peak);
         _exit(0);
       }
       int status = 0;

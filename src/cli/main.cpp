@@ -11,6 +11,7 @@
 #include "cli/usage.h"
 #include "lmforge/dist/world.h"
 #include "lmforge/error.h"
+#include "lmforge/kernels/kernels.h"
 #include "lmforge/train/openmp_env.h"
 
 namespace lmforge::cli {
@@ -63,8 +64,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.footer("Exit status: 0 on success, 2 for a usage error (unknown subcommand or flag, missing or malformed "
              "value), 1 for any other error. Errors are one line on stderr: `error: ...`.");
-  app.set_version_flag("--version", std::string("lmforge 0.1.0 (OpenMP wait policy: ") +
-                                        lmforge::openmp_wait_policy() + ")");
+  app.set_version_flag("--version", std::string("lmforge 0.1.0 (kernels: ") + lmforge::kernels::isa_description() +
+                                        "; OpenMP wait policy: " + lmforge::openmp_wait_policy() + ")");
+  if (const std::string bad = lmforge::kernels::isa_env_error(); !bad.empty())
+    return usage_error("LMFORGE_ISA=" + bad + ": expected portable, avx2 or avx512");
   std::vector<std::pair<CLI::App*, Command*>> subs;
   for (Command* c : registry()) {
     CLI::App* sub = app.add_subcommand(c->name, c->description);

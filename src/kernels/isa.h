@@ -1,6 +1,8 @@
 #pragma once
-// Declarations of the AVX2/FMA implementations (compiled with -mavx2 -mfma -mf16c). Call them only
-// when kernels::using_avx2() is true. Each has a portable twin in kernels.cpp with the same math.
+// Declarations of the ISA-specific implementations: avx2:: (files *_avx2.cpp, compiled with -mavx2
+// -mfma -mf16c; call only when kernels::isa() >= Isa::Avx2) and avx512:: (files *_avx512.cpp,
+// compiled with AVX-512 F/BW/VL/DQ + VNNI + BF16; call only when kernels::isa() == Isa::Avx512, and
+// the VNNI kernel only when cpu_has_avx512_vnni()). Each has a portable twin in kernels.cpp.
 #include <cstddef>
 #include <cstdint>
 
@@ -51,5 +53,24 @@ void mul_sigmoid(float* x, size_t n, float a);
 void softmax(float* x, int n);
 // One row of layer norm (biased variance).
 void layer_norm_row(const float* x, int E, const float* gamma, const float* beta, float eps, float* y);
+// 12 independent chains of `iters` 8-lane FMAs (kernels::fma_peak_gflops); the result defeats
+// dead-code elimination.
+float fma_probe(long iters);
 
 }  // namespace lmforge::kernels::avx2
+
+namespace lmforge::kernels::avx512 {
+
+// The widest K of the VNNI kernel (its offset sums must fit an int32); wider goes to avx2::.
+constexpr int kMaxVnniK = 65536;
+
+// avx2::gemv_rows with 16-lane vectors (M <= avx2::kMaxGemvRows); its bits differ from the AVX2
+// path's but, as there, do not depend on M for M >= 2.
+void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
+// avx2::gemm_i8_dynamic with VNNI: the same exact sums, the same bits.
+void gemm_i8_dynamic(const int8_t* qx, size_t ldq, const float* sx, int M, const WeightMatrix& w, const float* bias,
+                     int n0, int n1, float* y, int ldy);
+// avx2::fma_probe with 16-lane FMAs.
+float fma_probe(long iters);
+
+}  // namespace lmforge::kernels::avx512

@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -16,14 +17,47 @@
 namespace lmforge::kernels {
 namespace {
 
-// LMFORGE_NO_AVX2=1 forces the portable kernels (to test them on an AVX2 machine).
-bool detect_avx2() {
-  const char* off = std::getenv("LMFORGE_NO_AVX2");
-  if (off && *off && std::strcmp(off, "0") != 0) return false;
+struct CpuLevel {
+  Isa best = Isa::Portable;
+  bool vnni = false, bf16 = false;
+};
+
+CpuLevel detect_cpu() {
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  CpuLevel c;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    c.best = Isa::Avx2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq")) {
+      c.best = Isa::Avx512;
+      c.vnni = __builtin_cpu_supports("avx512vnni");
+      c.bf16 = __builtin_cpu_supports("avx512bf16");
+    }
+  }
+  return c;
 }
-const bool kAvx2 = detect_avx2();
+const CpuLevel kCpu = detect_cpu();
+
+// LMFORGE_ISA (or LMFORGE_NO_AVX2=1, meaning portable) lowers the level; an unknown name is kept
+// for isa_env_error() and ignored.
+std::string g_isa_env_error;
+Isa initial_isa() {
+  Isa level = kCpu.best;
+  const char* off = std::getenv("LMFORGE_NO_AVX2");
+  if (off && *off && std::strcmp(off, "0") != 0) level = Isa::Portable;
+  if (const char* name = std::getenv("LMFORGE_ISA"); name && *name) {
+    if (const auto want = isa_from_string(name))
+      level = std::min(level, *want);
+    else
+      g_isa_env_error = name;
+  }
+  return level;
+}
+Isa g_isa = initial_isa();
+bool g_vnni = g_isa == Isa::Avx512 && kCpu.vnni;
+
+inline bool avx2_on() { return g_isa >= Isa::Avx2; }
+inline bool avx512_on() { return g_isa == Isa::Avx512; }
 
 // Rows up to this count go through the weight-streaming GEMV (each weight read once from memory
 // per call, whatever M); beyond it sgemm's cache blocking wins.
@@ -60,7 +94,9 @@ void gemv_rows_portable(const float* x, int M, const WeightMatrix& w, const floa
 }
 
 void gemv_range(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y) {
-  if (kAvx2)
+  if (avx512_on())
+    avx512::gemv_rows(x, M, w, bias, n0, n1, y, w.N);
+  else if (avx2_on())
     avx2::gemv_rows(x, M, w, bias, n0, n1, y, w.N);
   else
     gemv_rows_portable(x, M, w, bias, n0, n1, y, w.N);
@@ -130,7 +166,9 @@ void matmul_i8_dynamic(const float* x, int M, const WeightMatrix& w, const float
   const Split split{w.N, task_count(static_cast<long>(w.N) * K * M, w.N, 48), 12};
   parallel_for(split.tasks, [&](int t) {
     const int n0 = split.begin(t), n1 = split.end(t);
-    if (kAvx2)
+    if (g_vnni)
+      avx512::gemm_i8_dynamic(qx.data(), ldq, sx.data(), M, w, bias, n0, n1, y, w.N);
+    else if (avx2_on())
       avx2::gemm_i8_dynamic(qx.data(), ldq, sx.data(), M, w, bias, n0, n1, y, w.N);
     else
       gemm_i8_dynamic_portable(qx.data(), ldq, sx.data(), M, w, bias, n0, n1, y, w.N);
@@ -180,7 +218,7 @@ void activate_serial(Activation act, float* x, size_t n) {
     case Activation::GeluNew:
     case Activation::GeluFast:
     case Activation::GeluPytorchTanh:
-      if (kAvx2) return avx2::gelu_tanh(x, n);
+      if (avx2_on()) return avx2::gelu_tanh(x, n);
       for (size_t i = 0; i < n; ++i) x[i] = gelu_tanh(x[i]);
       break;
     case Activation::Gelu:
@@ -190,18 +228,18 @@ void activate_serial(Activation act, float* x, size_t n) {
       for (size_t i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0f);
       break;
     case Activation::QuickGelu:
-      if (kAvx2) return avx2::mul_sigmoid(x, n, 1.702f);
+      if (avx2_on()) return avx2::mul_sigmoid(x, n, 1.702f);
       for (size_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-1.702f * x[i]));
       break;
     case Activation::Silu:
-      if (kAvx2) return avx2::mul_sigmoid(x, n, 1.0f);
+      if (avx2_on()) return avx2::mul_sigmoid(x, n, 1.0f);
       for (size_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + std::exp(-x[i]));
       break;
   }
 }
 
 void layer_norm_row(const float* xr, int E, const float* gamma, const float* beta, float eps, float* yr) {
-  if (kAvx2) return avx2::layer_norm_row(xr, E, gamma, beta, eps, yr);
+  if (avx2_on()) return avx2::layer_norm_row(xr, E, gamma, beta, eps, yr);
   double sum = 0.0;
   for (int i = 0; i < E; ++i) sum += xr[i];
   const float mean = static_cast<float>(sum / E);
@@ -216,7 +254,71 @@ void layer_norm_row(const float* xr, int E, const float* gamma, const float* bet
 
 }  // namespace
 
-bool using_avx2() { return kAvx2; }
+bool using_avx2() { return avx2_on(); }
+Isa isa() { return g_isa; }
+Isa detected_isa() { return kCpu.best; }
+bool cpu_has_avx512_vnni() { return kCpu.vnni; }
+bool cpu_has_avx512_bf16() { return kCpu.bf16; }
+std::string isa_env_error() { return g_isa_env_error; }
+void set_isa(Isa level) {
+  g_isa = std::min(level, kCpu.best);
+  g_vnni = g_isa == Isa::Avx512 && kCpu.vnni;
+}
+
+double fma_peak_gflops() {
+  const int lanes = isa() == Isa::Avx512 ? 16 : isa() == Isa::Avx2 ? 8 : 1;
+  const long iters = isa() == Isa::Portable ? 2'000'000 : 8'000'000 / lanes * 8;
+  const int threads = num_threads();
+  std::vector<float> sink(threads);
+  double best = 0.0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = std::chrono::steady_clock::now();
+    parallel_for(threads, [&](int t) {
+      if (isa() == Isa::Avx512) {
+        sink[t] = avx512::fma_probe(iters);
+      } else if (isa() == Isa::Avx2) {
+        sink[t] = avx2::fma_probe(iters);
+      } else {  // 12 scalar chains of multiply + add, as the vector probes
+        float acc[12];
+        for (int i = 0; i < 12; ++i) acc[i] = 0.001f * i;
+        for (long it = 0; it < iters; ++it)
+          for (float& a : acc) a = a * 0.999999f + 1e-7f;
+        sink[t] = acc[0] + acc[11];
+      }
+    });
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * 12 * lanes * iters * threads / s / 1e9);
+  }
+  return best;
+}
+
+const char* to_string(Isa level) {
+  switch (level) {
+    case Isa::Portable: return "portable";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+std::optional<Isa> isa_from_string(std::string_view name) {
+  for (Isa level : {Isa::Portable, Isa::Avx2, Isa::Avx512})
+    if (name == to_string(level)) return level;
+  return std::nullopt;
+}
+
+std::string isa_description() {
+  std::string d = to_string(g_isa);
+  if (g_isa == Isa::Avx2) d += " (AVX2, FMA, F16C)";
+  if (g_isa == Isa::Avx512) {
+    d += " (AVX-512F/BW/VL/DQ";
+    if (kCpu.vnni) d += ", VNNI";
+    if (kCpu.bf16) d += ", BF16";
+    d += ")";
+  }
+  if (g_isa != kCpu.best) d += std::string(" (lowered by LMFORGE_ISA; the CPU has ") + to_string(kCpu.best) + ")";
+  return d;
+}
 
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   if (w.type == WeightType::I8_DYNAMIC)
@@ -289,7 +391,7 @@ std::optional<WeightType> weight_type_from_string(std::string_view name) {
 void widen_rows(const WeightMatrix& w, int n0, int n1, float* out) {
   const size_t K = w.K, count = (n1 - n0) * K;
   const size_t first = n0 * K;
-  if (kAvx2) {
+  if (avx2_on()) {
     avx2::to_float(w.type, static_cast<const char*>(w.data) + first * weight_type_size(w.type), count, out);
   } else {
     for (size_t i = 0; i < count; ++i) out[i] = weight_at(w, first + i);
@@ -320,7 +422,7 @@ void activate(Activation act, float* x, size_t n) {
 }
 
 void softmax(float* x, int n) {
-  if (kAvx2) return avx2::softmax(x, n);
+  if (avx2_on()) return avx2::softmax(x, n);
   float mx = -INFINITY;
   for (int i = 0; i < n; ++i) mx = std::max(mx, x[i]);
   double sum = 0.0;
@@ -333,26 +435,26 @@ void softmax(float* x, int n) {
 }
 
 void dot_rows(const float* q, const float* keys, size_t ld, int rows, int n, float scale, float* scores) {
-  if (kAvx2) return avx2::dot_rows(q, keys, ld, rows, n, scale, scores);
+  if (avx2_on()) return avx2::dot_rows(q, keys, ld, rows, n, scale, scores);
   for (int j = 0; j < rows; ++j) scores[j] = dot(q, keys + j * ld, n) * scale;
 }
 
 void weighted_rows_sum(const float* p, const float* values, size_t ld, int rows, int n, float* y) {
-  if (kAvx2) return avx2::weighted_rows_sum(p, values, ld, rows, n, y);
+  if (avx2_on()) return avx2::weighted_rows_sum(p, values, ld, rows, n, y);
   for (int d = 0; d < n; ++d) y[d] = 0.0f;
   for (int j = 0; j < rows; ++j)
     if (p[j] != 0.0f) axpy(p[j], values + j * ld, y, n);
 }
 
 float dot(const float* a, const float* b, int n) {
-  if (kAvx2) return avx2::dot(a, b, n);
+  if (avx2_on()) return avx2::dot(a, b, n);
   float s = 0.f;
   for (int i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
 }
 
 void axpy(float a, const float* x, float* y, int n) {
-  if (kAvx2) return avx2::axpy(a, x, y, n);
+  if (avx2_on()) return avx2::axpy(a, x, y, n);
   for (int i = 0; i < n; ++i) y[i] += a * x[i];
 }
 

@@ -133,10 +133,13 @@ void check_dist(const Model& m, const json& c) {
   const auto dist = next_token_distribution(m, c.at("input_ids").get<Ids>(), config_from_args(c.at("args")));
   const NpyArray want = read_npy(c.at("output").at("npy").get<std::string>());
   ASSERT_EQ(dist.size(), want.data.size());
+  // Within 1e-6 plus 2e-6 of the probability: our logits differ from HF's in the last fp32 bits
+  // (another summation order, which also differs between ISA levels), and a relative logit error
+  // comes out as a relative error of the probability, scaled by 1 / temperature.
   double worst = 0;
   int nonzero = 0;
   for (size_t i = 0; i < dist.size(); ++i) {
-    worst = std::max(worst, std::abs(static_cast<double>(dist[i]) - want.data[i]));
+    worst = std::max(worst, std::abs(static_cast<double>(dist[i]) - want.data[i]) - 2e-6 * want.data[i]);
     nonzero += dist[i] != 0.0f;
   }
   EXPECT_LE(worst, 1e-6);

@@ -1,5 +1,5 @@
-// Kernels against double-precision references. The process runs the AVX2 paths when the CPU has
-// them; run it again with LMFORGE_NO_AVX2=1 to check the portable paths.
+// Kernels against double-precision references. The process runs the CPU's best ISA level; ctest
+// runs it again with LMFORGE_ISA=avx2 and LMFORGE_ISA=portable for the lower ones.
 #include <gtest/gtest.h>
 
 #include <atomic>

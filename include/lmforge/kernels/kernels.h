@@ -1,9 +1,11 @@
 #pragma once
 // Numeric kernels used by the model. The only ISA-specific code of the project lives behind these
-// functions (src/kernels/*_avx2.cpp), selected at run time with a portable fallback.
+// functions (src/kernels/*_avx2.cpp, *_avx512.cpp), selected at run time (isa()) with a portable
+// fallback.
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "lmforge/model/config.h"
@@ -121,9 +123,38 @@ class TaskRef {
 // task, it runs the tasks serially on that thread. tasks < 2^20.
 void parallel_for(int tasks, TaskRef fn);
 
-// Whether the AVX2/FMA/F16C paths are in use (for diagnostics and benchmarks). Setting the
-// environment variable LMFORGE_NO_AVX2=1 forces the portable paths.
+// The instruction-set level the kernels run at. One binary holds every level and picks the best
+// the CPU has at start-up:
+//   Avx512: AVX-512 F/BW/VL/DQ (plus FMA/F16C): 16-lane GEMV tiles; with AVX-512 VNNI also the
+//           vpdpbusd int8 kernel (the same bits as AVX2's), and the AVX-512 BF16 flag is reported.
+//   Avx2:   AVX2 + FMA + F16C.
+//   Portable: plain C++.
+// The environment variable LMFORGE_ISA=portable|avx2|avx512 lowers the level (it never raises it
+// past the CPU's); LMFORGE_NO_AVX2=1 is the older spelling of portable. Within one level a row's
+// result never depends on the batch (matmul_wt_rows); across levels the last bits differ (other
+// summation orders), so a process runs one level throughout.
+enum class Isa : uint8_t { Portable, Avx2, Avx512 };
+Isa isa();
+// The best level this CPU supports, whatever LMFORGE_ISA says.
+Isa detected_isa();
+const char* to_string(Isa level);  // "portable", "avx2", "avx512"
+std::optional<Isa> isa_from_string(std::string_view name);
+bool cpu_has_avx512_vnni();
+bool cpu_has_avx512_bf16();
+// One line for --version and benchmarks, e.g. "avx512 (AVX-512F/BW/VL/DQ, VNNI, BF16)", plus
+// "(forced by LMFORGE_ISA; the CPU has avx512)" when lowered.
+std::string isa_description();
+// The LMFORGE_ISA value when it is not one of the names (the kernels then use the best level), so
+// that a front-end can refuse it with one clear line; empty when fine.
+std::string isa_env_error();
+// Tests and benchmarks: run at `level` (clamped to detected_isa()). Not while kernels run.
+void set_isa(Isa level);
+// isa() >= Isa::Avx2.
 bool using_avx2();
+// The fp32 multiply-add peak of the current level on num_threads() threads, in GFLOP/s (2 per
+// FMA lane), measured now by independent FMA chains in registers (best of 5 runs of ~20 ms):
+// the ceiling benchmarks compare compute-bound figures with.
+double fma_peak_gflops();
 // Threads of parallel_for (default: OMP_NUM_THREADS, else the CPUs this process may use).
 // OpenBLAS runs single-threaded inside our tasks. Set it before running a model, not while
 // kernels run.
