@@ -24,7 +24,18 @@ namespace {
 constexpr int kMR = 6, kNR = 16;
 constexpr int kKC = 256, kMC = 192, kNC = 2048;  // MC multiple of MR, NC of NR
 
-inline float widen(float x) { return x; }
+// fp32 operands are rounded to bf16 (round to nearest even, NaN → 0x7fc0: to_bf16_one) as they are
+// packed: every product multiplies two bf16 values on every level, as torch's bf16 autocast does.
+inline float widen(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    u = 0x7fc00000u;
+  else
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
 inline float widen(uint16_t b) {
   const uint32_t u = static_cast<uint32_t>(b) << 16;
   float f;
@@ -82,7 +93,15 @@ void kernel_scalar(int kc, const float* a, const float* b, float* c, int ldc, fl
 
 // ---- AVX2 packing and micro-kernel ------------------------------------------------------------
 
-LMF_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+// Eight fp32 rounded to bf16 (as widen(float)).
+LMF_AVX2 inline __m256 load8(const float* p) {
+  const __m256i u = _mm256_castps_si256(_mm256_loadu_ps(p));
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i r = _mm256_and_si256(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)),
+                                     _mm256_set1_epi32(static_cast<int>(0xffff0000u)));
+  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+  return _mm256_castsi256_ps(_mm256_blendv_epi8(r, _mm256_set1_epi32(0x7fc00000), nan));
+}
 LMF_AVX2 inline __m256 load8(const uint16_t* p) {
   const __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
@@ -239,6 +258,8 @@ void gemm_mixed(int M, int N, int K, const MatRef& A, const MatRef& B, float bet
       for (int i = 0; i < M; ++i) std::fill_n(C + static_cast<size_t>(i) * ldc, N, 0.0f);
     return;
   }
+  if (kernels::isa() == kernels::Isa::Avx512 && kernels::cpu_has_avx512_bf16())
+    return avx512::gemm_bf16(M, N, K, A, B, beta, C, ldc);
   const bool avx2 = kernels::using_avx2();
   PackBuffers& buf = pack_buffers();
   float* Ap = buf.a.data();

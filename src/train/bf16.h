@@ -1,11 +1,15 @@
 #pragma once
-// bf16 matrix products of the training pass (TrainOptions::bf16): operands in fp32 or bf16 (raw
-// uint16_t bits, round-to-nearest-even as lmforge::float_to_bf16), fp32 accumulation and output.
+// bf16 matrix products of the training pass (TrainOptions::bf16): operands given in fp32 or bf16
+// (raw uint16_t bits), multiplied as bf16 values (an fp32 operand, e.g. a gradient, is rounded to
+// nearest even as lmforge::float_to_bf16 while it is packed, as torch's bf16 autocast has it in
+// bf16), fp32 accumulation and output.
 //
-// The target has AVX2/FMA but no bf16 arithmetic, so the gain is memory traffic: bf16 operands
-// are widened in registers (bf16 → fp32 is a 16-bit shift) while being packed into small
-// cache-resident fp32 panels (KC x 16 and MC x KC floats, the usual GEMM packing), never into fp32
-// copies of whole tensors. OpenBLAS 0.3.21 as Debian ships it declares cblas_sbgemm in <cblas.h>
+// With AVX-512 BF16 (kernels::isa() avx512 and cpu_has_avx512_bf16()) the products run on
+// vdpbf16ps (bf16_avx512.cpp: twice the multiply-adds of an fp32 FMA per instruction). Otherwise
+// the gain is memory traffic: bf16 operands are widened in registers (bf16 → fp32 is a 16-bit
+// shift) while being packed into small cache-resident fp32 panels (KC x 16 and MC x KC floats,
+// the usual GEMM packing), never into fp32 copies of whole tensors. The two paths sum in other
+// orders (last-bit differences). OpenBLAS 0.3.21 as Debian ships it declares cblas_sbgemm in <cblas.h>
 // but is built without BUILD_BFLOAT16, so the library has no such symbol: this GEMM is our own
 // (6x16 AVX2/FMA micro-kernel, OpenMP over column panels; a portable path without AVX2).
 #include <cstddef>
@@ -28,6 +32,11 @@ inline MatRef mat(const uint16_t* p, int ld, bool trans = false) { return {nullp
 // C[M,N] (row stride ldc) = A[M,K] · B[K,N] + beta * C, beta 0 or 1 (with 0, C is not read).
 // Deterministic: every element's sum runs over k in the same order whatever the thread count.
 void gemm_mixed(int M, int N, int K, const MatRef& A, const MatRef& B, float beta, float* C, int ldc);
+
+namespace avx512 {
+// gemm_mixed on vdpbf16ps (bf16_avx512.cpp); call only on a CPU with AVX-512 BF16.
+void gemm_bf16(int M, int N, int K, const MatRef& A, const MatRef& B, float beta, float* C, int ldc);
+}  // namespace avx512
 
 // dst[i] = bf16(src[i]) for i < n, round-to-nearest-even (NaN → 0x7FC0), OpenMP when n is large.
 void to_bf16(uint16_t* dst, const float* src, size_t n);

@@ -10,6 +10,7 @@
 // unchanged (cosine ~ 1 - O(1e-4)). The bounds below leave about 10x headroom on what was
 // measured (noted next to each).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -46,8 +47,11 @@ struct Operand {
   MatRef ref() const {
     return as_bf16 ? backprop::mat(bf16.data(), ld, trans) : backprop::mat(f32.data(), ld, trans);
   }
-  // Element (r, c) of the logical matrix.
-  double at(int r, int c) const { return trans ? f32[static_cast<size_t>(c) * ld + r] : f32[static_cast<size_t>(r) * ld + c]; }
+  // Element (r, c) of the logical matrix as the product must use it: rounded to bf16 (an fp32
+  // operand is rounded to nearest even, as torch's bf16 autocast holds it).
+  double at(int r, int c) const {
+    return bf16_to_float(float_to_bf16(trans ? f32[static_cast<size_t>(c) * ld + r] : f32[static_cast<size_t>(r) * ld + c]));
+  }
 };
 
 // A logical rows x cols operand stored with a padded leading dimension.
@@ -73,8 +77,9 @@ TEST(Bf16Gemm, MatchesDoubleReferenceForEveryLayout) {
   struct Size {
     int M, N, K;
   };
-  // Edges: partial 6-row and 16-column tiles, K across the 256-deep blocks, N across 2048-wide
-  // blocks, M across the 192-row blocks, and the degenerate 1 x 1.
+  // Edges: partial 6-row and 16-column tiles (12 and 32 on AVX-512 BF16), odd K (a padded pair),
+  // K across the 256-deep blocks, N across 2048-wide blocks, M across the 192-row blocks, and the
+  // degenerate 1 x 1. ctest runs this suite on every ISA level the CPU has.
   const Size sizes[] = {{13, 37, 300}, {1, 1, 1}, {200, 20, 17}, {7, 2100, 9}, {48, 64, 512}};
   for (const Size s : sizes)
     for (int layout = 0; layout < 16; ++layout) {
@@ -193,7 +198,8 @@ TEST(Bf16Workspace, PicksUpWeightUpdates) {
 namespace fs = std::filesystem;
 
 TEST(Bf16Finetune, ValidationLossWithinTwoPercentOfFp32) {
-  const fs::path dir = fs::temp_directory_path() / "lmforge-bf16-finetune";
+  // (Per process: ctest runs this suite on several ISA levels at once.)
+  const fs::path dir = fs::temp_directory_path() / ("lmforge-bf16-finetune-" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   {
