@@ -5,8 +5,8 @@
 //
 // Batch invariance holds within this path as within the AVX2 one: for M > 1 every output is one
 // accumulator summed over k in order (16 lanes), folded to 8 lanes and reduced in the AVX2 kernel's
-// fixed order, whatever tile it fell in; M = 1 has its own kernel. The bits differ from the AVX2
-// path's (other lane partial sums), so a process runs one path throughout (kernels::isa()).
+// fixed order, whatever tile it fell in; M = 1 runs the AVX2 one-row kernel. The bits differ from
+// the AVX2 path's (other lane partial sums), so a process runs one path throughout (kernels::isa()).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -126,36 +126,11 @@ inline void column_block(const float* x, int M, int K, const W* w, const float* 
   }
 }
 
-// M = 1: weight rows one after the other (one sequential stream), four accumulators, the row 8
-// rows ahead prefetched, as gemv_avx2.cpp's.
-template <class W>
-void gemv_one_row(const float* x, int K, const W* w, const float* scales, const float* bias, int n0, int n1, float* y) {
-  for (int n = n0; n < n1; ++n) {
-    const W* wr = w + static_cast<long>(n) * K;
-    _mm_prefetch(reinterpret_cast<const char*>(wr + 8L * K), _MM_HINT_T0);
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    int k = 0;
-    for (; k + 64 <= K; k += 64) {
-      a0 = _mm512_fmadd_ps(load16(wr + k), _mm512_loadu_ps(x + k), a0);
-      a1 = _mm512_fmadd_ps(load16(wr + k + 16), _mm512_loadu_ps(x + k + 16), a1);
-      a2 = _mm512_fmadd_ps(load16(wr + k + 32), _mm512_loadu_ps(x + k + 32), a2);
-      a3 = _mm512_fmadd_ps(load16(wr + k + 48), _mm512_loadu_ps(x + k + 48), a3);
-    }
-    for (; k + 16 <= K; k += 16) a0 = _mm512_fmadd_ps(load16(wr + k), _mm512_loadu_ps(x + k), a0);
-    if (k < K) {
-      const __mmask16 m = tail_mask(K - k);
-      a1 = _mm512_fmadd_ps(load16(wr + k, m), _mm512_maskz_loadu_ps(m, x + k), a1);
-    }
-    y[n] = finish(hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))), scales, bias, n);
-  }
-}
-
 // Tiles: up to 3 activation rows × 8 weight rows, else 4 × 6 (24 accumulators of the 32
 // registers, each weight vector used 4 times and each activation vector 6 times per load).
 template <class W>
 void gemv_rows_typed(const float* x, int M, int K, const W* w, const float* scales, const float* bias, int n0, int n1,
                      float* y, int ldy) {
-  if (M == 1) return gemv_one_row(x, K, w, scales, bias, n0, n1, y);
   int n = n0;
   if (M <= 3) {
     for (; n + 8 <= n1; n += 8) column_block<8>(x, M, K, w, scales, bias, n, n1, y, ldy);
@@ -168,6 +143,10 @@ void gemv_rows_typed(const float* x, int M, int K, const W* w, const float* scal
 }  // namespace
 
 void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy) {
+  // M = 1 (decode) is bound by memory: the AVX2 one-row kernel. A 16-lane twin of it was no faster
+  // for fp32 and bf16 and 15-20 % slower for int8 decode on the AVX-512 machine measured (AMD EPYC,
+  // whose 512-bit operations run as two 256-bit halves).
+  if (M == 1) return avx2::gemv_rows(x, M, w, bias, n0, n1, y, ldy);
   switch (w.type) {
     case WeightType::F32: return gemv_rows_typed(x, M, w.K, static_cast<const float*>(w.data), nullptr, bias, n0, n1, y, ldy);
     case WeightType::BF16: return gemv_rows_typed(x, M, w.K, static_cast<const Bf16*>(w.data), nullptr, bias, n0, n1, y, ldy);

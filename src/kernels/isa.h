@@ -22,12 +22,13 @@ struct F16 {
 
 namespace lmforge::kernels::avx2 {
 
-// Largest M gemv_rows handles (the activation rows all stay in L2 while each weight row is read
-// once from memory).
+// Largest M matmul_wt sends to gemv_rows (beyond it sgemm is faster); gemv_rows itself takes any
+// M >= 1 (matmul_wt_rows uses groups of up to 32: the rows stay in L2 while each weight row is
+// read once from memory).
 constexpr int kMaxGemvRows = 16;
 
 // y[m*ldy + n] = sum_k x[m*w.K + k] * w[n, k] (+ bias[n] when non-null), w widened to fp32 (and
-// times its row scale for int8), for n in [n0, n1), m in [0, M), 1 <= M <= kMaxGemvRows.
+// times its row scale for int8), for n in [n0, n1), m in [0, M).
 void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
 // I8_DYNAMIC (see kernels.h for the math): y[m*ldy + n] for n in [n0, n1), m in [0, M), any M,
 // from activation rows already quantized (quantize_activation_row_int8): row m's int8 values at
@@ -64,8 +65,8 @@ namespace lmforge::kernels::avx512 {
 // The widest K of the VNNI kernel (its offset sums must fit an int32); wider goes to avx2::.
 constexpr int kMaxVnniK = 65536;
 
-// avx2::gemv_rows with 16-lane vectors (M <= avx2::kMaxGemvRows); its bits differ from the AVX2
-// path's but, as there, do not depend on M for M >= 2.
+// avx2::gemv_rows with 16-lane vectors for M >= 2 (M = 1: avx2::gemv_rows itself); its bits
+// differ from the AVX2 path's but, as there, do not depend on M for M >= 2.
 void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
 // avx2::gemm_i8_dynamic with VNNI: the same exact sums, the same bits.
 void gemm_i8_dynamic(const int8_t* qx, size_t ldq, const float* sx, int M, const WeightMatrix& w, const float* bias,

@@ -59,9 +59,9 @@ void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, 
 
 // matmul_wt whose output row m depends on x row m alone: the same bits whatever M is and whatever
 // the other rows hold (continuous batching: a request must get the same result alone or among 63
-// others). Rows go through the GEMV kernel in groups of at most 16, whose rows are computed alike
+// others). Rows go through the GEMV kernel in groups of at most 32, whose rows are computed alike
 // for every group size from 2 up; a group of one runs as two copies of the row. Slower than
-// matmul_wt's sgemm for many rows (the weights are streamed once per group of 16).
+// matmul_wt's sgemm for many rows (the weights are streamed once per group of 32).
 void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // out[(n - n0) * K + k] = w[n, k] widened to fp32 (int8 times its row scale) for n in [n0, n1).
