@@ -1,6 +1,6 @@
 #pragma once
 // Element-wise kernels of the training passes. Each has an AVX2/FMA body (compiled through a
-// function target attribute and chosen at run time with kernels::using_avx2(), so LMFORGE_NO_AVX2
+// function target attribute and chosen at run time with kernels::using_avx2(), so LMFORGE_ISA
 // applies here too) and a portable one.
 #include <cstddef>
 

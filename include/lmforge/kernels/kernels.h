@@ -13,10 +13,12 @@
 namespace lmforge::kernels {
 
 // How the elements of a weight matrix are stored. Low-precision weights are widened to fp32 in
-// registers and multiplied with fp32 accumulation (this CPU class has AVX2/FMA/F16C but no native
-// bf16 or int8 matrix instructions, so what they save is memory traffic) -- except I8_DYNAMIC,
-// which multiplies int8 by int8 with integer dot products: widening each int8 weight to fp32
-// takes longer than loading it, so weight-only I8 is compute-bound even at batch 1.
+// registers and multiplied with fp32 accumulation (the activations stay fp32: a bf16 checkpoint
+// held in bf16 gives HF's fp32 results, so what low precision saves is memory traffic; bf16
+// arithmetic, vdpbf16ps, is used for bf16 training only) -- except I8_DYNAMIC, which multiplies
+// int8 by int8 with integer dot products (AVX2 vpmaddubsw or AVX-512 VNNI vpdpbusd): widening
+// each int8 weight to fp32 takes longer than loading it, so weight-only I8 is compute-bound even
+// at batch 1.
 enum class WeightType : uint8_t {
   F32,
   BF16,  // the top 16 bits of an fp32
