@@ -63,7 +63,9 @@ int main(int argc, char** argv) {
   CLI::App app{"lmforge: GPT-2 / GPT-J text generation, identical to Hugging Face transformers", "lmforge"};
   app.require_subcommand(1);
   app.footer("Exit status: 0 on success, 2 for a usage error (unknown subcommand or flag, missing or malformed "
-             "value), 1 for any other error. Errors are one line on stderr: `error: ...`.");
+             "value), 1 for any other error. Errors are one line on stderr: `error: ...`.\n"
+             "Environment: LMFORGE_ISA=portable|avx2|avx512 lowers the CPU kernel path (the best the CPU has by "
+             "default; --version names the one in use).");
   app.set_version_flag("--version", std::string("lmforge 0.1.0 (kernels: ") + lmforge::kernels::isa_description() +
                                         "; OpenMP wait policy: " + lmforge::openmp_wait_policy() + ")");
   if (const std::string bad = lmforge::kernels::isa_env_error(); !bad.empty())
