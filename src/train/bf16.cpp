@@ -14,6 +14,7 @@
 #include <cstring>
 #include <vector>
 
+#include "lmforge/io/tensor.h"
 #include "lmforge/kernels/kernels.h"
 
 #define LMF_AVX2 __attribute__((target("avx2,fma")))
@@ -24,18 +25,9 @@ namespace {
 constexpr int kMR = 6, kNR = 16;
 constexpr int kKC = 256, kMC = 192, kNC = 2048;  // MC multiple of MR, NC of NR
 
-// fp32 operands are rounded to bf16 (round to nearest even, NaN → 0x7fc0: to_bf16_one) as they are
-// packed: every product multiplies two bf16 values on every level, as torch's bf16 autocast does.
-inline float widen(float x) {
-  uint32_t u;
-  std::memcpy(&u, &x, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u)
-    u = 0x7fc00000u;
-  else
-    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-  std::memcpy(&x, &u, sizeof x);
-  return x;
-}
+// fp32 operands are rounded to bf16 (float_to_bf16: round to nearest even, NaN → 0x7fc0) as they
+// are packed: every product multiplies two bf16 values on every level, as torch's bf16 autocast does.
+inline float widen(float x) { return bf16_to_float(float_to_bf16(x)); }
 inline float widen(uint16_t b) {
   const uint32_t u = static_cast<uint32_t>(b) << 16;
   float f;

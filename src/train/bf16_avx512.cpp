@@ -12,9 +12,9 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
+#include "lmforge/io/tensor.h"
 #include "train/bf16.h"
 
 namespace lmforge::backprop::avx512 {
@@ -23,22 +23,16 @@ namespace {
 constexpr int kMR = 6, kNR = 64;
 constexpr int kKC = 256, kMC = 192, kNC = 2048;  // KC even, MC a multiple of MR, NC of NR
 
-inline uint16_t bf16_of(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0u;
-  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
 
 // Element (r, c) of the logical matrix as bf16 bits.
 inline uint16_t at(const MatRef& m, int r, int c) {
   const size_t i = m.trans ? static_cast<size_t>(c) * m.ld + r : static_cast<size_t>(r) * m.ld + c;
-  return m.bf16 ? m.bf16[i] : bf16_of(m.f32[i]);
+  return m.bf16 ? m.bf16[i] : float_to_bf16(m.f32[i]);
 }
 
 inline uint32_t pair(uint16_t lo, uint16_t hi) { return lo | static_cast<uint32_t>(hi) << 16; }
 
-// 16 fp32 → 16 bf16 (round to nearest even; NaN → 0x7fc0 as bf16_of) in the low halves of 16
+// 16 fp32 → 16 bf16 (round to nearest even; NaN → 0x7fc0 as float_to_bf16) in the low halves of 16
 // 32-bit lanes.
 inline __m512i round16(__m512 v) {
   const __m512i u = _mm512_castps_si512(v);
