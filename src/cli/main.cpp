@@ -7,6 +7,8 @@
 #include <iostream>
 #include <string>
 
+#include <unistd.h>
+
 #include "cli/command.h"
 #include "cli/usage.h"
 #include "lmforge/dist/world.h"
@@ -28,10 +30,20 @@ std::vector<Command*>& registry() {
 
 namespace {
 
+// One write per error line: mpirun forwards a rank's stderr in the chunks it was written in, and
+// its abort banner (another rank exited non-zero) would otherwise land inside the line.
+void print_error_line(const std::string& message) {
+  const std::string line = "error: " + message + "\n";
+  std::cerr.flush();
+  if (::write(STDERR_FILENO, line.data(), line.size()) < 0) {
+    // stderr is gone: nothing else can report it
+  }
+}
+
 // Under mpirun every rank parses the same command line and meets the same usage errors: rank 0
 // alone prints them, so the user reads one line, not one per rank.
 int usage_error(const std::string& message) {
-  if (lmforge::dist::launch_rank() == 0) std::cerr << "error: " << message << "\n";
+  if (lmforge::dist::launch_rank() == 0) print_error_line(message);
   return kExitUsage;
 }
 
@@ -40,7 +52,7 @@ int usage_error(const std::string& message) {
 int failure(const std::string& message) {
   lmforge::dist::abort_job(message, kExitFailure);  // returns only outside a distributed job
   std::cout.flush();
-  if (lmforge::dist::launch_rank() == 0) std::cerr << "error: " << message << "\n";
+  if (lmforge::dist::launch_rank() == 0) print_error_line(message);
   return kExitFailure;
 }
 
