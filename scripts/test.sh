@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine, builds, and runs every test twice: a Release build, then a build under
-# AddressSanitizer + UndefinedBehaviorSanitizer.
+# Sets up a fresh machine, builds, and runs every test twice: a Release build (GCC), then a clang build
+# under AddressSanitizer + UndefinedBehaviorSanitizer, which also runs every fuzz target briefly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -10,13 +10,17 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure -j"$jobs"
 
-# -O1 -g1: half the compile time of RelWithDebInfo's -O2 -g under the sanitizers (measured on
-# src/train/trainer.cpp: 10.7 s against 22.7 s), line numbers kept for the reports.
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
-  -DLMFORGE_SANITIZE=ON -DLMFORGE_BUILD_BENCH=OFF >/dev/null
+# The sanitizer build: clang with AddressSanitizer + UndefinedBehaviorSanitizer and libFuzzer's coverage
+# instrumentation (LMFORGE_FUZZ=ON), so one build runs every test and then every fuzz target.
+# -O1 -g1: half the compile time of RelWithDebInfo's -O2 -g under the sanitizers, line numbers kept for
+# the reports.
+CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+  -DLMFORGE_FUZZ=ON -DLMFORGE_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 # -LE mpi: LeakSanitizer reports the memory OpenMPI itself holds until exit (not ours) in an MPI run; the
 # Release run above covers them, and the mpi-free code paths (world of one) run here.
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs" -LE mpi
-echo "all tests passed (release and asan+ubsan)"
+# Every parser's fuzz target for a short fixed time on its seed corpus (fuzz/README.md).
+LMFORGE_FUZZ_BUILD=build-asan fuzz/smoke.sh 20
+echo "all tests passed (release, asan+ubsan, fuzz smoke)"

@@ -282,7 +282,9 @@ eval::QualityMetric make_metric(const dist::World& w, const Tokenizer& tok, cons
     };
   } else if (args.metric == "accuracy") {
     if (args.labels_path.empty()) throw Error("--labels_path: needed for --metric accuracy");
-    auto [prompts, labels] = labelled_rows();
+    auto rows = labelled_rows();  // (not a structured binding: clang 14 cannot capture one)
+    auto prompts = std::move(rows.first);
+    auto labels = std::move(rows.second);
     std::cout << "metric: multiple-choice accuracy of " << prompts.size() << " rows of '" << args.labels_path << "'\n";
     m.name = "accuracy";
     m.higher_is_better = true;

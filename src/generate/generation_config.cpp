@@ -76,7 +76,8 @@ struct KeyReader {
   std::string where;
 
   [[noreturn]] void fail(const char* expected) const {
-    throw Error(where + " must be " + expected + " (got " + v.dump() + ")");
+    // (keys from a YAML file may hold any bytes: dump() would throw on invalid UTF-8)
+    throw Error(where + " must be " + expected + " (got " + v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ")");
   }
   int integer() const {
     if (!v.is_number_integer()) fail("an integer");
@@ -157,7 +158,7 @@ void apply_generation_config_file(const std::filesystem::path& file, GenerationC
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, or out_of_range for a number past double
     throw Error(name + " is not valid JSON: " + e.what());
   }
   apply_generation_config_json(j, name, cfg);

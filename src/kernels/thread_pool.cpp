@@ -79,7 +79,7 @@ class ThreadPool {
     }
   }
 
-  static constexpr int kMaxTasks = (1 << 20) - 1;
+  [[maybe_unused]] static constexpr int kMaxTasks = (1 << 20) - 1;  // checked by an assert
 
  private:
   static constexpr uint64_t kJobMask = (1ull << 24) - 1;

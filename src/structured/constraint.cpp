@@ -24,7 +24,7 @@ Grammar grammar_of(const ConstraintSpec& spec) {
       nlohmann::ordered_json schema;
       try {
         schema = nlohmann::ordered_json::parse(spec.source);
-      } catch (const nlohmann::ordered_json::parse_error& e) {
+      } catch (const nlohmann::ordered_json::exception& e) {  // parse_error, or out_of_range for a huge number
         throw Error(std::string("json_schema: not valid JSON: ") + e.what());
       }
       return json_schema_to_grammar(schema);

@@ -208,7 +208,7 @@ Value yaml_value(const YAML::Node& n, const std::string& key, const std::string&
   if (n.IsSequence()) {
     v.typed = nlohmann::json::array();
     for (const auto& e : n) v.typed.push_back(yaml_value(e, key, where).typed);
-    v.text = v.typed.dump();
+    v.text = v.typed.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);  // YAML strings may hold any bytes
   } else if (n.IsScalar()) {
     v.text = n.Scalar();
     v.typed = n.Tag() == "!" ? nlohmann::json(v.text) : scalar_value(v.text);  // "!" = quoted

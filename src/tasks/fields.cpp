@@ -221,6 +221,8 @@ std::vector<FieldPrediction> parse_field_predictions(std::string_view text, cons
       j = nlohmann::ordered_json::parse(line);
     } catch (const nlohmann::ordered_json::parse_error& e) {
       throw Error(where + ": not valid JSON (at byte " + std::to_string(e.byte) + ")");
+    } catch (const nlohmann::ordered_json::exception& e) {  // out_of_range: a number past double
+      throw Error(where + ": not valid JSON (" + std::string(e.what()) + ")");
     }
     FieldPrediction p = read_prediction(j, where, syntax);
     p.line = line_no;

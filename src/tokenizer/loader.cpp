@@ -29,7 +29,7 @@ json read_json(const fs::path& path) {
   std::string text = read_file(path);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double
     throw Error(path.string() + ": malformed JSON: " + e.what());
   }
 }

@@ -239,9 +239,10 @@ const std::vector<KeySpec>& key_specs() {
         {"learning_rate", "lr"},         {"num_train_epochs", "num_epochs"}, {"output_dir", "save_path"},
         {"bf16", "bfloat16"},            {"model_name_or_path", "model"},    {"tokenizer_name", "tokenizer"},
         {"eval_strategy", "evaluation_strategy"}};
-    for (const auto& [alias, target] : aliases) {
+    for (const auto& pair : aliases) {
+      const char* target = pair.second;  // (clang 14 cannot capture a structured binding)
       auto it = std::find_if(s.begin(), s.end(), [&](const KeySpec& k) { return k.name == target; });
-      s.push_back({alias, it->set, target});
+      s.push_back({pair.first, it->set, target});
     }
     // run_clm.py's --train_file: the data file, read by run_clm.py's pipeline.
     s.push_back({"train_file",

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error_of.h"
+#include "lmforge/structured/constraint.h"
 #include "lmforge/structured/gbnf.h"
 #include "lmforge/structured/json_schema.h"
 #include "lmforge/structured/matcher.h"
@@ -127,6 +128,12 @@ TEST(JsonSchema, UnsupportedKeysAreNamed) {
   EXPECT_NE(err(R"({"type": "array", "minItems": 3, "maxItems": 1})").find("maxItems"), std::string::npos);
   EXPECT_EQ(err(R"({"properties": {"a": {"type": "string", "pattern": "(x"}}})"),
             "json_schema: 'pattern' at #/properties/a/pattern: regex: expected ')' to close the group at line 1, column 3");
+}
+
+TEST(JsonSchema, SchemaTextThatIsNotJsonIsOneError) {
+  const auto err = [](const char* text) { return test::error_of([&] { grammar_of({ConstraintKind::JsonSchema, text}); }); };
+  EXPECT_EQ(err("{\"type\": ").rfind("json_schema: not valid JSON", 0), 0u);
+  EXPECT_EQ(err(R"({"type": "array", "maxItems": 1e999})").rfind("json_schema: not valid JSON", 0), 0u);  // out_of_range
 }
 
 }  // namespace

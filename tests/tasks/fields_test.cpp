@@ -202,6 +202,7 @@ TEST(FieldPredictions, Errors) {
   const auto err = [](const std::string& text) { return error_of([&] { parse_field_predictions(text, "p.jsonl"); }); };
   // The byte offset comes from the JSON library; the line is ours.
   EXPECT_EQ(err("{\"text\": \"\"}\n{\"text\": \n").rfind("p.jsonl:2: not valid JSON (at byte ", 0), 0u);
+  EXPECT_EQ(err("{\"text\": 1e999}\n").rfind("p.jsonl:1: not valid JSON (", 0), 0u);  // out_of_range, not parse_error
   EXPECT_EQ(err("[1]\n"), "p.jsonl:1: a prediction is a JSON object, got array");
   EXPECT_EQ(err(R"({"prompt_index": -1, "text": ""})"), "p.jsonl:1: prompt_index must be an integer >= 0, got -1");
   EXPECT_EQ(err(R"({"prompt_index": 1.5, "text": ""})"), "p.jsonl:1: prompt_index must be an integer >= 0, got 1.5");

@@ -209,6 +209,9 @@ TEST_F(BrokenFolder, MalformedVocabJson) {
   write("vocab.json", R"({"a": 0, "b": )");
   write("merges.txt", "#version: 0.2\n");
   expect_load_error({"vocab.json", "malformed JSON"});
+  // A number past double is the JSON library's out_of_range, not a parse_error (found by fuzz_tokenizer_files).
+  write("vocab.json", R"({"a": 0, "b": 1e999})");
+  expect_load_error({"vocab.json", "malformed JSON"});
 }
 
 TEST_F(BrokenFolder, VocabIdNotAnInteger) {

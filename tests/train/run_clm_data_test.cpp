@@ -105,7 +105,8 @@ TEST(RunClmFiles, ErrorsNameTheFileAndColumn) {
   };
   for (const auto& [name, content, needles] : bad) {
     write_file(d / name, content);
-    EXPECT_TRUE(ThrowsError([&] { read_text_file_rows(d / name, "", "--train_file"); }, needles)) << name;
+    const auto file = d / name;  // (clang 14 cannot capture a structured binding)
+    EXPECT_TRUE(ThrowsError([&] { read_text_file_rows(file, "", "--train_file"); }, needles)) << name;
   }
 }
 
