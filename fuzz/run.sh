@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=(fuzz_pickle fuzz_zip fuzz_safetensors fuzz_torch_bin fuzz_config fuzz_tokenizer fuzz_tokenizer_files
-  fuzz_generation_config fuzz_sharded_index fuzz_lora fuzz_csv fuzz_yaml fuzz_serve_request)
+  fuzz_generation_config fuzz_sharded_index fuzz_lora fuzz_csv fuzz_yaml fuzz_serve_request fuzz_http)
 if [ "${1:-}" = list ]; then printf '%s\n' "${targets[@]}"; exit 0; fi
 target=${1:?usage: fuzz/run.sh TARGET SECONDS (fuzz/run.sh list)}
 seconds=${2:?usage: fuzz/run.sh TARGET SECONDS}
@@ -67,6 +67,7 @@ case $target in
   fuzz_safetensors | fuzz_config | fuzz_generation_config | fuzz_sharded_index | fuzz_tokenizer_files | fuzz_lora | \
     fuzz_serve_request) dict=(-dict=fuzz/json.dict) ;;
   fuzz_pickle) dict=(-dict=fuzz/pickle.dict) ;;
+  fuzz_http) dict=(-dict=fuzz/http.dict) ;;
 esac
 regressions=()
 [ -d "fuzz/regressions/$target" ] && regressions=("fuzz/regressions/$target")

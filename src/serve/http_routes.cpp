@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <future>
@@ -138,11 +139,49 @@ void widen_listen_backlog(int port) {
     if (is_listening(fd) && socket_port(fd, ::getsockname) == port) ::listen(fd, SOMAXCONN);
 }
 
+// httplib's server with its one-connection entry point reachable, for Server::answer_raw.
+class HttpServer : public httplib::Server {
+ public:
+  using httplib::Server::process_request;
+};
+
+// A connection in memory: httplib reads the request's bytes and appends its response to `out`.
+class MemoryStream : public httplib::Stream {
+ public:
+  explicit MemoryStream(std::string_view in) : in_(in) {}
+  bool is_readable() const override { return true; }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, size_t size) override {
+    const size_t n = std::min(size, in_.size());
+    std::copy_n(in_.data(), n, ptr);
+    in_.remove_prefix(n);
+    return static_cast<ssize_t>(n);
+  }
+  ssize_t write(const char* ptr, size_t size) override {
+    out.append(ptr, size);
+    return static_cast<ssize_t>(size);
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 0;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    ip = "127.0.0.1";
+    port = 0;
+  }
+  socket_t socket() const override { return INVALID_SOCKET; }
+
+  std::string out;
+
+ private:
+  std::string_view in_;
+};
+
 }  // namespace
 
 struct Server::Impl {
   ServerOptions options;
-  httplib::Server http;
+  HttpServer http;
   Metrics metrics;
   std::unique_ptr<Engine> engine;
   std::vector<std::unique_ptr<ServedModel>> models;
@@ -357,6 +396,13 @@ int Server::start() {
   // shutdown right after start() (a model that fails to load) is not lost.
   while (!s.http.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return port;
+}
+
+std::string Server::answer_raw(std::string_view request) {
+  MemoryStream connection(request);
+  bool closed = false;
+  impl_->http.process_request(connection, /*close_connection=*/true, closed, nullptr);
+  return std::move(connection.out);
 }
 
 void Server::add_model(ServedModel model) { impl_->models.push_back(std::make_unique<ServedModel>(std::move(model))); }

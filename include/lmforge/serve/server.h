@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "lmforge/serve/served_model.h"
 
@@ -44,6 +45,10 @@ class Server {
   void add_model(ServedModel model);
   // Models are loaded: /health answers 200 and the API routes accept requests.
   void ready();
+  // One HTTP exchange without a socket: `request`'s bytes go through the same HTTP parser, routes,
+  // auth and error handling as a connection's first request, and the response's bytes come back
+  // (the fuzz target fuzz/fuzz_http.cpp; works with or without start()).
+  std::string answer_raw(std::string_view request);
   // Stops accepting connections, lets in-flight requests finish for the grace period, then cancels
   // what is left and returns once every thread is done.
   void shutdown();
