@@ -129,6 +129,19 @@ std::string format_float(float v) {
   return s;
 }
 
+namespace {
+// `text` as a JSON string, which is also a YAML double-quoted scalar. Linux paths are bytes, YAML
+// is UTF-8: a path that is not UTF-8 cannot be written (nlohmann would throw its own type_error).
+std::string yaml_quoted(const std::string& text, const std::string& what) {
+  try {
+    return nlohmann::json(text).dump();
+  } catch (const nlohmann::json::type_error&) {
+    throw Error(what + " is not valid UTF-8, which the YAML file cannot hold: '" + nlohmann::json(text).dump(
+                    -1, ' ', false, nlohmann::json::error_handler_t::replace) + "'");
+  }
+}
+}  // namespace
+
 std::string synth_yaml(const TuneSetting& best, const std::string& model_path, const std::string& comment,
                        const std::string& prefix) {
   std::ostringstream y;
@@ -137,12 +150,12 @@ std::string synth_yaml(const TuneSetting& best, const std::string& model_path, c
     for (std::string line; std::getline(lines, line);) y << "# " << line << "\n";
   }
   // A JSON string is a valid YAML double-quoted scalar: any path survives (':', '#', spaces, ...).
-  y << "model:\n  path: " << nlohmann::json(model_path).dump() << "\n"
+  y << "model:\n  path: " << yaml_quoted(model_path, "the model path") << "\n"
     << "do_sample: true\n"
     << "top_k: " << best.top_k << "\n"
     << "top_p: " << format_float(best.top_p) << "\n"
     << "temperature: " << format_float(best.temperature) << "\n";
-  if (!prefix.empty()) y << "prefix: " << nlohmann::json(prefix).dump() << "\n";
+  if (!prefix.empty()) y << "prefix: " << yaml_quoted(prefix, "--prefix") << "\n";
   return y.str();
 }
 

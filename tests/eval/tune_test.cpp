@@ -281,5 +281,14 @@ TEST_F(TuneYaml, OddPathsAndWholeNumbersSurvive) {
   EXPECT_DOUBLE_EQ(cfg.generation.at("temperature").get<double>(), 2.0);
 }
 
+TEST_F(TuneYaml, APathThatIsNotUtf8IsOneError) {
+  // Linux paths are bytes; YAML is UTF-8. One error naming it, not the JSON library's own exception.
+  const std::string path = (dir_ / "model-\xff").string();
+  const std::string err = test::error_of([&] { synth_yaml({0, 1.0f, 2.0f}, path); });
+  EXPECT_NE(err.find("the model path is not valid UTF-8"), std::string::npos) << err;
+  EXPECT_NE(test::error_of([&] { synth_yaml({0, 1.0f, 2.0f}, "m", "", "\xc3("); }).find("--prefix is not valid UTF-8"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace lmforge::eval
