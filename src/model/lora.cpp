@@ -2,6 +2,7 @@
 
 #include <cblas.h>
 
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -147,6 +148,21 @@ T get_or(const json& j, const char* key, T fallback, const std::string& where) {
   }
 }
 
+// An integer that fits an int (nlohmann's get<int> of a float or of a huge number is a cast, which
+// is undefined past int's range).
+int to_int(const json& v, const std::string& what, const std::string& where) {
+  const bool fits = v.is_number_unsigned() ? v.get<uint64_t>() <= static_cast<uint64_t>(INT_MAX)
+                                           : v.is_number_integer() && v.get<int64_t>() >= INT_MIN && v.get<int64_t>() <= INT_MAX;
+  if (!fits) throw Error(where + ": " + what + " must be an integer (got " + v.dump() + ")");
+  return static_cast<int>(v.get<int64_t>());
+}
+
+int int_or(const json& j, const char* key, int fallback, const std::string& where) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  return to_int(*it, std::string("key '") + key + "'", where);
+}
+
 bool empty_value(const json& j, const char* key) {
   auto it = j.find(key);
   return it == j.end() || it->is_null() || (it->is_object() && it->empty()) || (it->is_array() && it->empty());
@@ -166,7 +182,7 @@ LoraConfig parse_adapter_config(const fs::path& file) {
   const std::string type = get_or<std::string>(j, "peft_type", "", where);
   if (type != "LORA") throw Error(where + ": peft_type is '" + type + "', only LORA adapters are supported");
   LoraConfig lc;
-  lc.r = get_or<int>(j, "r", 8, where);
+  lc.r = int_or(j, "r", 8, where);
   lc.lora_alpha = get_or<double>(j, "lora_alpha", 8.0, where);
   lc.lora_dropout = get_or<double>(j, "lora_dropout", 0.0, where);
   lc.fan_in_fan_out = get_or<bool>(j, "fan_in_fan_out", false, where);
@@ -184,10 +200,10 @@ LoraConfig parse_adapter_config(const fs::path& file) {
       lc.target_modules = get_or<std::vector<std::string>>(j, "target_modules", {}, where);
   }
   if (auto t = j.find("layers_to_transform"); t != j.end() && !t->is_null()) {
-    if (t->is_number_integer())
-      lc.layers_to_transform = {t->get<int>()};
+    if (t->is_array())
+      for (const json& v : *t) lc.layers_to_transform.push_back(to_int(v, "layers_to_transform[]", where));
     else
-      lc.layers_to_transform = get_or<std::vector<int>>(j, "layers_to_transform", {}, where);
+      lc.layers_to_transform = {to_int(*t, "key 'layers_to_transform'", where)};
   }
   try {
     check_ranges(lc);

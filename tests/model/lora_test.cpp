@@ -341,6 +341,12 @@ TEST(LoraLoad, RefusesWhatLmforgeDoesNotImplement) {
   EXPECT_NE(err([](json& c) { c["rank_pattern"] = {{"q_proj", 8}}; }).find("'rank_pattern'"), std::string::npos);
   EXPECT_NE(err([](json& c) { c["lora_alpha"] = "eight"; }).find("'lora_alpha' has the wrong type"), std::string::npos);
   EXPECT_NE(err([](json& c) { c["r"] = -1; }).find("r must be a positive integer"), std::string::npos);
+  // Numbers that are not ints: one error, not a cast past int's range (found by fuzz_lora: r = 1.8e20).
+  EXPECT_NE(err([](json& c) { c["r"] = 1.8446744073709552e20; }).find("key 'r' must be an integer"), std::string::npos);
+  EXPECT_NE(err([](json& c) { c["r"] = 4.5; }).find("key 'r' must be an integer"), std::string::npos);
+  EXPECT_NE(err([](json& c) { c["r"] = 3000000000u; }).find("key 'r' must be an integer"), std::string::npos);
+  EXPECT_NE(err([](json& c) { c["layers_to_transform"] = {0, 1e30}; }).find("layers_to_transform[] must be an integer"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { load_lora_adapter(tmp.path / "nowhere", j); }).find("is not a folder"), std::string::npos);
   fs::create_directories(tmp.path / "empty");
   EXPECT_NE(error_of([&] { load_lora_adapter(tmp.path / "empty", j); }).find("adapter_config.json: no such file"),
