@@ -4,6 +4,7 @@
 // else (bad files, bad values found while running, interrupted training).
 #include <cstdio>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
@@ -116,6 +117,10 @@ int main(int argc, char** argv) {
         return rc;
       }
   } catch (const lmforge::Error& e) {
+    return failure(e.what());
+  } catch (const std::filesystem::filesystem_error& e) {
+    // The OS refused a path (too long, no permission, ...): what() names the call, the reason and
+    // the path, which is the one line the user needs.
     return failure(e.what());
   } catch (const std::exception& e) {
     return failure(std::string("internal: ") + e.what());

@@ -224,10 +224,12 @@ struct YamlReader {
   Value value_of(const YAML::Node& n, const std::string& key) const { return yaml_value(n, key, where_of(file, n)); }
 
   // A relative path: from the working directory when it exists there, else from the YAML's folder.
+  // (A name the OS refuses, e.g. too long, counts as not there: the reader of the file names it.)
   std::string resolve(const std::string& path) const {
-    if (path.empty() || std::filesystem::path(path).is_absolute() || std::filesystem::exists(path)) return path;
+    std::error_code ec;
+    if (path.empty() || std::filesystem::path(path).is_absolute() || std::filesystem::exists(path, ec)) return path;
     const auto beside = folder / path;
-    return std::filesystem::exists(beside) ? beside.string() : path;
+    return std::filesystem::exists(beside, ec) ? beside.string() : path;
   }
 
   void set(SynthConfig& cfg, const YAML::Node& key_node, const YAML::Node& value) {
