@@ -43,12 +43,24 @@ inline std::vector<std::string> split_files(const uint8_t* data, size_t size, si
 // an empty content meaning "no such file" (so the fuzzer can drop a file).
 inline std::filesystem::path as_folder(const std::vector<std::pair<std::string, std::string>>& files);
 
-// <TMPDIR or /tmp>/lmforge-fuzz-<pid>/<name>, holding `size` bytes of `data`.
+// <base>/lmforge-fuzz-<pid>/<name>, holding `size` bytes of `data`. The base is $LMFORGE_FUZZ_TMPDIR, else
+// /dev/shm (memory), else $TMPDIR or /tmp: on a disk, truncating the file while the machine writes
+// heavily (ext4 flushes a truncated file's data) stalled one open() past the 1-s timeout.
 inline std::filesystem::path as_file(const uint8_t* data, size_t size, const std::string& name) {
   static const std::filesystem::path dir = [] {
+    const char* own = std::getenv("LMFORGE_FUZZ_TMPDIR");
     const char* tmp = std::getenv("TMPDIR");
-    std::filesystem::path d = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / ("lmforge-fuzz-" + std::to_string(::getpid()));
+    std::error_code ec;
+    const std::filesystem::path base = own && *own                                    ? own
+                                       : std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                       : tmp && *tmp                                  ? tmp
+                                                                                      : "/tmp";
+    static std::filesystem::path d = base / ("lmforge-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(d, ignored);
+    });
     return d;
   }();
   const std::filesystem::path file = dir / name;
