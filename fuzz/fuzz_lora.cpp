@@ -25,8 +25,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                              {"adapter_model.safetensors", parts[1]},
                                              {"adapter_model.bin", parts[2]}});
   try {
-    const lmforge::LoraAdapter a = lmforge::load_lora_adapter(dir, base());
-    (void)a;
+    (void)lmforge::load_lora_adapter(dir, base());
   } catch (const lmforge::Error&) {
   }
   return 0;

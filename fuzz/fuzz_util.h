@@ -39,36 +39,62 @@ inline std::vector<std::string> split_files(const uint8_t* data, size_t size, si
   return parts;
 }
 
-// A folder of its own for the targets that read a folder: `files` (name, content) written into it,
-// an empty content meaning "no such file" (so the fuzzer can drop a file).
-inline std::filesystem::path as_folder(const std::vector<std::pair<std::string, std::string>>& files);
-
-// <base>/lmforge-fuzz-<pid>/<name>, holding `size` bytes of `data`. The base is $LMFORGE_FUZZ_TMPDIR, else
-// /dev/shm (memory), else $TMPDIR or /tmp: on a disk, truncating the file while the machine writes
-// heavily (ext4 flushes a truncated file's data) stalled one open() past the 1-s timeout.
-inline std::filesystem::path as_file(const uint8_t* data, size_t size, const std::string& name) {
+// This process's scratch folder <base>/lmforge-fuzz-<pid>, removed at exit. The base is
+// $LMFORGE_FUZZ_TMPDIR, else /dev/shm (memory), else $TMPDIR or /tmp: on a disk, truncating a file
+// while the machine writes heavily (ext4 flushes a truncated file's data) stalled one open() past
+// the 1-s timeout.
+inline const std::filesystem::path& work_dir() {
   static const std::filesystem::path dir = [] {
-    const char* own = std::getenv("LMFORGE_FUZZ_TMPDIR");
-    const char* tmp = std::getenv("TMPDIR");
+    auto env = [](const char* name) -> const char* {
+      const char* v = std::getenv(name);
+      return v && *v ? v : nullptr;
+    };
     std::error_code ec;
-    const std::filesystem::path base = own && *own                                    ? own
-                                       : std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0 ? "/dev/shm"
-                                       : tmp && *tmp                                  ? tmp
-                                                                                      : "/tmp";
-    static std::filesystem::path d = base / ("lmforge-fuzz-" + std::to_string(::getpid()));
+    std::filesystem::path base = "/tmp";
+    if (const char* own = env("LMFORGE_FUZZ_TMPDIR")) base = own;
+    else if (std::filesystem::is_directory("/dev/shm", ec) && ::access("/dev/shm", W_OK) == 0) base = "/dev/shm";
+    else if (const char* tmp = env("TMPDIR")) base = tmp;
+    std::filesystem::path d = base / ("lmforge-fuzz-" + std::to_string(::getpid()));
     std::filesystem::create_directories(d);
-    std::atexit([] {
-      std::error_code ignored;
-      std::filesystem::remove_all(d, ignored);
-    });
     return d;
   }();
-  const std::filesystem::path file = dir / name;
+  // Registered after `dir` is built, so it runs before dir's destructor.
+  static const int cleanup = std::atexit([] {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  });
+  (void)cleanup;
+  return dir;
+}
+
+// Writes `size` bytes of `data` to `file` (created or truncated).
+inline void write_bytes(const std::filesystem::path& file, const void* data, size_t size) {
   std::FILE* f = std::fopen(file.c_str(), "wb");
   if (!f) std::abort();
   if (size && std::fwrite(data, 1, size, f) != size) std::abort();
   std::fclose(f);
+}
+
+// work_dir()/<name>, holding `size` bytes of `data`.
+inline std::filesystem::path as_file(const uint8_t* data, size_t size, const std::string& name) {
+  const std::filesystem::path file = work_dir() / name;
+  write_bytes(file, data, size);
   return file;
+}
+
+// A folder of its own for the targets that read a folder: `files` (name, content) written into it,
+// an empty content meaning "no such file" (so the fuzzer can drop a file).
+inline std::filesystem::path as_folder(const std::vector<std::pair<std::string, std::string>>& files) {
+  static const std::filesystem::path dir = [] {
+    std::filesystem::path d = work_dir() / "folder";
+    std::filesystem::create_directories(d);
+    return d;
+  }();
+  for (const auto& [name, content] : files) {
+    if (content.empty()) std::filesystem::remove(dir / name);
+    else write_bytes(dir / name, content.data(), content.size());
+  }
+  return dir;
 }
 
 // Runs one reader: a result or an lmforge::Error are both fine; anything else escapes to libFuzzer.
@@ -78,23 +104,6 @@ void refused_or_read(F&& read) {
     read();
   } catch (const lmforge::Error&) {
   }
-}
-
-inline std::filesystem::path as_folder(const std::vector<std::pair<std::string, std::string>>& files) {
-  const std::filesystem::path dir = as_file(nullptr, 0, "folder.marker").parent_path() / "folder";
-  std::filesystem::create_directories(dir);
-  for (const auto& [name, content] : files) {
-    const std::filesystem::path file = dir / name;
-    if (content.empty()) {
-      std::filesystem::remove(file);
-      continue;
-    }
-    std::FILE* f = std::fopen(file.c_str(), "wb");
-    if (!f) std::abort();
-    if (std::fwrite(content.data(), 1, content.size(), f) != content.size()) std::abort();
-    std::fclose(f);
-  }
-  return dir;
 }
 
 }  // namespace lmforge::fuzz
