@@ -23,13 +23,18 @@ struct F16 {
 namespace lmforge::kernels::avx2 {
 
 // Largest M matmul_wt sends to gemv_rows (beyond it sgemm is faster); gemv_rows itself takes any
-// M >= 1 (matmul_wt_rows uses groups of up to 32: the rows stay in L2 while each weight row is
-// read once from memory).
+// M >= 1.
 constexpr int kMaxGemvRows = 16;
 
 // y[m*ldy + n] = sum_k x[m*w.K + k] * w[n, k] (+ bias[n] when non-null), w widened to fp32 (and
 // times its row scale for int8), for n in [n0, n1), m in [0, M).
 void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
+// matmul_wt_rows's product (rows_kernel.h) for n in [n0, n1), m in [0, M), from x packed in panels
+// of kRowLanes rows, P = ceil(M / kRowLanes) per k (xp[(k * P + p) * kRowLanes + l] =
+// x[p * kRowLanes + l, k], zero past M):
+// each output one fma chain over k in order, the same bits on every level and for every M.
+constexpr int kRowLanes = 8;
+void gemm_rows(const float* xp, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
 // I8_DYNAMIC (see kernels.h for the math): y[m*ldy + n] for n in [n0, n1), m in [0, M), any M,
 // from activation rows already quantized (quantize_activation_row_int8): row m's int8 values at
 // qx + m*ldq, zero-padded to ldq, a multiple of 32 (so every activation load is a whole vector),
@@ -68,6 +73,15 @@ constexpr int kMaxVnniK = 65536;
 // avx2::gemv_rows with 16-lane vectors for M >= 2 (M = 1: avx2::gemv_rows itself); its bits
 // differ from the AVX2 path's but, as there, do not depend on M for M >= 2.
 void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
+// avx2::gemm_rows over panels of 16 rows: the same bits.
+constexpr int kRowLanes = 16;
+// The panels p0 .. p1-1 of gemm_rows's xp from x [M, K] (P panels in all).
+void pack_rows(const float* x, int M, int K, int P, int p0, int p1, float* xp);
+void gemm_rows(const float* xp, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
+// The same products for M <= kFewRows from x itself (not packed), weight rows in the lanes: the
+// same bits again (see rows_avx512.cpp).
+constexpr int kFewRows = 8;
+void gemm_few_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
 // avx2::gemm_i8_dynamic with VNNI: the same exact sums, the same bits.
 void gemm_i8_dynamic(const int8_t* qx, size_t ldq, const float* sx, int M, const WeightMatrix& w, const float* bias,
                      int n0, int n1, float* y, int ldy);

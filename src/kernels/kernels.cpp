@@ -69,11 +69,6 @@ inline bool avx512_on() { return g_isa == Isa::Avx512; }
 // Rows up to this count go through the weight-streaming GEMV (each weight read once from memory
 // per call, whatever M); beyond it sgemm's cache blocking wins.
 constexpr int kGemvMaxRows = avx2::kMaxGemvRows;
-// matmul_wt_rows's groups: the GEMV kernel's rows sum alike for any M >= 2, so a group may be larger
-// than its decode limit; 32 rows stream the weights half as often as 16 (a 64-row continuous
-// batching step over the 124M shape's matrices: 10-20 % faster, both ISA levels, noisy machine),
-// and 32 rows of up to 3072 fp32 (384 KiB) still sit in L2 while a weight slab streams past.
-constexpr int kRowsGroup = 32;
 // Below this many multiply-adds a parallel region costs more than it saves.
 constexpr long kParallelMinWork = 1L << 16;
 
@@ -136,6 +131,47 @@ int task_count(long work, int items, int min_items, int per_thread = 4) {
 void gemv(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const Split split{w.N, task_count(static_cast<long>(w.N) * w.K * M, w.N, 48), 12};
   parallel_for(split.tasks, [&](int t) { gemv_range(x, M, w, bias, split.begin(t), split.end(t), y); });
+}
+
+// matmul_wt_rows: task bounds are multiples of every register tile's width (rows_avx2.cpp,
+// rows_avx512.cpp: 4 to 24 weight rows), so only a task's last columns fall to the tails.
+constexpr int kRowsAlign = 48;
+
+// matmul_wt_rows, portable: the chain of rows_kernel.h with std::fma (the same bits as the vector
+// levels: one rounding per step, in the same order).
+void gemm_rows_portable(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y,
+                        int ldy) {
+  const int K = w.K;
+  std::vector<float> row(K);
+  for (int n = n0; n < n1; ++n) {
+    for (int k = 0; k < K; ++k) row[k] = weight_at(w, static_cast<size_t>(n) * K + k);
+    const float b = bias ? bias[n] : 0.0f;
+    for (int m = 0; m < M; ++m) {
+      const float* xr = x + static_cast<long>(m) * K;
+      float s = 0.0f;
+      for (int k = 0; k < K; ++k) s = std::fma(xr[k], row[k], s);
+      y[static_cast<long>(m) * ldy + n] = w.scales ? std::fma(s, w.scales[n], b) : s + b;
+    }
+  }
+}
+
+// x [M, K] as P panels of L rows for the vector gemm_rows, the panels of one k side by side:
+// xp[(k * P + p) * L + l] = x[p * L + l, k], zeros for rows past M; here only panels p0 .. p1-1.
+// (AVX-512: avx512::pack_rows, the same layout through register transposes.)
+void pack_row_panels(const float* x, int M, int K, int L, int P, int p0, int p1, float* xp) {
+  for (int p = p0; p < p1; ++p) {
+    const int r0 = p * L, rows = std::min(L, M - r0);
+    for (int l = 0; l < L; ++l) {
+      float* out = xp + static_cast<long>(p) * L + l;
+      const long stride = static_cast<long>(P) * L;
+      if (l < rows) {
+        const float* xr = x + static_cast<long>(r0 + l) * K;
+        for (int k = 0; k < K; ++k) out[k * stride] = xr[k];
+      } else {
+        for (int k = 0; k < K; ++k) out[k * stride] = 0.0f;
+      }
+    }
+  }
 }
 
 // I8_DYNAMIC, portable: the same integer sums and the same final fma as avx2::gemm_i8_dynamic
@@ -344,24 +380,39 @@ void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, 
 void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   // I8_DYNAMIC: exact int32 sums and a per-row scale, so every M gives a row the same bits.
   if (w.type == WeightType::I8_DYNAMIC) return matmul_i8_dynamic(x, M, w, bias, y);
-  const size_t K = w.K, N = w.N;
-  for (int m0 = 0; m0 < M; m0 += kRowsGroup) {
-    const int rows = std::min(kRowsGroup, M - m0);
-    const float* xm = x + m0 * K;
-    float* ym = y + m0 * N;
-    if (rows > 1) {
-      gemv(xm, rows, w, bias, ym);
-      continue;
-    }
-    // The AVX2 kernel has its own (differently summed) path for one row: run the row twice.
-    thread_local std::vector<float> x2, y2;
-    x2.resize(2 * K);
-    y2.resize(2 * N);
-    std::memcpy(x2.data(), xm, K * sizeof(float));
-    std::memcpy(x2.data() + K, xm, K * sizeof(float));
-    gemv(x2.data(), 2, w, bias, y2.data());
-    std::memcpy(ym, y2.data(), N * sizeof(float));
+  const int K = w.K, N = w.N;
+  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 48), kRowsAlign};
+  if (!avx2_on()) {
+    parallel_for(split.tasks, [&](int t) { gemm_rows_portable(x, M, w, bias, split.begin(t), split.end(t), y, N); });
+    return;
   }
+  if (avx512_on() && M <= avx512::kFewRows) {
+    parallel_for(split.tasks, [&](int t) { avx512::gemm_few_rows(x, M, w, bias, split.begin(t), split.end(t), y, N); });
+    return;
+  }
+  const int L = avx512_on() ? avx512::kRowLanes : avx2::kRowLanes;
+  const int P = (M + L - 1) / L;
+  thread_local std::vector<float> buffer;
+  buffer.resize(static_cast<size_t>(P) * K * L);
+  float* xp = buffer.data();  // the tasks below run on other threads: not the thread_local itself
+  auto pack = [&](int p0, int p1) {
+    if (avx512_on())
+      avx512::pack_rows(x, M, K, P, p0, p1, xp);
+    else
+      pack_row_panels(x, M, K, L, P, p0, p1, xp);
+  };
+  if (P == 1 || static_cast<long>(M) * K < kParallelMinWork)
+    pack(0, P);
+  else
+    parallel_for(P, [&](int p) { pack(p, p + 1); });
+  parallel_for(split.tasks, [&](int t) {
+    const int n0 = split.begin(t), n1 = split.end(t);
+    if (n0 == n1) return;
+    if (avx512_on())
+      avx512::gemm_rows(xp, M, w, bias, n0, n1, y, N);
+    else
+      avx2::gemm_rows(xp, M, w, bias, n0, n1, y, N);
+  });
 }
 
 void matmul_wt(const float* x, int M, int K, const float* w, int N, const float* bias, float* y) {

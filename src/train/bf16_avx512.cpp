@@ -14,11 +14,14 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/transpose_avx512.h"
 #include "lmforge/io/tensor.h"
 #include "train/bf16.h"
 
 namespace lmforge::backprop::avx512 {
 namespace {
+
+using kernels::avx512::transpose16;
 
 constexpr int kMR = 6, kNR = 64;
 constexpr int kKC = 256, kMC = 192, kNC = 2048;  // KC even, MC a multiple of MR, NC of NR
@@ -65,32 +68,6 @@ inline __m512i column_pairs16(const MatRef& L, int k, int j, __mmask16 mask) {
   const __m512 lo = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, idx, L.f32, 4);
   const __m512 hi = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask, _mm512_add_epi32(idx, _mm512_set1_epi32(1)), L.f32, 4);
   return _mm512_maskz_or_epi32(mask, round16(lo), _mm512_slli_epi32(round16(hi), 16));
-}
-
-// r[i][j] → r[j][i] for 16 x 16 32-bit words: pairs of rows interleaved (32-bit, then 64-bit
-// unpacks: 4 x 4 blocks transposed inside each 128-bit lane), then the 128-bit lanes of every
-// fourth register transposed.
-inline void transpose16(__m512i r[16]) {
-  __m512i t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-  for (int g = 0; g < 4; ++g) {  // s[4g + c], lane L: column 4L + c, rows 4g .. 4g+3
-    r[4 * g] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
-    r[4 * g + 1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
-    r[4 * g + 2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
-    r[4 * g + 3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
-  }
-  for (int c = 0; c < 4; ++c) {
-    const __m512i v0 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(r[c], r[4 + c], 0xEE);
-    const __m512i v2 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0x44), v3 = _mm512_shuffle_i32x4(r[8 + c], r[12 + c], 0xEE);
-    t[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
-    t[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
-    t[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
-    t[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
-  }
-  for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
 
 // Columns of L contiguous (L(k, j) at j * ld + k), 16 pairs of depths from k at once: column j's

@@ -1,5 +1,5 @@
-// Every ISA level the CPU offers, in one process (kernels::set_isa): the int8 products give the
-// same bits on every level, the fp32 / low-precision GEMV stays within rounding of a
+// Every ISA level the CPU offers, in one process (kernels::set_isa): the int8 products and the
+// row-invariant product (matmul_wt_rows) give the same bits on every level, the fp32 / low-precision GEMV stays within rounding of a
 // double-precision reference on each level and keeps a row's bits independent of the batch. (The
 // whole kernels suite also runs once per level: ctest's kernels, kernels_avx2, kernels_portable.)
 #include <gtest/gtest.h>
@@ -130,6 +130,44 @@ TEST(Isa, GemvOfEveryTypeMatchesDoublePrecisionAndIsBatchInvariantOnEveryLevel) 
             matmul_wt(x.data(), rows, w.m, b.data(), y.data());
             for (int i = 0; i < rows * N; ++i)
               ASSERT_NEAR(y[i], all[i], 1e-4 * (1 + std::fabs(all[i]))) << to_string(l) << " rows=" << rows;
+          }
+        }
+      }
+}
+
+// matmul_wt_rows's contract, written out here: output (m, n) is the fma chain
+//   s = 0; for k in order: s = fma(x[m,k], w[n,k], s); then fma(s, scale, bias) (int8) or s + bias
+// over the stored weight (int8: its integer, the scale applied once at the end). Every level and
+// every M must give exactly these bits: a lone row (the few-row kernel, weight rows in the lanes),
+// a handful, and many (the panel kernel, activation rows in the lanes, with partial panels).
+TEST(Isa, MatmulWtRowsIsOneFmaChainPerOutputOnEveryLevelAndEveryM) {
+  Levels levels;
+  for (WeightType type : {WeightType::F32, WeightType::BF16, WeightType::F16, WeightType::I8})
+    for (int K : {1, 5, 16, 17, 31, 771})
+      for (int N : {1, 7, 50, 131}) {
+        const test::TypedWeights w = test::make_weights(type, N, K, 3 + K + 2 * N);
+        std::vector<float> stored(w.held);
+        if (type == WeightType::I8)
+          for (size_t i = 0; i < stored.size(); ++i) stored[i] = w.q[i];
+        const int max_rows = 70;
+        const auto x = random_vector(static_cast<size_t>(max_rows) * K, 23 + K);
+        const auto b = random_vector(N, 29 + N);
+        std::vector<float> want(static_cast<size_t>(max_rows) * N);
+        for (int m = 0; m < max_rows; ++m)
+          for (int n = 0; n < N; ++n) {
+            float s = 0.0f;
+            for (int k = 0; k < K; ++k) s = std::fma(x[m * K + k], stored[static_cast<size_t>(n) * K + k], s);
+            want[m * N + n] = type == WeightType::I8 ? std::fma(s, w.scales[n], b[n]) : s + b[n];
+          }
+        for (Isa l : levels.list()) {
+          set_isa(l);
+          for (int M : {1, 2, 3, 5, 8, 9, 15, 16, 17, 31, 33, 48, 63, 70}) {
+            std::vector<float> y(static_cast<size_t>(M) * N, NAN);
+            matmul_wt_rows(x.data(), M, w.m, b.data(), y.data());
+            for (int i = 0; i < M * N; ++i)
+              ASSERT_EQ(std::memcmp(&y[i], &want[i], sizeof(float)), 0)
+                  << to_string(l) << " " << to_string(type) << " M=" << M << " K=" << K << " N=" << N << " i=" << i
+                  << ": " << y[i] << " vs " << want[i];
           }
         }
       }

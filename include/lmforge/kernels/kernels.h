@@ -61,9 +61,10 @@ void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, 
 
 // matmul_wt whose output row m depends on x row m alone: the same bits whatever M is and whatever
 // the other rows hold (continuous batching: a request must get the same result alone or among 63
-// others). Rows go through the GEMV kernel in groups of at most 32, whose rows are computed alike
-// for every group size from 2 up; a group of one runs as two copies of the row. Slower than
-// matmul_wt's sgemm for many rows (the weights are streamed once per group of 32).
+// others). Each output is one fma chain over k in order (s = fma(x[m,k], w[n,k], s), then the
+// int8 scale and the bias), computed with activation rows in the vector lanes (src/kernels/
+// rows_kernel.h), so the bits are also the same on every ISA level. I8_DYNAMIC: matmul_wt's exact
+// integer sums. Slower than matmul_wt's sgemm for many rows (no cache blocking over K).
 void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // out[(n - n0) * K + k] = w[n, k] widened to fp32 (int8 times its row scale) for n in [n0, n1).
@@ -133,8 +134,9 @@ void parallel_for(int tasks, TaskRef fn);
 //   Portable: plain C++.
 // The environment variable LMFORGE_ISA=portable|avx2|avx512 lowers the level (it never raises it
 // past the CPU's); LMFORGE_NO_AVX2=1 is the older spelling of portable. Within one level a row's
-// result never depends on the batch (matmul_wt_rows); across levels the last bits differ (other
-// summation orders), so a process runs one level throughout.
+// result never depends on the batch (matmul_wt_rows); across levels the last bits of the other
+// products differ (other summation orders), so a process runs one level throughout.
+// matmul_wt_rows gives the same bits on every level.
 enum class Isa : uint8_t { Portable, Avx2, Avx512 };
 Isa isa();
 // The best level this CPU supports, whatever LMFORGE_ISA says.
