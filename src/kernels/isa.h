@@ -35,6 +35,10 @@ void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, 
 // each output one fma chain over k in order, the same bits on every level and for every M.
 constexpr int kRowLanes = 8;
 void gemm_rows(const float* xp, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
+// The same products for M <= kFewRows from x itself (not packed), weight rows in the lanes: the
+// same bits again (see rows_avx2.cpp).
+constexpr int kFewRows = 4;
+void gemm_few_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
 // I8_DYNAMIC (see kernels.h for the math): y[m*ldy + n] for n in [n0, n1), m in [0, M), any M,
 // from activation rows already quantized (quantize_activation_row_int8): row m's int8 values at
 // qx + m*ldq, zero-padded to ldq, a multiple of 32 (so every activation load is a whole vector),
@@ -78,8 +82,7 @@ constexpr int kRowLanes = 16;
 // The panels p0 .. p1-1 of gemm_rows's xp from x [M, K] (P panels in all).
 void pack_rows(const float* x, int M, int K, int P, int p0, int p1, float* xp);
 void gemm_rows(const float* xp, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
-// The same products for M <= kFewRows from x itself (not packed), weight rows in the lanes: the
-// same bits again (see rows_avx512.cpp).
+// avx2::gemm_few_rows with 16 weight rows in the lanes, for M <= kFewRows.
 constexpr int kFewRows = 8;
 void gemm_few_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
 // avx2::gemm_i8_dynamic with VNNI: the same exact sums, the same bits.

@@ -386,8 +386,13 @@ void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* b
     parallel_for(split.tasks, [&](int t) { gemm_rows_portable(x, M, w, bias, split.begin(t), split.end(t), y, N); });
     return;
   }
-  if (avx512_on() && M <= avx512::kFewRows) {
-    parallel_for(split.tasks, [&](int t) { avx512::gemm_few_rows(x, M, w, bias, split.begin(t), split.end(t), y, N); });
+  if (M <= (avx512_on() ? avx512::kFewRows : avx2::kFewRows)) {
+    parallel_for(split.tasks, [&](int t) {
+      if (avx512_on())
+        avx512::gemm_few_rows(x, M, w, bias, split.begin(t), split.end(t), y, N);
+      else
+        avx2::gemm_few_rows(x, M, w, bias, split.begin(t), split.end(t), y, N);
+    });
     return;
   }
   const int L = avx512_on() ? avx512::kRowLanes : avx2::kRowLanes;
