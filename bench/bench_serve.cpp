@@ -7,9 +7,14 @@
 // largest after it (flat = no growth under steady load); then the throughput ratio. Loopback only.
 //
 //   bench_serve [--dir DIR] [--lmforge PATH] [--clients 64] [--seconds 60] [--warmup 10]
-//               [--max_tokens 64] [--threads N] [--modes batched,single]
+//               [--max_tokens 64] [--threads N] [--modes batched,single] [--rounds 1]
+//
+// --rounds R: the modes R times over, interleaved (batched, single, batched, ...), each round's
+// ratio printed and then their median: one request at a time is bound by memory bandwidth, which
+// on a shared host drifts by 20 % within minutes, so a ratio is only fair between neighbours.
 //   bench_serve --port P [--pid PID] [--label NAME] ...   an already running server instead (e.g.
 //               llama.cpp's llama-server on the same model shape: it speaks /v1/completions too)
+#include <algorithm>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -30,7 +35,7 @@ namespace {
 
 struct Options {
   std::string dir, lmforge;
-  int clients = 64, max_tokens = 64, threads = 0;
+  int clients = 64, max_tokens = 64, threads = 0, rounds = 1;
   double seconds = 60, warmup = 10;
   std::vector<std::string> modes = {"batched", "single"};
   int port = 0;  // external server
@@ -89,6 +94,7 @@ int main(int argc, char** argv) {
       else if (f.is("--max_tokens")) o.max_tokens = f.integer();
       else if (f.is("--threads")) o.threads = f.integer();
       else if (f.is("--modes")) o.modes = bench::split(f.value());
+      else if (f.is("--rounds")) o.rounds = f.integer();
       else if (f.is("--port")) o.port = f.integer();
       else if (f.is("--pid")) o.pid = f.integer();
       else if (f.is("--label")) o.label = f.value();
@@ -124,6 +130,8 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   double batched = 0, single = 0;
   int failed = 0;
+  std::vector<double> ratios;
+  for (int round = 0; round < std::max(o.rounds, 1); ++round)
   for (const std::string& mode : o.modes) {
     try {
       const bench::LoadReport r = run_mode(o, mode);
@@ -135,11 +143,19 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       (mode == "batched" ? batched : single) = r.tokens_per_second();
       failed += r.failed;
+      if (mode == o.modes.back() && batched > 0 && single > 0) ratios.push_back(batched / single);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "bench_serve: %s: %s\n", mode.c_str(), e.what());
       return 1;
     }
   }
-  if (batched > 0 && single > 0) std::printf("\ncontinuous batching / one at a time: %.2fx tokens/s\n", batched / single);
+  if (ratios.size() == 1) std::printf("\ncontinuous batching / one at a time: %.2fx tokens/s\n", ratios[0]);
+  if (ratios.size() > 1) {
+    std::printf("\ncontinuous batching / one at a time, per round:");
+    for (double r : ratios) std::printf(" %.2fx", r);
+    std::sort(ratios.begin(), ratios.end());
+    std::printf("; median %.2fx tokens/s\n", ratios.size() % 2 ? ratios[ratios.size() / 2]
+                                                                  : (ratios[ratios.size() / 2 - 1] + ratios[ratios.size() / 2]) / 2);
+  }
   return failed == 0 ? 0 : 1;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/fixtures.h"
+#include "lmforge/kernels/kernels.h"
 #include "lmforge/model/model.h"
 
 namespace lmforge {
@@ -114,6 +115,35 @@ TEST_P(RaggedBatch, ASequenceGetsTheSameBitsAloneAndAmongOthers) {
   ASSERT_EQ(alone.logits.size(), crowd.logits.size());
   EXPECT_EQ(std::memcmp(alone.logits.data(), crowd.logits.data(), alone.logits.size() * sizeof(float)), 0)
       << "logits differ between the sequence alone and among others";
+}
+
+// The step's vector code is the same on the AVX-512 and AVX2 levels (matmul_wt_rows sums alike on
+// every level; attention, layer norm and activations use the AVX2 kernels on both), so two servers
+// on those two kinds of CPU give the same bits. (Portable differs: its exp and layer norm do.)
+TEST_P(RaggedBatch, TheAvx2AndAvx512LevelsGiveTheSameBits) {
+  if (kernels::detected_isa() != kernels::Isa::Avx512) GTEST_SKIP() << "needs a CPU with AVX-512";
+  auto model = Model::load(model_dir(GetParam()));
+  const ModelConfig& c = model->config();
+  BlockPool pool(c.n_layer, c.n_embd, 4, 256);
+  const kernels::Isa saved = kernels::isa();
+  std::vector<std::vector<float>> logits;
+  for (kernels::Isa level : {kernels::Isa::Avx512, kernels::Isa::Avx2}) {
+    kernels::set_isa(level);
+    std::vector<Seq> seqs(20);  // 20 rows: two AVX-512 panels, three AVX2 panels
+    std::vector<Seq*> all;
+    for (size_t k = 0; k < seqs.size(); ++k) {
+      seqs[k].ids.resize(2 + k % 7);
+      for (size_t i = 0; i < seqs[k].ids.size(); ++i)
+        seqs[k].ids[i] = static_cast<int32_t>((i * 29 + 7 * k + 3) % c.vocab_size);
+      all.push_back(&seqs[k]);
+    }
+    run(*model, pool, all, [](size_t k) { return static_cast<int>(k % 2 + 1); });
+    logits.emplace_back();
+    for (const Seq& s : seqs) logits.back().insert(logits.back().end(), s.logits.begin(), s.logits.end());
+  }
+  kernels::set_isa(saved);
+  ASSERT_EQ(logits[0].size(), logits[1].size());
+  EXPECT_EQ(std::memcmp(logits[0].data(), logits[1].data(), logits[0].size() * sizeof(float)), 0);
 }
 
 // Left padding: masked positions take no part, the real tokens get the unpadded logits.
