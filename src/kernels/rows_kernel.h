@@ -27,46 +27,68 @@ namespace lmforge::kernels::rows {
 // As the GEMV kernels, the end of every chain: int8 gets its row scale in one fma with the bias,
 // other types add the bias: fma(s, scale, bias) or s + bias (bias 0 when there is none).
 
-// y[(p * L + l) * ldy + n + j] for the MR panels at `xp` (of P per k) and weight rows w + j * K,
-// j < NR; `rows` activation rows are real (the rest of the last panel is padding). NR is at most
-// 8: each weight row needs a pointer register of its own.
-// `ahead`: NR weight rows a later tile reads, prefetched into L2 while this one runs (nullptr: none).
+// A slice of the chains: k in [k0, k0 + kn). The first slice starts them at 0, the others resume
+// from the partial sums left in y (a float stored and loaded back is the same float, so the chain
+// is unchanged); the last one ends them (bias, int8 scale).
+struct Slice {
+  int k0, kn;
+  bool first, last;
+};
+
+// y[(p * L + l) * ldy + n + j] for the MR panels at `xp` (of P per k) and weight rows j < NR at
+// w + j * ldw (w: the slice's first column); `rows` activation rows are real (the rest of the last
+// panel is padding). NR is at most 8: each weight row needs a pointer register of its own.
+// `ahead`: NR weight rows a later tile reads (same layout), prefetched into L2 meanwhile.
 template <class V, int MR, int NR>
-inline void tile(const float* xp, int P, int K, const float* w, int rows, const float* scales, const float* bias, int n,
-                 float* y, int ldy, const float* ahead) {
+inline void tile(const float* xp, int P, const Slice& sl, const float* w, long ldw, int rows, const float* scales,
+                 const float* bias, int n, float* y, int ldy, const float* ahead) {
   constexpr int L = V::L;
   const long kstride = static_cast<long>(P) * L;
+  xp += sl.k0 * kstride;
+  alignas(64) float lanes[MR][NR][L];
   typename V::T acc[MR][NR];
+  if (sl.first) {
 #pragma GCC unroll 32
-  for (int i = 0; i < MR; ++i)
+    for (int i = 0; i < MR; ++i)
 #pragma GCC unroll 32
-    for (int j = 0; j < NR; ++j) acc[i][j] = V::zero();
+      for (int j = 0; j < NR; ++j) acc[i][j] = V::zero();
+  } else {
+    for (int i = 0; i < MR; ++i) {
+      const int r0 = i * L, r1 = std::min(rows, r0 + L);
+      for (int r = r0; r < r0 + L; ++r)
+        for (int j = 0; j < NR; ++j) lanes[i][j][r - r0] = r < r1 ? y[static_cast<long>(r) * ldy + n + j] : 0.0f;
+    }
+#pragma GCC unroll 32
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 32
+      for (int j = 0; j < NR; ++j) acc[i][j] = V::load(lanes[i][j]);
+  }
   // One loop over k (a nested one over blocks of k made GCC store the AVX2 accumulators back to
   // the stack at every step); the prefetch goes once per 16 k, a cache line of each row.
-  for (int k = 0; k < K; ++k) {
+  for (int k = 0; k < sl.kn; ++k) {
     if (ahead && k % 16 == 0)
 #pragma GCC unroll 32
-      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(ahead + static_cast<long>(j) * K + k), _MM_HINT_T1);
+      for (int j = 0; j < NR; ++j) _mm_prefetch(reinterpret_cast<const char*>(ahead + j * ldw + k), _MM_HINT_T1);
     typename V::T xv[MR];
 #pragma GCC unroll 32
     for (int i = 0; i < MR; ++i) xv[i] = V::load(xp + k * kstride + i * L);
 #pragma GCC unroll 32
     for (int j = 0; j < NR; ++j) {
-      const typename V::T b = V::broadcast(w + static_cast<long>(j) * K + k);
+      const typename V::T b = V::broadcast(w + j * ldw + k);
 #pragma GCC unroll 32
       for (int i = 0; i < MR; ++i) acc[i][j] = V::fma(xv[i], b, acc[i][j]);
     }
   }
   // The chains' last step (the bias, or the int8 scale and the bias in one fma) on whole vectors,
-  // then out through memory with constant indices only: indexing acc at run time would keep the whole array in
-  // memory, and GCC then stores it back at every step of the loop above.
-  alignas(64) float lanes[MR][NR][L];
+  // then out through memory with constant indices only: indexing acc at run time would keep the
+  // whole array in memory, and GCC then stores it back at every step of the loop above.
 #pragma GCC unroll 32
   for (int j = 0; j < NR; ++j) {
     const typename V::T b = V::set1(bias ? bias[n + j] : 0.0f);
     const typename V::T sc = V::set1(scales ? scales[n + j] : 0.0f);
 #pragma GCC unroll 32
-    for (int i = 0; i < MR; ++i) V::store(lanes[i][j], scales ? V::fma(acc[i][j], sc, b) : V::add(acc[i][j], b));
+    for (int i = 0; i < MR; ++i)
+      V::store(lanes[i][j], !sl.last ? acc[i][j] : scales ? V::fma(acc[i][j], sc, b) : V::add(acc[i][j], b));
   }
   for (int i = 0; i < MR; ++i) {
     const int r0 = i * L, r1 = std::min(rows, r0 + L);
@@ -79,20 +101,20 @@ inline void tile(const float* xp, int P, int K, const float* w, int rows, const 
 
 // Output columns [n, n + NR) for all P panels: tiles of MR panels, then the panels left over.
 template <class V, int MR, int NR>
-inline void column(const float* xp, int P, int M, int K, const float* w, const float* scales, const float* bias, int n,
-                   float* y, int ldy, const float* ahead) {
+inline void column(const float* xp, int P, int M, const Slice& sl, const float* w, long ldw, const float* scales,
+                   const float* bias, int n, float* y, int ldy, const float* ahead) {
   constexpr int L = V::L;
   int p = 0;
   for (; p + MR <= P; p += MR, ahead = nullptr)  // prefetch once, in the first pass over w's rows
-    tile<V, MR, NR>(xp + p * L, P, K, w, M - p * L, scales, bias, n, y + static_cast<long>(p) * L * ldy, ldy, ahead);
+    tile<V, MR, NR>(xp + p * L, P, sl, w, ldw, M - p * L, scales, bias, n, y + static_cast<long>(p) * L * ldy, ldy, ahead);
   if constexpr (MR > 1) {
     const float* xr = xp + p * L;
     float* yr = y + static_cast<long>(p) * L * ldy;
     const int rows = M - p * L;
     switch (P - p) {
-      case 1: tile<V, 1, NR>(xr, P, K, w, rows, scales, bias, n, yr, ldy, ahead); break;
-      case 2: if constexpr (MR > 2) tile<V, 2, NR>(xr, P, K, w, rows, scales, bias, n, yr, ldy, ahead); break;
-      case 3: if constexpr (MR > 3) tile<V, 3, NR>(xr, P, K, w, rows, scales, bias, n, yr, ldy, ahead); break;
+      case 1: tile<V, 1, NR>(xr, P, sl, w, ldw, rows, scales, bias, n, yr, ldy, ahead); break;
+      case 2: if constexpr (MR > 2) tile<V, 2, NR>(xr, P, sl, w, ldw, rows, scales, bias, n, yr, ldy, ahead); break;
+      case 3: if constexpr (MR > 3) tile<V, 3, NR>(xr, P, sl, w, ldw, rows, scales, bias, n, yr, ldy, ahead); break;
       default: break;
     }
   }
@@ -107,21 +129,52 @@ inline const float* fp32_rows(const WeightMatrix& w, int n, int count, std::vect
   return buf.data();
 }
 
-// All of [n0, n1): column blocks of NR weight rows, then single rows for the rest.
+// The activations of a slice stay in L2 while all of a task's weight rows stream past: slices of
+// at most this many bytes of packed rows (96 rows × 3072 fp32, 1.2 MB, spilled out of a 1 MB L2
+// and made the 768 × 3072 product 50 % slower than in one piece at 64 rows).
+constexpr long kSliceBytes = 384 << 10;
+
+// All of [n0, n1): column blocks of NR weight rows, then single rows for the rest, slice by slice.
 template <class V, int MR, int NR>
 void columns(const float* xp, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy) {
   const int K = w.K, P = (M + V::L - 1) / V::L;
   const float* scales = w.type == WeightType::I8 || w.type == WeightType::I8_DYNAMIC ? w.scales : nullptr;
+  const long per_k = static_cast<long>(P) * V::L * sizeof(float);
+  const int slices = static_cast<int>(std::max(1L, (per_k * K + kSliceBytes - 1) / kSliceBytes));
+  const int step = ((K + slices - 1) / slices + 15) / 16 * 16;  // whole cache lines of weights
   thread_local std::vector<float> buf;
-  int n = n0;
-  for (; n + NR <= n1; n += NR) {
-    // fp32 weights stream straight from memory, the next block's rows prefetched meanwhile; other
-    // types are widened a block at a time (a sequential read the hardware prefetches well).
-    const bool f32 = w.type == WeightType::F32;
-    const float* ahead = f32 && n + 2 * NR <= n1 ? static_cast<const float*>(w.data) + static_cast<long>(n + NR) * K : nullptr;
-    column<V, MR, NR>(xp, P, M, K, fp32_rows(w, n, NR, buf), scales, bias, n, y, ldy, ahead);
+  const bool f32 = w.type == WeightType::F32;
+  const size_t tsize = weight_type_size(w.type);
+  // Weight rows [n, n + count) over the slice's columns: in place for F32 (row stride K), else
+  // widened into buf (row stride kn; a sequential read the hardware prefetches well).
+  auto rows_of = [&](int n, int count, const Slice& sl, long& ldw) -> const float* {
+    if (f32) {
+      ldw = K;
+      return static_cast<const float*>(w.data) + static_cast<long>(n) * K + sl.k0;
+    }
+    ldw = sl.kn;
+    buf.resize(static_cast<size_t>(count) * sl.kn);
+    for (int j = 0; j < count; ++j)
+      avx2::to_float(w.type, static_cast<const char*>(w.data) + (static_cast<size_t>(n + j) * K + sl.k0) * tsize, sl.kn,
+                     buf.data() + static_cast<size_t>(j) * sl.kn);
+    return buf.data();
+  };
+  for (int k0 = 0; k0 < K; k0 += step) {
+    const Slice sl{k0, std::min(step, K - k0), k0 == 0, k0 + step >= K};
+    long ldw = K;
+    int n = n0;
+    for (; n + NR <= n1; n += NR) {
+      // fp32 weights stream straight from memory, the next block's rows prefetched meanwhile.
+      const float* ahead =
+          f32 && n + 2 * NR <= n1 ? static_cast<const float*>(w.data) + static_cast<long>(n + NR) * K + k0 : nullptr;
+      const float* wr = rows_of(n, NR, sl, ldw);
+      column<V, MR, NR>(xp, P, M, sl, wr, ldw, scales, bias, n, y, ldy, ahead);
+    }
+    for (; n < n1; ++n) {
+      const float* wr = rows_of(n, 1, sl, ldw);
+      column<V, MR, 1>(xp, P, M, sl, wr, ldw, scales, bias, n, y, ldy, nullptr);
+    }
   }
-  for (; n < n1; ++n) column<V, MR, 1>(xp, P, M, K, fp32_rows(w, n, 1, buf), scales, bias, n, y, ldy, nullptr);
 }
 
 }  // namespace lmforge::kernels::rows
