@@ -414,6 +414,7 @@ void rows_group(const float* x, int M, const WeightMatrix& w, const float* bias,
 void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   // I8_DYNAMIC: exact int32 sums and a per-row scale, so every M gives a row the same bits.
   if (w.type == WeightType::I8_DYNAMIC) return matmul_i8_dynamic(x, M, w, bias, y);
+  if (M <= 0) return;  // (the few-row kernels have no case for zero rows)
   const int K = w.K, N = w.N;
   const Split split{N, task_count(static_cast<long>(N) * K * M, N, 48), kRowsAlign};
   if (!avx2_on()) {

@@ -162,6 +162,9 @@ TEST(Isa, MatmulWtRowsIsOneFmaChainPerOutputOnEveryLevelAndEveryM) {
           }
         for (Isa l : levels.list()) {
           set_isa(l);
+          std::vector<float> untouched(N, 7.0f);
+          matmul_wt_rows(x.data(), 0, w.m, b.data(), untouched.data());  // no rows: nothing written
+          ASSERT_EQ(untouched, std::vector<float>(N, 7.0f)) << to_string(l);
           for (int M : {1, 2, 3, 5, 8, 9, 15, 16, 17, 31, 33, 40, 48, 63, 70}) {
             std::vector<float> y(static_cast<size_t>(M) * N, NAN);
             matmul_wt_rows(x.data(), M, w.m, b.data(), y.data());

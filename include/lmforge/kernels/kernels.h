@@ -64,7 +64,7 @@ void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, 
 // others). Each output is one fma chain over k in order (s = fma(x[m,k], w[n,k], s), then the
 // int8 scale and the bias), computed with activation rows in the vector lanes (src/kernels/
 // rows_kernel.h), so the bits are also the same on every ISA level. I8_DYNAMIC: matmul_wt's exact
-// integer sums. Slower than matmul_wt's sgemm for many rows (no cache blocking over K).
+// integer sums. M = 0 does nothing.
 void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // out[(n - n0) * K + k] = w[n, k] widened to fp32 (int8 times its row scale) for n in [n0, n1).
