@@ -1,7 +1,8 @@
 // Every ISA level the CPU offers, in one process (kernels::set_isa): the int8 products and the
-// row-invariant product (matmul_wt_rows) give the same bits on every level, the fp32 / low-precision GEMV stays within rounding of a
-// double-precision reference on each level and keeps a row's bits independent of the batch. (The
-// whole kernels suite also runs once per level: ctest's kernels, kernels_avx2, kernels_portable.)
+// row-invariant product (matmul_wt_rows) give the same bits on every level, the fp32 /
+// low-precision GEMV stays within rounding of a double-precision reference on each level and keeps
+// a row's bits independent of the batch. (The whole kernels suite also runs once per level:
+// ctest's kernels, kernels_avx2, kernels_portable.)
 #include <gtest/gtest.h>
 
 #include <cmath>
