@@ -133,8 +133,9 @@ void gemv(const float* x, int M, const WeightMatrix& w, const float* bias, float
   parallel_for(split.tasks, [&](int t) { gemv_range(x, M, w, bias, split.begin(t), split.end(t), y); });
 }
 
-// matmul_wt_rows: task bounds are multiples of every register tile's width (rows_avx2.cpp,
-// rows_avx512.cpp: 4 to 24 weight rows), so only a task's last columns fall to the tails.
+// matmul_wt_rows: task bounds are multiples of every tile's width (rows_avx2.cpp, rows_avx512.cpp:
+// 6 or 8 weight rows in a register tile, 8 or 16 in the few-row kernels), so only a task's last
+// columns fall to the tails.
 constexpr int kRowsAlign = 48;
 
 // matmul_wt_rows, portable: the chain of rows_kernel.h with std::fma (the same bits as the vector

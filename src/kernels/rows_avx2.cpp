@@ -91,7 +91,8 @@ void few_rows(const float* x, const WeightMatrix& w, const float* bias, int n0, 
     const float* ahead = w.type == WeightType::F32 && n + 24 <= n1
                              ? static_cast<const float*>(w.data) + static_cast<long>(n + 16) * w.K
                              : nullptr;
-    few_block<M>(x, w.K, rows::fp32_rows(w, n, rows, buf), rows, scales, bias, n, y, ldy, ahead);
+    long ldw;  // = K: the whole rows
+    few_block<M>(x, w.K, rows::fp32_rows(w, n, rows, 0, w.K, buf, ldw), rows, scales, bias, n, y, ldy, ahead);
   }
 }
 

@@ -63,8 +63,7 @@ inline void tile(const float* xp, int P, const Slice& sl, const float* w, long l
 #pragma GCC unroll 32
       for (int j = 0; j < NR; ++j) acc[i][j] = V::load(lanes[i][j]);
   }
-  // One loop over k (a nested one over blocks of k made GCC store the AVX2 accumulators back to
-  // the stack at every step); the prefetch goes once per 16 k, a cache line of each row.
+  // The prefetch goes once per 16 k: a cache line of each row.
   for (int k = 0; k < sl.kn; ++k) {
     if (ahead && k % 16 == 0)
 #pragma GCC unroll 32
@@ -120,12 +119,21 @@ inline void column(const float* xp, int P, int M, const Slice& sl, const float* 
   }
 }
 
-// Weight rows [n, n + count) as fp32 rows of K: the matrix itself for F32, else widened into `buf`.
-inline const float* fp32_rows(const WeightMatrix& w, int n, int count, std::vector<float>& buf) {
+// Weight rows [n, n + count), columns [k0, k0 + kn), as fp32: in place for F32 (ldw = K), else
+// widened into `buf` (ldw = kn; a sequential read the hardware prefetches well).
+inline const float* fp32_rows(const WeightMatrix& w, int n, int count, int k0, int kn, std::vector<float>& buf,
+                              long& ldw) {
   const size_t K = w.K;
-  if (w.type == WeightType::F32) return static_cast<const float*>(w.data) + n * K;
-  buf.resize(count * K);
-  avx2::to_float(w.type, static_cast<const char*>(w.data) + n * K * weight_type_size(w.type), count * K, buf.data());
+  if (w.type == WeightType::F32) {
+    ldw = static_cast<long>(K);
+    return static_cast<const float*>(w.data) + n * K + k0;
+  }
+  ldw = kn;
+  buf.resize(static_cast<size_t>(count) * kn);
+  const size_t tsize = weight_type_size(w.type);
+  for (int j = 0; j < count; ++j)
+    avx2::to_float(w.type, static_cast<const char*>(w.data) + ((n + j) * K + k0) * tsize, kn,
+                   buf.data() + static_cast<size_t>(j) * kn);
   return buf.data();
 }
 
@@ -138,40 +146,25 @@ constexpr long kSliceBytes = 384 << 10;
 template <class V, int MR, int NR>
 void columns(const float* xp, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy) {
   const int K = w.K, P = (M + V::L - 1) / V::L;
-  const float* scales = w.type == WeightType::I8 || w.type == WeightType::I8_DYNAMIC ? w.scales : nullptr;
+  const float* scales = w.type == WeightType::I8 ? w.scales : nullptr;  // (I8_DYNAMIC never comes here)
   const long per_k = static_cast<long>(P) * V::L * sizeof(float);
   const int slices = static_cast<int>(std::max(1L, (per_k * K + kSliceBytes - 1) / kSliceBytes));
   const int step = ((K + slices - 1) / slices + 15) / 16 * 16;  // whole cache lines of weights
   thread_local std::vector<float> buf;
   const bool f32 = w.type == WeightType::F32;
-  const size_t tsize = weight_type_size(w.type);
-  // Weight rows [n, n + count) over the slice's columns: in place for F32 (row stride K), else
-  // widened into buf (row stride kn; a sequential read the hardware prefetches well).
-  auto rows_of = [&](int n, int count, const Slice& sl, long& ldw) -> const float* {
-    if (f32) {
-      ldw = K;
-      return static_cast<const float*>(w.data) + static_cast<long>(n) * K + sl.k0;
-    }
-    ldw = sl.kn;
-    buf.resize(static_cast<size_t>(count) * sl.kn);
-    for (int j = 0; j < count; ++j)
-      avx2::to_float(w.type, static_cast<const char*>(w.data) + (static_cast<size_t>(n + j) * K + sl.k0) * tsize, sl.kn,
-                     buf.data() + static_cast<size_t>(j) * sl.kn);
-    return buf.data();
-  };
   for (int k0 = 0; k0 < K; k0 += step) {
     const Slice sl{k0, std::min(step, K - k0), k0 == 0, k0 + step >= K};
-    long ldw = K;
+    long ldw;
     int n = n0;
     for (; n + NR <= n1; n += NR) {
       // fp32 weights stream straight from memory, the next block's rows prefetched meanwhile.
       const float* ahead =
           f32 && n + 2 * NR <= n1 ? static_cast<const float*>(w.data) + static_cast<long>(n + NR) * K + k0 : nullptr;
-      const float* wr = rows_of(n, NR, sl, ldw);
+      const float* wr = fp32_rows(w, n, NR, k0, sl.kn, buf, ldw);
       column<V, MR, NR>(xp, P, M, sl, wr, ldw, scales, bias, n, y, ldy, ahead);
     }
     for (; n < n1; ++n) {
-      const float* wr = rows_of(n, 1, sl, ldw);
+      const float* wr = fp32_rows(w, n, 1, k0, sl.kn, buf, ldw);
       column<V, MR, 1>(xp, P, M, sl, wr, ldw, scales, bias, n, y, ldy, nullptr);
     }
   }
