@@ -69,7 +69,8 @@ int main(int argc, char** argv) try {
   for (bench::FlagReader f(argc, argv); f.next();) {
     if (f.is("--rows")) {
       rows.clear();
-      for (const auto& r : bench::split(f.value())) rows.push_back(std::stoi(r));
+      for (const auto& r : bench::split(f.value())) rows.push_back(bench::FlagReader::to_int("--rows", r));
+      if (rows.empty()) throw Error("--rows: expected a list of row counts");
     } else if (f.is("--dtype")) {
       dtypes = bench::split(f.value());
     } else if (f.is("--by_shape")) {

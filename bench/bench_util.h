@@ -38,7 +38,22 @@ class FlagReader {
     if (i_ + 1 >= argc_) throw Error(flag() + " needs a value");
     return argv_[++i_];
   }
-  int integer() { return std::stoi(value()); }
+  int integer() {
+    const std::string flag_name = flag(), v = value();
+    return to_int(flag_name, v);
+  }
+  // `v` as an int, else one error naming the flag.
+  static int to_int(const std::string& flag_name, const std::string& v) {
+    size_t used = 0;
+    int n = 0;
+    try {
+      n = std::stoi(v, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != v.size()) throw Error(flag_name + ": expected an integer, got '" + v + "'");
+    return n;
+  }
 
  private:
   int argc_, i_ = 0;
