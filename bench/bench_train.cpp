@@ -39,7 +39,7 @@
 #include "lmforge/train/backprop.h"
 #include "lmforge/train/openmp_env.h"
 #include "lmforge/train/optimizer.h"
-#include "train/bf16.h"
+#include "lmforge/kernels/gemm_bf16.h"
 
 using namespace lmforge;
 using Clock = std::chrono::steady_clock;
@@ -141,7 +141,7 @@ void run_shape(const ModelConfig& c, ModelWeights& w, Shape s, int steps, bool b
     std::vector<double> conv;
     for (int i = 0; i < 3; ++i) {
       const auto t0 = Clock::now();
-      backprop::to_bf16(w16.data(), w.params.data(), w.params.size());
+      kernels::to_bf16(w16.data(), w.params.data(), w.params.size());
       conv.push_back(seconds_since(t0));
     }
     std::printf("   bf16 weight conversion (once per pass): %.3f s\n", median(conv));

@@ -8,10 +8,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "lmforge/kernels/gemm_bf16.h"
 #include "lmforge/model/config.h"
-#include "train/bf16.h"
 
 namespace lmforge::backprop {
+
+// The bf16 GEMM is a kernel (inference's bfloat16_compute uses it too).
+using kernels::gemm_mixed;
+using kernels::mat;
+using kernels::MatRef;
+using kernels::to_bf16;
 
 // ---- embedding: x[M,E] = wte[ids] (+ wpe[pos] when wpe is non-null) -------------------------
 void embedding_forward(float* x, const int32_t* ids, const int32_t* pos, const float* wte, const float* wpe, int M,
@@ -36,7 +42,7 @@ void linear_backward(float* dx, bool dx_accumulate, float* dw, float* db, const 
                      const float* w, int M, int K, int N);
 
 // ---- bf16 variants (TrainOptions::bf16): same contracts, w in bf16, x fp32 or bf16 -------------
-// (row stride K), fp32 accumulation (gemm_mixed, bf16.h).
+// (row stride K), fp32 accumulation (gemm_mixed, lmforge/kernels/gemm_bf16.h).
 void linear_forward_mixed(float* y, const MatRef& x, const uint16_t* w, const float* b, int M, int K, int N,
                           bool accumulate);
 void linear_backward_mixed(float* dx, bool dx_accumulate, float* dw, float* db, const float* dy, const MatRef& x,

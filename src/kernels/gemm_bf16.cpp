@@ -5,7 +5,7 @@
 // panels ([k][6]); bf16 is widened to fp32 while packing, in registers. The 6x16 micro-kernel
 // keeps its C tile in 12 ymm accumulators. Threads share the packing (panels split statically)
 // and then split the 16-column panels, so each thread streams its own part of B from its cache.
-#include "train/bf16.h"
+#include "lmforge/kernels/gemm_bf16.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -19,7 +19,7 @@
 
 #define LMF_AVX2 __attribute__((target("avx2,fma")))
 
-namespace lmforge::backprop {
+namespace lmforge::kernels {
 namespace {
 
 constexpr int kMR = 6, kNR = 16;
@@ -337,4 +337,4 @@ void to_bf16(uint16_t* dst, const float* src, size_t n) {
   }
 }
 
-}  // namespace lmforge::backprop
+}  // namespace lmforge::kernels

@@ -16,9 +16,9 @@
 
 #include "kernels/transpose_avx512.h"
 #include "lmforge/io/tensor.h"
-#include "train/bf16.h"
+#include "lmforge/kernels/gemm_bf16.h"
 
-namespace lmforge::backprop::avx512 {
+namespace lmforge::kernels::avx512 {
 namespace {
 
 using kernels::avx512::transpose16;
@@ -213,4 +213,4 @@ void gemm_bf16(int M, int N, int K, const MatRef& A, const MatRef& B, float beta
   }
 }
 
-}  // namespace lmforge::backprop::avx512
+}  // namespace lmforge::kernels::avx512

@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace lmforge::backprop {
+namespace lmforge::kernels {
 
 // A matrix operand: exactly one of f32 / bf16 is set. Element (r, c) of the LOGICAL matrix is at
 // index r * ld + c, or c * ld + r when trans.
@@ -41,4 +41,4 @@ void gemm_bf16(int M, int N, int K, const MatRef& A, const MatRef& B, float beta
 // dst[i] = bf16(src[i]) for i < n, round-to-nearest-even (NaN → 0x7FC0), OpenMP when n is large.
 void to_bf16(uint16_t* dst, const float* src, size_t n);
 
-}  // namespace lmforge::backprop
+}  // namespace lmforge::kernels
