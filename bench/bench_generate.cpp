@@ -4,7 +4,8 @@
 // real checkpoints); --dir loads an existing folder as is (e.g. one written by
 // make_random_checkpoint --preset gpt-j-6b). See docs/PERFORMANCE.md.
 //
-//   bench_generate [--preset gpt2|gpt2-medium] [--dir DIR] [--dtype float32|bfloat16|float16|int8|int8_dynamic|LIST|all]
+//   bench_generate [--preset gpt2|gpt2-medium] [--dir DIR]
+//                  [--dtype float32|bfloat16|float16|int8|int8_dynamic|bfloat16_compute|LIST|all]
 //                  [--batch 12] [--prefill 512] [--decode 128] [--prompt 16] [--threads N] [--reps 5]
 //                  [--max_rss_gb X] [--sweep]
 //
@@ -17,11 +18,13 @@
 // per token in the weight type / that bandwidth). Every figure is the best of --reps runs; the
 // load average of the machine is printed so noisy runs can be told apart.
 //
-// --dtype takes a comma-separated list (or "all" = float32,bfloat16,int8,int8_dynamic): each type
-// then runs in its own process (/proc/self/exe again), so each gets its own load time and peak
-// RSS, and a table of all of them closes the run. A type this build does not know (int8_dynamic
-// before it exists) is reported as skipped; so is one whose estimated memory does not fit in
-// MemAvailable (or in --max_rss_gb), e.g. float32 GPT-J-6B (24 GB) on a 24 GB machine.
+// --dtype takes a comma-separated list (or "all" = float32,bfloat16,int8,int8_dynamic,
+// bfloat16_compute): each type then runs in its own process (/proc/self/exe again), so each gets
+// its own load time and peak RSS, and a table of all of them closes the run. A type this build
+// does not know (int8_dynamic before it exists) is reported as skipped; so is one whose estimated
+// memory does not fit in MemAvailable (or in --max_rss_gb), e.g. float32 GPT-J-6B (24 GB) on a
+// 24 GB machine. bfloat16_compute's prefill (and batches over 16) are compared with the measured
+// vdpbf16ps peak where the CPU has AVX-512 BF16.
 // --max_rss_gb X also aborts a run whose VmRSS passes X GB (checked every 20 ms).
 //
 // Models over 2 GB of weights per token default to --decode 8 --prefill 64 --prompt 1 --reps 2
@@ -54,6 +57,7 @@
 
 #include "bench_util.h"
 #include "lmforge/error.h"
+#include "lmforge/kernels/gemm_bf16.h"
 #include "lmforge/kernels/kernels.h"
 #include "lmforge/model/config.h"
 #include "lmforge/model/model.h"
@@ -486,7 +490,15 @@ int run_one(Options o, const std::string& dtype_name) {
   st = proc_status_mb();
   const double peak_anon = watch.peak_anon(), peak_file = watch.peak_file();  // (the probe's array left out)
   const double bw = measure_bandwidth(o.reps);
-  const double peak = kernels::fma_peak_gflops();
+  const double fma_peak = kernels::fma_peak_gflops();
+  // bfloat16_compute multiplies on vdpbf16ps from 17 rows up (prefill, batches over 16) where the
+  // CPU has it: those figures are then compared with its peak instead.
+  const double dot_peak = w.matrix_type == kernels::WeightType::BF16_COMPUTE ? kernels::bf16_dot_peak_gflops() : 0.0;
+  const double peak = dot_peak > 0 ? dot_peak : fma_peak;
+  const char* peak_name = dot_peak > 0 ? "vdpbf16ps peak" : "FMA peak";
+  const int gemv_max_rows = 16;  // matmul_wt's GEMV path (lmforge/kernels/kernels.h)
+  const double batch_peak = o.batch > gemv_max_rows ? peak : fma_peak;
+  const char* batch_peak_name = o.batch > gemv_max_rows ? peak_name : "FMA peak";
   // Prefill: every matrix once per token except the head (the last position's logits only), plus
   // attention (QKᵀ and PV over on average half the prompt: 2 · T · E multiply-adds per token and layer).
   const double head_elems = static_cast<double>(c.vocab_size) * c.n_embd;
@@ -496,8 +508,10 @@ int run_one(Options o, const std::string& dtype_name) {
 
   std::printf("model            %s shape, %.1fM parameters, %s weight matrices, %d threads\n", label.c_str(),
               params / 1e6, kernels::to_string(w.matrix_type), kernels::num_threads());
-  std::printf("kernels          %s; fp32 FMA peak %.0f GFLOP/s on %d threads (measured now)\n",
-              kernels::isa_description().c_str(), peak, kernels::num_threads());
+  std::printf("kernels          %s; fp32 FMA peak %.0f GFLOP/s on %d threads (measured now)", kernels::isa_description().c_str(),
+              fma_peak, kernels::num_threads());
+  if (dot_peak > 0) std::printf("; bf16 vdpbf16ps peak %.0f GFLOP/s", dot_peak);
+  std::printf("\n");
   std::printf("machine          load average %s (start) / %s (end); other processes used %.0f%% of the CPUs\n",
               load_before.c_str(), bench::load_average().c_str(), 100 * other.fraction());
   std::printf("bandwidth        %.1f GB/s (read, 512 MiB, all threads, best of %d)\n", bw, o.reps);
@@ -505,16 +519,17 @@ int run_one(Options o, const std::string& dtype_name) {
   std::printf("gemv pass        %.1f GB/s (all weights once at M=1, %.1f ms = %.0f%% of bandwidth)\n", gemv_bw,
               1e3 * weight_bytes / gemv_bw / 1e9, 100 * gemv_bw / bw);
   if (o.prefill > 0)
-    std::printf("prefill          %.1f tok/s (%d-token prompt; %.0f GFLOP/s = %.0f%% of the FMA peak)\n", pf, o.prefill,
-                prefill_flops * pf / 1e9, 100 * prefill_flops * pf / 1e9 / peak);
+    std::printf("prefill          %.1f tok/s (%d-token prompt; %.0f GFLOP/s = %.0f%% of the %s)\n", pf, o.prefill,
+                prefill_flops * pf / 1e9, 100 * prefill_flops * pf / 1e9 / peak, peak_name);
   std::printf("decode batch 1   %.2f tok/s (%.0f%% of floor; %d steps after a %d-token prompt)\n", d1, 100 * d1 / floor,
               o.decode, o.prompt);
   // The micro-batch is compute-bound (2 flops per weight per row), batch 1 memory-bound: their
   // ratio moves with the machine's bandwidth at the moment, so both the ratio and the GFLOP/s are
   // printed.
-  std::printf("decode batch %-3d %.2f tok/s (%.1fx batch 1; %.0f GFLOP/s in the matrix products = %.0f%% of the FMA "
-              "peak; %d steps)\n",
-              o.batch, dn, dn / d1, 2.0 * matrix_elems * dn / 1e9, 100 * 2.0 * matrix_elems * dn / 1e9 / peak, steps_n);
+  std::printf("decode batch %-3d %.2f tok/s (%.1fx batch 1; %.0f GFLOP/s in the matrix products = %.0f%% of the %s; "
+              "%d steps)\n",
+              o.batch, dn, dn / d1, 2.0 * matrix_elems * dn / 1e9, 100 * 2.0 * matrix_elems * dn / 1e9 / batch_peak,
+              batch_peak_name, steps_n);
   std::printf("peak RSS         %.0f MB (ru_maxrss before the bandwidth probe; %.0f MB after loading; VmHWM %.0f MB; "
               "%.0f MB resident after the runs; sampled peaks anon %.0f MB, file-backed %.0f MB)\n",
               rss, rss_load, st["VmHWM"], rss_now, peak_anon, peak_file);
@@ -586,12 +601,12 @@ int run_list(const Options& o, int argc, char** argv) {
   for (const auto& r : results)
     if (r.at("status") == "ok" && r.at("dtype") == "float32") fp32_d1 = get(r, "d1");
   std::printf("\nsummary (each type in its own process, one after the other; %s)\n", o.dir.c_str());
-  std::printf("%-13s %9s %9s %10s %10s %7s %7s %11s %10s %8s %10s %16s  %s\n", "weights", "MB/token", "GB/s", "floor",
+  std::printf("%-16s %9s %9s %10s %10s %7s %7s %11s %10s %8s %10s %16s  %s\n", "weights", "MB/token", "GB/s", "floor",
               "batch 1", "floor%", "/fp32", ("batch " + std::to_string(o.batch)).c_str(), "prefill", "load s", "peak RSS",
               "anon/file peak", "load average");
   for (const auto& r : results) {
     if (r.at("status") != "ok") {
-      std::printf("%-13s %s%s\n", r.at("dtype").c_str(), r.at("status").c_str(),
+      std::printf("%-16s %s%s\n", r.at("dtype").c_str(), r.at("status").c_str(),
                   r.count("need_gb") ? (" (needs ≈ " + r.at("need_gb") + " GB)").c_str() : "");
       continue;
     }
@@ -600,7 +615,7 @@ int run_list(const Options& o, int argc, char** argv) {
     const double d1 = get(r, "d1");
     char ratio[16] = "-";
     if (fp32_d1 > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", d1 / fp32_d1);
-    std::printf("%-13s %9.0f %9.1f %10.2f %10.2f %6.0f%% %7s %11.2f %10.1f %8.1f %7.0f MB %7.0f/%-7.0f  %s\n",
+    std::printf("%-16s %9.0f %9.1f %10.2f %10.2f %6.0f%% %7s %11.2f %10.1f %8.1f %7.0f MB %7.0f/%-7.0f  %s\n",
                 r.at("dtype").c_str(), get(r, "bytes") / 1e6, get(r, "bw"), get(r, "floor"), d1,
                 100 * d1 / get(r, "floor"), ratio, get(r, "dn"), get(r, "pf"), get(r, "load_s"), get(r, "hwm"),
                 get(r, "anon"), get(r, "file"), load.c_str());
@@ -609,7 +624,7 @@ int run_list(const Options& o, int argc, char** argv) {
 }
 
 std::vector<std::string> split_list(const std::string& v) {
-  if (v == "all") return {"float32", "bfloat16", "int8", "int8_dynamic"};
+  if (v == "all") return {"float32", "bfloat16", "int8", "int8_dynamic", "bfloat16_compute"};
   std::vector<std::string> out;
   std::stringstream ss(v);
   std::string item;
@@ -657,7 +672,7 @@ int main(int argc, char** argv) try {
   // Names that are neither known nor the optional int8_dynamic are typos: refuse them up front.
   for (const std::string& d : o.dtypes)
     if (!kernels::weight_type_from_string(d) && d != "int8_dynamic") {
-      std::fprintf(stderr, "unknown --dtype %s (float32, bfloat16, float16, int8, int8_dynamic, a comma list, all)\n",
+      std::fprintf(stderr, "unknown --dtype %s (float32, bfloat16, float16, int8, int8_dynamic, bfloat16_compute, a comma list, all)\n",
                    d.c_str());
       return 2;
     }

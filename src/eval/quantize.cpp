@@ -31,7 +31,8 @@ void check_quantize_options(const QuantizeOptions& o) {
     throw Error("--tolerance: must be a positive relative loss (e.g. 0.01 for 1 %), got " + std::to_string(o.tolerance));
   if (o.scheme != "dynamic" && o.scheme != "weight_only")
     throw Error("--scheme: dynamic or weight_only, not '" + o.scheme + "'");
-  if (kernels::is_int8(o.fallback)) throw Error("--fallback_dtype: bfloat16, float16 or float32");
+  if (kernels::is_int8(o.fallback) || o.fallback == kernels::WeightType::BF16_COMPUTE)
+    throw Error("--fallback_dtype: bfloat16, float16 or float32");
   if (o.max_trials < 1) throw Error("--max_trials: must be at least 1");
 }
 

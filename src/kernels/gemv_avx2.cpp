@@ -185,7 +185,8 @@ void to_float_typed(const W* w, size_t n, float* out) {
 void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy) {
   switch (w.type) {
     case WeightType::F32: return gemv_rows_typed(x, M, w.K, static_cast<const float*>(w.data), nullptr, bias, n0, n1, y, ldy);
-    case WeightType::BF16: return gemv_rows_typed(x, M, w.K, static_cast<const Bf16*>(w.data), nullptr, bias, n0, n1, y, ldy);
+    case WeightType::BF16:
+    case WeightType::BF16_COMPUTE: return gemv_rows_typed(x, M, w.K, static_cast<const Bf16*>(w.data), nullptr, bias, n0, n1, y, ldy);
     case WeightType::F16: return gemv_rows_typed(x, M, w.K, static_cast<const F16*>(w.data), nullptr, bias, n0, n1, y, ldy);
     case WeightType::I8:
     case WeightType::I8_DYNAMIC:  // (matmul_wt sends it to gemm_i8_dynamic; widened here it is plain I8)
@@ -196,7 +197,8 @@ void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, 
 void to_float(WeightType type, const void* data, size_t n, float* out) {
   switch (type) {
     case WeightType::F32: return to_float_typed(static_cast<const float*>(data), n, out);
-    case WeightType::BF16: return to_float_typed(static_cast<const Bf16*>(data), n, out);
+    case WeightType::BF16:
+    case WeightType::BF16_COMPUTE: return to_float_typed(static_cast<const Bf16*>(data), n, out);
     case WeightType::F16: return to_float_typed(static_cast<const F16*>(data), n, out);
     case WeightType::I8:
     case WeightType::I8_DYNAMIC: return to_float_typed(static_cast<const int8_t*>(data), n, out);

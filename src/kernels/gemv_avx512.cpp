@@ -149,7 +149,8 @@ void gemv_rows(const float* x, int M, const WeightMatrix& w, const float* bias, 
   if (M == 1) return avx2::gemv_rows(x, M, w, bias, n0, n1, y, ldy);
   switch (w.type) {
     case WeightType::F32: return gemv_rows_typed(x, M, w.K, static_cast<const float*>(w.data), nullptr, bias, n0, n1, y, ldy);
-    case WeightType::BF16: return gemv_rows_typed(x, M, w.K, static_cast<const Bf16*>(w.data), nullptr, bias, n0, n1, y, ldy);
+    case WeightType::BF16:
+    case WeightType::BF16_COMPUTE: return gemv_rows_typed(x, M, w.K, static_cast<const Bf16*>(w.data), nullptr, bias, n0, n1, y, ldy);
     case WeightType::F16: return gemv_rows_typed(x, M, w.K, static_cast<const F16*>(w.data), nullptr, bias, n0, n1, y, ldy);
     case WeightType::I8:
     case WeightType::I8_DYNAMIC:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/isa.h"
+#include "lmforge/kernels/gemm_bf16.h"
 #include "lmforge/io/tensor.h"
 
 namespace lmforge::kernels {
@@ -76,7 +77,8 @@ constexpr long kParallelMinWork = 1L << 16;
 float weight_at(const WeightMatrix& w, size_t i) {
   switch (w.type) {
     case WeightType::F32: return static_cast<const float*>(w.data)[i];
-    case WeightType::BF16: return bf16_to_float(static_cast<const uint16_t*>(w.data)[i]);
+    case WeightType::BF16:
+    case WeightType::BF16_COMPUTE: return bf16_to_float(static_cast<const uint16_t*>(w.data)[i]);
     case WeightType::F16: return fp16_to_float(static_cast<const uint16_t*>(w.data)[i]);
     case WeightType::I8:
     case WeightType::I8_DYNAMIC: return static_cast<const int8_t*>(w.data)[i];
@@ -232,17 +234,21 @@ void matmul_i8_dynamic(const float* x, int M, const WeightMatrix& w, const float
 // buffer (64 rows x K floats stays in L2 for K up to 4096) just before they are multiplied.
 constexpr int kWidenRows = 64;
 
+// Columns [n0, n1) of y [M, N] start as the bias (the column-slab products then add x w^T with
+// beta = 1); returns that beta (0 without a bias: y is not read).
+float start_with_bias(const float* bias, int M, int N, int n0, int n1, float* y) {
+  if (!bias) return 0.0f;
+  for (int m = 0; m < M; ++m) std::memcpy(y + static_cast<long>(m) * N + n0, bias + n0, (n1 - n0) * sizeof(float));
+  return 1.0f;
+}
+
 void sgemm_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const int N = w.N, K = w.K;
   const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64, 2), 16};
   parallel_for(split.tasks, [&](int t) {
     const int n0 = split.begin(t), n1 = split.end(t);
     if (n0 == n1) return;
-    float beta = 0.0f;
-    if (bias) {  // y starts as the bias, sgemm adds x w^T to it
-      for (int m = 0; m < M; ++m) std::memcpy(y + static_cast<long>(m) * N + n0, bias + n0, (n1 - n0) * sizeof(float));
-      beta = 1.0f;
-    }
+    const float beta = start_with_bias(bias, M, N, n0, n1, y);
     if (w.type == WeightType::F32) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n1 - n0, K, 1.0f, x, K,
                   static_cast<const float*>(w.data) + static_cast<long>(n0) * K, K, beta, y + n0, N);
@@ -314,31 +320,43 @@ void set_isa(Isa level) {
   g_vnni = g_isa == Isa::Avx512 && kCpu.vnni;
 }
 
-double fma_peak_gflops() {
-  const int lanes = isa() == Isa::Avx512 ? 16 : isa() == Isa::Avx2 ? 8 : 1;
-  const long iters = isa() == Isa::Portable ? 2'000'000 : 8'000'000 / lanes * 8;
+namespace {
+
+// GFLOP/s of `probe` (12 chains x `iters` rounds of `flop_per_op` FLOP) on every thread, best of 5.
+template <class Probe>
+double probe_gflops(long iters, double flop_per_op, const Probe& probe) {
   const int threads = num_threads();
   std::vector<float> sink(threads);
   double best = 0.0;
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
-    parallel_for(threads, [&](int t) {
-      if (isa() == Isa::Avx512) {
-        sink[t] = avx512::fma_probe(iters);
-      } else if (isa() == Isa::Avx2) {
-        sink[t] = avx2::fma_probe(iters);
-      } else {  // 12 scalar chains of multiply + add, as the vector probes
-        float acc[12];
-        for (int i = 0; i < 12; ++i) acc[i] = 0.001f * i;
-        for (long it = 0; it < iters; ++it)
-          for (float& a : acc) a = a * 0.999999f + 1e-7f;
-        sink[t] = acc[0] + acc[11];
-      }
-    });
+    parallel_for(threads, [&](int t) { sink[t] = probe(); });
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 2.0 * 12 * lanes * iters * threads / s / 1e9);
+    best = std::max(best, flop_per_op * 12 * iters * threads / s / 1e9);
   }
   return best;
+}
+
+}  // namespace
+
+double bf16_dot_peak_gflops() {
+  if (!(avx512_on() && kCpu.bf16)) return 0.0;
+  const long iters = 500'000;
+  return probe_gflops(iters, 64.0, [&] { return avx512::bf16_dot_probe(iters); });
+}
+
+double fma_peak_gflops() {
+  const int lanes = isa() == Isa::Avx512 ? 16 : isa() == Isa::Avx2 ? 8 : 1;
+  const long iters = isa() == Isa::Portable ? 2'000'000 : 8'000'000 / lanes * 8;
+  return probe_gflops(iters, 2.0 * lanes, [&] {
+    if (isa() == Isa::Avx512) return avx512::fma_probe(iters);
+    if (isa() == Isa::Avx2) return avx2::fma_probe(iters);
+    float acc[12];  // 12 scalar chains of multiply + add, as the vector probes
+    for (int i = 0; i < 12; ++i) acc[i] = 0.001f * i;
+    for (long it = 0; it < iters; ++it)
+      for (float& a : acc) a = a * 0.999999f + 1e-7f;
+    return acc[0] + acc[11];
+  });
 }
 
 const char* to_string(Isa level) {
@@ -369,7 +387,62 @@ std::string isa_description() {
   return d;
 }
 
+namespace {
+
+// BF16_COMPUTE: vdpbf16ps (kernels::gemm_mixed, which rounds x to bf16 while packing it) on
+// column slabs of y, one single-threaded call per task as sgemm_columns; bounds are multiples of
+// its 64-column micro-kernel.
+void bf16_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
+  const int N = w.N, K = w.K;
+  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64, 2), 64};
+  parallel_for(split.tasks, [&](int t) {
+    const int n0 = split.begin(t), n1 = split.end(t);
+    if (n0 == n1) return;
+    const float beta = start_with_bias(bias, M, N, n0, n1, y);
+    const auto* wb = static_cast<const uint16_t*>(w.data) + static_cast<long>(n0) * K;
+    gemm_mixed(M, n1 - n0, K, mat(x, K), mat(wb, K, /*trans=*/true), beta, y + n0, N);
+  });
+}
+
+// out[i] = x[i] rounded to bf16 and back (float_to_bf16's rounding: to nearest even, NaN → quiet
+// NaN). Integer operations only, which the compiler vectorizes.
+void round_to_bf16(const float* x, size_t n, float* out) {
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, &x[i], sizeof u);
+    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+    u = nan ? 0x7fc00000u : (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    std::memcpy(&out[i], &u, sizeof u);
+  }
+}
+
+// BF16_COMPUTE's activation rows, rounded once per call into a per-thread buffer (x itself is the
+// caller's and is not changed).
+const float* bf16_rounded(const float* x, size_t n) {
+  thread_local std::vector<float> rounded;
+  rounded.resize(n);
+  if (n >= static_cast<size_t>(kParallelMinWork)) {
+    float* out = rounded.data();  // tasks run on other threads: not the thread_local itself
+    const Split split{static_cast<int>((n + 1023) / 1024), 2 * num_threads(), 1};
+    parallel_for(split.tasks, [&](int t) {
+      const size_t i0 = static_cast<size_t>(split.begin(t)) * 1024, i1 = std::min(n, static_cast<size_t>(split.end(t)) * 1024);
+      if (i0 < i1) round_to_bf16(x + i0, i1 - i0, out + i0);
+    });
+  } else {
+    round_to_bf16(x, n, rounded.data());
+  }
+  return rounded.data();
+}
+
+WeightMatrix as_bf16(const WeightMatrix& w) { return {WeightType::BF16, w.data, nullptr, w.N, w.K}; }
+
+}  // namespace
+
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
+  if (w.type == WeightType::BF16_COMPUTE) {
+    if (M > kGemvMaxRows && avx512_on() && kCpu.bf16) return bf16_columns(x, M, w, bias, y);
+    return matmul_wt(bf16_rounded(x, static_cast<size_t>(M) * w.K), M, as_bf16(w), bias, y);
+  }
   if (w.type == WeightType::I8_DYNAMIC)
     matmul_i8_dynamic(x, M, w, bias, y);
   else if (M <= kGemvMaxRows)
@@ -416,6 +489,8 @@ void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* b
   // I8_DYNAMIC: exact int32 sums and a per-row scale, so every M gives a row the same bits.
   if (w.type == WeightType::I8_DYNAMIC) return matmul_i8_dynamic(x, M, w, bias, y);
   if (M <= 0) return;  // (the few-row kernels have no case for zero rows)
+  if (w.type == WeightType::BF16_COMPUTE)
+    return matmul_wt_rows(bf16_rounded(x, static_cast<size_t>(M) * w.K), M, as_bf16(w), bias, y);
   const int K = w.K, N = w.N;
   const Split split{N, task_count(static_cast<long>(N) * K * M, N, 48), kRowsAlign};
   if (!avx2_on()) {
@@ -446,7 +521,8 @@ size_t weight_type_size(WeightType t) {
   switch (t) {
     case WeightType::F32: return 4;
     case WeightType::BF16:
-    case WeightType::F16: return 2;
+    case WeightType::F16:
+    case WeightType::BF16_COMPUTE: return 2;
     case WeightType::I8:
     case WeightType::I8_DYNAMIC: return 1;
   }
@@ -460,6 +536,7 @@ const char* to_string(WeightType t) {
     case WeightType::F16: return "float16";
     case WeightType::I8: return "int8";
     case WeightType::I8_DYNAMIC: return "int8_dynamic";
+    case WeightType::BF16_COMPUTE: return "bfloat16_compute";
   }
   return "?";
 }
@@ -468,7 +545,7 @@ std::optional<WeightType> weight_type_from_string(std::string_view name) {
   static const std::pair<std::string_view, WeightType> names[] = {
       {"float32", WeightType::F32}, {"fp32", WeightType::F32},  {"bfloat16", WeightType::BF16}, {"bf16", WeightType::BF16},
       {"float16", WeightType::F16}, {"fp16", WeightType::F16},  {"half", WeightType::F16},      {"int8", WeightType::I8},
-      {"int8_dynamic", WeightType::I8_DYNAMIC}};
+      {"int8_dynamic", WeightType::I8_DYNAMIC}, {"bfloat16_compute", WeightType::BF16_COMPUTE}};
   for (const auto& [n, type] : names)
     if (name == n) return type;
   return std::nullopt;

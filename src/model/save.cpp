@@ -127,7 +127,8 @@ std::vector<uint8_t> transposed_back(const uint8_t* src, int64_t in, int64_t out
 
 DType file_dtype(kernels::WeightType t) {
   switch (t) {
-    case kernels::WeightType::BF16: return DType::BF16;
+    case kernels::WeightType::BF16:
+    case kernels::WeightType::BF16_COMPUTE: return DType::BF16;
     case kernels::WeightType::F16: return DType::F16;
     case kernels::WeightType::I8:
     case kernels::WeightType::I8_DYNAMIC: return DType::I8;

@@ -159,9 +159,10 @@ void store_lowp_rows(const ParamSlice& s, const float* values, int64_t row0, int
   uint8_t* dst = w.matrix_data.data() + s.offset + row0 * in * kernels::weight_type_size(s.type);
   switch (s.type) {
     case kernels::WeightType::BF16:
+    case kernels::WeightType::BF16_COMPUTE:
     case kernels::WeightType::F16: {
       auto* d = reinterpret_cast<uint16_t*>(dst);
-      const bool bf = s.type == kernels::WeightType::BF16;
+      const bool bf = kernels::is_bf16(s.type);
       for (int64_t i = 0; i < rows * in; ++i) d[i] = bf ? float_to_bf16(values[i]) : float_to_fp16(values[i]);
       return;
     }
@@ -381,7 +382,7 @@ void load_int8(const Checkpoint& ckpt, const ParamSlice& s, const TensorView& t,
 
 // A bf16 / fp16 tensor already in the slice's type and layout: its bytes are copied as they are.
 bool same_half_type(const TensorView& t, const ParamSlice& s) {
-  return !s.transposed && ((t.dtype == DType::BF16 && s.type == kernels::WeightType::BF16) ||
+  return !s.transposed && ((t.dtype == DType::BF16 && kernels::is_bf16(s.type)) ||
                            (t.dtype == DType::F16 && s.type == kernels::WeightType::F16));
 }
 

@@ -148,6 +148,41 @@ TEST(CliLogits, WritesNpyEqualToHF) {
   std::filesystem::remove(out);
 }
 
+TEST(CliLogits, Bf16ComputeStaysNearHFAndAnUnknownDtypeIsOneError) {
+  // --dtype bfloat16_compute (bf16 weights and activations): the logits of the 64-token case
+  // (vdpbf16ps where the CPU has it) within 3 % of HF's range, and not bfloat16's own.
+  const auto c = model_cases("gpt2-bf16", "logits").back();
+  const auto ids = c.at("input_ids").get<std::vector<int>>();
+  ASSERT_GT(ids.size(), 16u);
+  const auto dir = std::filesystem::temp_directory_path();
+  std::vector<test::NpyArray> got;
+  for (const std::string dtype : {"bfloat16_compute", "bfloat16"}) {
+    const auto out = dir / ("lmforge-cli-logits-" + dtype + ".npy");
+    auto r = run_cli("logits --dtype " + dtype + " --model " + model_dir("gpt2-bf16").string() + " --prompt_ids " + ids_arg(ids) +
+                     " --npy " + out.string());
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    got.push_back(test::read_npy(out));
+    std::filesystem::remove(out);
+  }
+  const auto expected = test::read_npy(c.at("output").at("npy").get<std::string>());
+  const auto positions = c.at("args").at("positions").get<std::vector<int>>();
+  const int64_t V = got[0].shape[1];
+  const float scale = c.at("output").at("max_abs_logit").get<float>();
+  float worst = 0.0f;
+  for (size_t p = 0; p < positions.size(); ++p)
+    for (int64_t v = 0; v < V; ++v)
+      worst = std::max(worst, std::fabs(got[0].data[positions[p] * V + v] - expected.data[p * V + v]));
+  EXPECT_LE(worst, 0.03f * scale);
+  EXPECT_NE(got[0].data, got[1].data);
+
+  auto bad = run_cli("logits --dtype bf16c --model " + model_dir("gpt2-bf16").string() + " --prompt_ids 1,2 --npy " +
+                     (dir / "lmforge-cli-logits-never.npy").string());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_EQ(count_lines(bad.err), 1) << bad.err;
+  EXPECT_NE(bad.err.find("--dtype"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("bfloat16_compute"), std::string::npos) << bad.err;
+}
+
 TEST(CliInspect, ShowsShapesAndSpecialTokens) {
   auto r = run_cli("inspect --json " + model_dir("gpt2-tiny").string());
   ASSERT_EQ(r.exit_code, 0) << r.err;

@@ -32,10 +32,12 @@ inline TypedWeights make_weights(WeightType type, int N, int K, uint32_t seed) {
   switch (type) {
     case WeightType::F32: t.m.data = t.f32.data(); break;
     case WeightType::BF16:
+    case WeightType::BF16_COMPUTE:  // (its products: bf16_compute_test.cpp)
     case WeightType::F16:
       for (size_t i = 0; i < t.f32.size(); ++i) {
-        t.half.push_back(type == WeightType::BF16 ? float_to_bf16(t.f32[i]) : float_to_fp16(t.f32[i]));
-        t.held[i] = type == WeightType::BF16 ? bf16_to_float(t.half[i]) : fp16_to_float(t.half[i]);
+        const bool bf = kernels::is_bf16(type);
+        t.half.push_back(bf ? float_to_bf16(t.f32[i]) : float_to_fp16(t.f32[i]));
+        t.held[i] = bf ? bf16_to_float(t.half[i]) : fp16_to_float(t.half[i]);
       }
       t.m.data = t.half.data();
       break;

@@ -120,6 +120,8 @@ TEST(QuantizeOptions, BadOptionsAreNamed) {
   o = {};
   o.fallback = WeightType::I8;
   expect(o, "--fallback_dtype");
+  o.fallback = WeightType::BF16_COMPUTE;  // (a compute mode, not a storage)
+  expect(o, "--fallback_dtype");
   o = {};
   o.max_trials = 0;
   expect(o, "--max_trials");

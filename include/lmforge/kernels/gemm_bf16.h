@@ -36,7 +36,14 @@ void gemm_mixed(int M, int N, int K, const MatRef& A, const MatRef& B, float bet
 namespace avx512 {
 // gemm_mixed on vdpbf16ps (bf16_avx512.cpp); call only on a CPU with AVX-512 BF16.
 void gemm_bf16(int M, int N, int K, const MatRef& A, const MatRef& B, float beta, float* C, int ldc);
+// 12 independent vdpbf16ps chains for `iters` rounds (bf16_dot_peak_gflops' probe).
+float bf16_dot_probe(long iters);
 }  // namespace avx512
+
+// The bf16 multiply-add peak of vdpbf16ps on num_threads() threads in GFLOP/s (each instruction: 16
+// lanes x 2 multiply-adds = 64 FLOP), measured now as fma_peak_gflops; 0 where the kernels do not
+// use it (no AVX-512 BF16, or a lower LMFORGE_ISA level).
+double bf16_dot_peak_gflops();
 
 // dst[i] = bf16(src[i]) for i < n, round-to-nearest-even (NaN → 0x7FC0), OpenMP when n is large.
 void to_bf16(uint16_t* dst, const float* src, size_t n);

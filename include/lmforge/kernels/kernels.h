@@ -14,11 +14,10 @@ namespace lmforge::kernels {
 
 // How the elements of a weight matrix are stored. Low-precision weights are widened to fp32 in
 // registers and multiplied with fp32 accumulation (the activations stay fp32: a bf16 checkpoint
-// held in bf16 gives HF's fp32 results, so what low precision saves is memory traffic; bf16
-// arithmetic, vdpbf16ps, is used for bf16 training only) -- except I8_DYNAMIC, which multiplies
-// int8 by int8 with integer dot products (AVX2 vpmaddubsw or AVX-512 VNNI vpdpbusd): widening
-// each int8 weight to fp32 takes longer than loading it, so weight-only I8 is compute-bound even
-// at batch 1.
+// held in bf16 gives HF's fp32 results, so what low precision saves is memory traffic) -- except
+// I8_DYNAMIC, which multiplies int8 by int8 with integer dot products (AVX2 vpmaddubsw or AVX-512
+// VNNI vpdpbusd): widening each int8 weight to fp32 takes longer than loading it, so weight-only
+// I8 is compute-bound even at batch 1; and BF16_COMPUTE, which multiplies bf16 by bf16.
 enum class WeightType : uint8_t {
   F32,
   BF16,  // the top 16 bits of an fp32
@@ -32,18 +31,27 @@ enum class WeightType : uint8_t {
   // null). Any int8 weight, -128 included. The AVX2 and portable paths give bit-identical
   // results. Needs K <= 131072 (the int32 sums).
   I8_DYNAMIC,
+  // Stored as BF16, but matmul_wt rounds every activation to bf16 (round to nearest even, as
+  // float_to_bf16) before it is multiplied, so each product is bf16 x bf16 (exact in fp32), summed
+  // in fp32; the output stays fp32:  y[m, n] = Σ_k bf16(x[m, k]) * w[n, k] (+ bias[n]).
+  // That lets prefill and batches (M > 16) run on AVX-512 BF16's vdpbf16ps (gemm_bf16.h), twice the
+  // multiply-adds of an fp32 FMA, where the CPU has it; elsewhere the rounded rows go through the
+  // BF16 kernels. Opt-in ("bfloat16_compute"): logits move by about bf16's precision against BF16.
+  BF16_COMPUTE,
 };
 
 size_t weight_type_size(WeightType t);
 const char* to_string(WeightType t);
-// "float32" (or fp32), "bfloat16" (bf16), "float16" (fp16, half), "int8", "int8_dynamic"; nullopt
-// for anything else.
+// "float32" (or fp32), "bfloat16" (bf16), "float16" (fp16, half), "int8", "int8_dynamic",
+// "bfloat16_compute"; nullopt for anything else.
 std::optional<WeightType> weight_type_from_string(std::string_view name);
 // The widest input (K) the I8_DYNAMIC products take: 127 * 127 * K must fit an int32 sum.
 constexpr int kMaxInt8DynamicK = 131072;
 
 // Both int8 storages (same data and scales; they differ only in how matmul_wt multiplies).
 inline bool is_int8(WeightType t) { return t == WeightType::I8 || t == WeightType::I8_DYNAMIC; }
+// Both bf16 storages (same data; they differ only in how matmul_wt multiplies).
+inline bool is_bf16(WeightType t) { return t == WeightType::BF16 || t == WeightType::BF16_COMPUTE; }
 
 // A row-major [N, K] weight matrix ([out, in]) in any storage type. `scales` ([N]) only for int8.
 struct WeightMatrix {
@@ -56,7 +64,8 @@ struct WeightMatrix {
 // y[M,N] = x[M,K] · wᵀ (+ bias[N] when non-null) for any weight type: the GEMV path for M ≤ 16,
 // else sgemm on slabs of 64 weight rows widened to fp32 one slab at a time (never the whole
 // matrix). I8_DYNAMIC: int8 × int8 integer dot products for every M (see WeightType), each thread
-// streaming one contiguous slab of weight rows as the GEMV does.
+// streaming one contiguous slab of weight rows as the GEMV does. BF16_COMPUTE: bf16-rounded rows;
+// for M > 16 on a CPU with AVX-512 BF16, vdpbf16ps (gemm_mixed) on column slabs.
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // matmul_wt whose output row m depends on x row m alone: the same bits whatever M is and whatever
@@ -64,7 +73,7 @@ void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, 
 // others). Each output is one fma chain over k in order (s = fma(x[m,k], w[n,k], s), then the
 // int8 scale and the bias), computed with activation rows in the vector lanes (src/kernels/
 // rows_kernel.h), so the bits are also the same on every ISA level. I8_DYNAMIC: matmul_wt's exact
-// integer sums. M = 0 does nothing.
+// integer sums. BF16_COMPUTE: the rows rounded to bf16, then BF16's chain. M = 0 does nothing.
 void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // out[(n - n0) * K + k] = w[n, k] widened to fp32 (int8 times its row scale) for n in [n0, n1).
@@ -159,6 +168,7 @@ bool using_avx2();
 // FMA lane), measured now by independent FMA chains in registers (best of 5 runs of ~20 ms):
 // the ceiling benchmarks compare compute-bound figures with.
 double fma_peak_gflops();
+// (bf16_dot_peak_gflops: lmforge/kernels/gemm_bf16.h.)
 // Threads of parallel_for (default: OMP_NUM_THREADS, else the CPUs this process may use).
 // OpenBLAS runs single-threaded inside our tasks. Set it before running a model, not while
 // kernels run.
