@@ -205,7 +205,9 @@ TEST(TokenLogprobsParity, SamplingEqualsTheLogOfHfsDistribution) {
         const int32_t t = out.sequences[0].back();
         const double p = want.data.at(static_cast<size_t>(t));
         ASSERT_GT(p, 0.0) << c.at("id") << ": sampled a token HF filters out";
-        EXPECT_NEAR(std::exp(out.token_logprobs[0][0]), p, 1e-6) << c.at("id");
+        // fp32 sums in another order than torch's: up to 1.07e-6 measured (the AVX-512 level's
+        // one fma chain per output for prompts of 2-64 tokens, gpt2-switches/dist/89).
+        EXPECT_NEAR(std::exp(out.token_logprobs[0][0]), p, 2e-6) << c.at("id");
         EXPECT_NEAR(out.token_logprobs[0][0], std::log(p), std::max(1e-5, 2e-6 / p)) << c.at("id");
       }
       ++checked;
