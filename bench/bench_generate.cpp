@@ -508,8 +508,8 @@ int run_one(Options o, const std::string& dtype_name) {
 
   std::printf("model            %s shape, %.1fM parameters, %s weight matrices, %d threads\n", label.c_str(),
               params / 1e6, kernels::to_string(w.matrix_type), kernels::num_threads());
-  std::printf("kernels          %s; fp32 FMA peak %.0f GFLOP/s on %d threads (measured now)", kernels::isa_description().c_str(),
-              fma_peak, kernels::num_threads());
+  std::printf("kernels          %s; fp32 FMA peak %.0f GFLOP/s on %d threads (measured now)",
+              kernels::isa_description().c_str(), fma_peak, kernels::num_threads());
   if (dot_peak > 0) std::printf("; bf16 vdpbf16ps peak %.0f GFLOP/s", dot_peak);
   std::printf("\n");
   std::printf("machine          load average %s (start) / %s (end); other processes used %.0f%% of the CPUs\n",
@@ -672,7 +672,9 @@ int main(int argc, char** argv) try {
   // Names that are neither known nor the optional int8_dynamic are typos: refuse them up front.
   for (const std::string& d : o.dtypes)
     if (!kernels::weight_type_from_string(d) && d != "int8_dynamic") {
-      std::fprintf(stderr, "unknown --dtype %s (float32, bfloat16, float16, int8, int8_dynamic, bfloat16_compute, a comma list, all)\n",
+      std::fprintf(stderr,
+                   "unknown --dtype %s (float32, bfloat16, float16, int8, int8_dynamic, bfloat16_compute, a comma "
+                   "list, all)\n",
                    d.c_str());
       return 2;
     }

@@ -136,7 +136,8 @@ void add_key_flags(CLI::App& app, const std::vector<std::string>& keys,
 std::optional<kernels::WeightType> parse_dtype(const std::string& text, const std::string& flag) {
   if (text == "auto") return std::nullopt;
   if (const auto type = kernels::weight_type_from_string(text)) return *type;
-  throw Error(flag + ": unknown dtype '" + text + "' (auto, float32, bfloat16, float16, int8, int8_dynamic or bfloat16_compute)");
+  throw Error(flag + ": unknown dtype '" + text +
+              "' (auto, float32, bfloat16, float16, int8, int8_dynamic or bfloat16_compute)");
 }
 
 CLI::Option* add_dtype_option(CLI::App& app, std::string& target) {

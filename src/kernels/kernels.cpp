@@ -437,7 +437,8 @@ const float* bf16_rounded(const float* x, size_t n) {
     float* out = rounded.data();  // tasks run on other threads: not the thread_local itself
     const Split split{static_cast<int>((n + 1023) / 1024), 2 * num_threads(), 1};
     parallel_for(split.tasks, [&](int t) {
-      const size_t i0 = static_cast<size_t>(split.begin(t)) * 1024, i1 = std::min(n, static_cast<size_t>(split.end(t)) * 1024);
+      const size_t i0 = static_cast<size_t>(split.begin(t)) * 1024;
+      const size_t i1 = std::min(n, static_cast<size_t>(split.end(t)) * 1024);
       if (i0 < i1) round_to_bf16(x + i0, i1 - i0, out + i0);
     });
   } else {

@@ -158,8 +158,8 @@ TEST(CliLogits, Bf16ComputeStaysNearHFAndAnUnknownDtypeIsOneError) {
   std::vector<test::NpyArray> got;
   for (const std::string dtype : {"bfloat16_compute", "bfloat16"}) {
     const auto out = dir / ("lmforge-cli-logits-" + dtype + ".npy");
-    auto r = run_cli("logits --dtype " + dtype + " --model " + model_dir("gpt2-bf16").string() + " --prompt_ids " + ids_arg(ids) +
-                     " --npy " + out.string());
+    auto r = run_cli("logits --dtype " + dtype + " --model " + model_dir("gpt2-bf16").string() +
+                     " --prompt_ids " + ids_arg(ids) + " --npy " + out.string());
     ASSERT_EQ(r.exit_code, 0) << r.err;
     got.push_back(test::read_npy(out));
     std::filesystem::remove(out);

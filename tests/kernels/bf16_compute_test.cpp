@@ -52,14 +52,15 @@ TEST(Bf16Compute, MatmulWtSumsTheRoundedProducts) {
       std::vector<uint16_t> w(wf.size());
       for (size_t i = 0; i < wf.size(); ++i) w[i] = float_to_bf16(wf[i]);
       std::vector<float> y(static_cast<size_t>(c.M) * c.N, std::numeric_limits<float>::quiet_NaN());
-      matmul_wt(x.data(), c.M, {WeightType::BF16_COMPUTE, w.data(), nullptr, c.N, c.K}, with_bias ? bias.data() : nullptr,
-                y.data());
+      const WeightMatrix wm{WeightType::BF16_COMPUTE, w.data(), nullptr, c.N, c.K};
+      matmul_wt(x.data(), c.M, wm, with_bias ? bias.data() : nullptr, y.data());
       double worst = 0.0, worst_unrounded = 0.0;
       for (int m = 0; m < c.M; ++m)
         for (int n = 0; n < c.N; ++n) {
           double want = with_bias ? bias[n] : 0.0, unrounded = want;
           for (int k = 0; k < c.K; ++k) {
-            const double wv = bf16_to_float(w[static_cast<size_t>(n) * c.K + k]), xv = x[static_cast<size_t>(m) * c.K + k];
+            const double wv = bf16_to_float(w[static_cast<size_t>(n) * c.K + k]);
+            const double xv = x[static_cast<size_t>(m) * c.K + k];
             want += static_cast<double>(rounded(static_cast<float>(xv))) * wv;
             unrounded += xv * wv;
           }
@@ -88,9 +89,12 @@ TEST(Bf16Compute, MatmulWtRowsIsTheFmaChainOverRoundedRows) {
     for (int m = 0; m < c.M; ++m)
       for (int n = 0; n < c.N; ++n) {
         float s = 0.0f;
-        for (int k = 0; k < c.K; ++k)
-          s = std::fma(rounded(x[static_cast<size_t>(m) * c.K + k]), bf16_to_float(w[static_cast<size_t>(n) * c.K + k]), s);
-        ASSERT_EQ(y[static_cast<size_t>(m) * c.N + n], s + bias[n]) << c.M << "x" << c.N << "x" << c.K << " at " << m << "," << n;
+        for (int k = 0; k < c.K; ++k) {
+          const float xr = rounded(x[static_cast<size_t>(m) * c.K + k]);
+          s = std::fma(xr, bf16_to_float(w[static_cast<size_t>(n) * c.K + k]), s);
+        }
+        ASSERT_EQ(y[static_cast<size_t>(m) * c.N + n], s + bias[n])
+            << c.M << "x" << c.N << "x" << c.K << " at " << m << "," << n;
       }
   }
 }

@@ -17,8 +17,9 @@ namespace {
 using test::random_vector;
 
 TEST(MatmulWt, MatchesReferenceForEveryPathAndShape) {
-  // M up to 16 takes the GEMV kernel, above it sgemm; K and N cover vector tails and tile edges.
-  for (int M : {1, 2, 3, 4, 5, 8, 15, 16, 17, 33})
+  // M up to 16 takes the GEMV kernel, above it sgemm (fp32 on AVX-512: 2..64 the row tiles); K
+  // and N cover vector tails and tile edges.
+  for (int M : {1, 2, 3, 4, 5, 8, 15, 16, 17, 33, 64, 65})
     for (int K : {5, 8, 13, 64, 771})
       for (int N : {1, 7, 50, 301})
         for (bool with_bias : {false, true}) {
@@ -40,16 +41,16 @@ TEST(MatmulWt, MatchesReferenceForEveryPathAndShape) {
 }
 
 TEST(MatmulWt, BatchRowsAreBitIdenticalAcrossBatchSizes) {
-  // Rows 2..16 go through the same reduction order: a batch gives each row the bits it gets in
-  // any other batch size (M = 1 has its own kernel).
-  const int K = 768, N = 100;
-  const auto x = random_vector(16 * K, 5), w = random_vector(N * K, 6);
-  std::vector<float> y16(16 * N);
-  matmul_wt(x.data(), 16, K, w.data(), N, nullptr, y16.data());
-  for (int M = 2; M < 16; ++M) {
+  // Rows 2..16 (fp32 on the AVX-512 level: 2..64) go through the same reduction order: a batch
+  // gives each row the bits it gets in any other batch size (M = 1 has its own kernel).
+  const int K = 768, N = 100, top = isa() == Isa::Avx512 ? 64 : 16;
+  const auto x = random_vector(static_cast<size_t>(top) * K, 5), w = random_vector(N * K, 6);
+  std::vector<float> y_top(static_cast<size_t>(top) * N);
+  matmul_wt(x.data(), top, K, w.data(), N, nullptr, y_top.data());
+  for (int M = 2; M < top; ++M) {
     std::vector<float> y(M * N);
     matmul_wt(x.data(), M, K, w.data(), N, nullptr, y.data());
-    for (int i = 0; i < M * N; ++i) ASSERT_EQ(y[i], y16[i]) << "M=" << M << " i=" << i;
+    for (int i = 0; i < M * N; ++i) ASSERT_EQ(y[i], y_top[i]) << "M=" << M << " i=" << i;
   }
 }
 

@@ -34,8 +34,8 @@ enum class WeightType : uint8_t {
   // Stored as BF16, but matmul_wt rounds every activation to bf16 (round to nearest even, as
   // float_to_bf16) before it is multiplied, so each product is bf16 x bf16 (exact in fp32), summed
   // in fp32; the output stays fp32:  y[m, n] = Σ_k bf16(x[m, k]) * w[n, k] (+ bias[n]).
-  // That lets prefill and batches (M > 16) run on AVX-512 BF16's vdpbf16ps (gemm_bf16.h), twice the
-  // multiply-adds of an fp32 FMA, where the CPU has it (which, unlike the other paths, treats
+  // That lets prefill and batches (M > 16) run on AVX-512 BF16's vdpbf16ps (gemm_bf16.h), twice
+  // the multiply-adds of an fp32 FMA, where the CPU has it (which, unlike the other paths, treats
   // subnormal inputs as zero); elsewhere the rounded rows go through the BF16 kernels. Opt-in
   // ("bfloat16_compute"): logits move by about 1 % of their range against BF16. Only products
   // with a weight matrix round; attention and the element-wise layers stay fp32.
@@ -65,9 +65,10 @@ struct WeightMatrix {
 
 // y[M,N] = x[M,K] · wᵀ (+ bias[N] when non-null) for any weight type: the GEMV path for M ≤ 16,
 // else sgemm on slabs of 64 weight rows widened to fp32 one slab at a time (never the whole
-// matrix); fp32 weights on the AVX-512 level take matmul_wt_rows' tiles from 2 to 64 rows. I8_DYNAMIC: int8 × int8 integer dot products for every M (see WeightType), each thread
-// streaming one contiguous slab of weight rows as the GEMV does. BF16_COMPUTE: bf16-rounded rows;
-// for M > 16 on a CPU with AVX-512 BF16, vdpbf16ps (gemm_mixed) on column slabs.
+// matrix); fp32 weights on the AVX-512 level take matmul_wt_rows' tiles from 2 to 64 rows.
+// I8_DYNAMIC: int8 × int8 integer dot products for every M (see WeightType), each thread streaming
+// one contiguous slab of weight rows as the GEMV does. BF16_COMPUTE: bf16-rounded rows; for M > 16
+// on a CPU with AVX-512 BF16, vdpbf16ps (gemm_mixed) on column slabs.
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // matmul_wt whose output row m depends on x row m alone: the same bits whatever M is and whatever
