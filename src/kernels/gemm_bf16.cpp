@@ -250,8 +250,7 @@ void gemm_mixed(int M, int N, int K, const MatRef& A, const MatRef& B, float bet
       for (int i = 0; i < M; ++i) std::fill_n(C + static_cast<size_t>(i) * ldc, N, 0.0f);
     return;
   }
-  if (kernels::isa() == kernels::Isa::Avx512 && kernels::cpu_has_avx512_bf16())
-    return avx512::gemm_bf16(M, N, K, A, B, beta, C, ldc);
+  if (using_avx512_bf16()) return avx512::gemm_bf16(M, N, K, A, B, beta, C, ldc);
   const bool avx2 = kernels::using_avx2();
   PackBuffers& buf = pack_buffers();
   float* Ap = buf.a.data();

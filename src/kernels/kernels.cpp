@@ -234,21 +234,25 @@ void matmul_i8_dynamic(const float* x, int M, const WeightMatrix& w, const float
 // buffer (64 rows x K floats stays in L2 for K up to 4096) just before they are multiplied.
 constexpr int kWidenRows = 64;
 
-// Columns [n0, n1) of y [M, N] start as the bias (the column-slab products then add x w^T with
-// beta = 1); returns that beta (0 without a bias: y is not read).
-float start_with_bias(const float* bias, int M, int N, int n0, int n1, float* y) {
-  if (!bias) return 0.0f;
-  for (int m = 0; m < M; ++m) std::memcpy(y + static_cast<long>(m) * N + n0, bias + n0, (n1 - n0) * sizeof(float));
-  return 1.0f;
+// y[M, N] = x w^T + bias by single-threaded products on column slabs of y (bounds multiples of
+// `align`), one parallel task each: slab(n0, n1, beta) must add x w^T to columns [n0, n1) with
+// that beta, which start as the bias (beta 1), or are not to be read (beta 0, no bias).
+template <class Slab>
+void column_slabs(int M, const WeightMatrix& w, const float* bias, float* y, int align, const Slab& slab) {
+  const int N = w.N;
+  const Split split{N, task_count(static_cast<long>(N) * w.K * M, N, 64, 2), align};
+  parallel_for(split.tasks, [&](int t) {
+    const int n0 = split.begin(t), n1 = split.end(t);
+    if (n0 == n1) return;
+    if (bias)
+      for (int m = 0; m < M; ++m) std::memcpy(y + static_cast<long>(m) * N + n0, bias + n0, (n1 - n0) * sizeof(float));
+    slab(n0, n1, bias ? 1.0f : 0.0f);
+  });
 }
 
 void sgemm_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const int N = w.N, K = w.K;
-  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64, 2), 16};
-  parallel_for(split.tasks, [&](int t) {
-    const int n0 = split.begin(t), n1 = split.end(t);
-    if (n0 == n1) return;
-    const float beta = start_with_bias(bias, M, N, n0, n1, y);
+  column_slabs(M, w, bias, y, 16, [&](int n0, int n1, float beta) {
     if (w.type == WeightType::F32) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n1 - n0, K, 1.0f, x, K,
                   static_cast<const float*>(w.data) + static_cast<long>(n0) * K, K, beta, y + n0, N);
@@ -314,6 +318,7 @@ Isa isa() { return g_isa; }
 Isa detected_isa() { return kCpu.best; }
 bool cpu_has_avx512_vnni() { return kCpu.vnni; }
 bool cpu_has_avx512_bf16() { return kCpu.bf16; }
+bool using_avx512_bf16() { return avx512_on() && kCpu.bf16; }
 std::string isa_env_error() { return g_isa_env_error; }
 void set_isa(Isa level) {
   g_isa = std::min(level, kCpu.best);
@@ -340,7 +345,7 @@ double probe_gflops(long iters, double flop_per_op, const Probe& probe) {
 }  // namespace
 
 double bf16_dot_peak_gflops() {
-  if (!(avx512_on() && kCpu.bf16)) return 0.0;
+  if (!using_avx512_bf16()) return 0.0;
   const long iters = 500'000;
   return probe_gflops(iters, 64.0, [&] { return avx512::bf16_dot_probe(iters); });
 }
@@ -406,11 +411,7 @@ constexpr int kRowsMinRowsF32 = 2, kRowsMaxRowsF32 = 64;
 // its 64-column micro-kernel.
 void bf16_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const int N = w.N, K = w.K;
-  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64, 2), 64};
-  parallel_for(split.tasks, [&](int t) {
-    const int n0 = split.begin(t), n1 = split.end(t);
-    if (n0 == n1) return;
-    const float beta = start_with_bias(bias, M, N, n0, n1, y);
+  column_slabs(M, w, bias, y, 64, [&](int n0, int n1, float beta) {
     const auto* wb = static_cast<const uint16_t*>(w.data) + static_cast<long>(n0) * K;
     gemm_mixed(M, n1 - n0, K, mat(x, K), mat(wb, K, /*trans=*/true), beta, y + n0, N);
   });
@@ -453,7 +454,7 @@ WeightMatrix as_bf16(const WeightMatrix& w) { return {WeightType::BF16, w.data, 
 
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   if (w.type == WeightType::BF16_COMPUTE) {
-    if (M > kGemvMaxRows && avx512_on() && kCpu.bf16) return bf16_columns(x, M, w, bias, y);
+    if (M > kGemvMaxRows && using_avx512_bf16()) return bf16_columns(x, M, w, bias, y);
     return matmul_wt(bf16_rounded(x, static_cast<size_t>(M) * w.K), M, as_bf16(w), bias, y);
   }
   if (w.type == WeightType::I8_DYNAMIC)

@@ -5,11 +5,11 @@
 // nearest even as lmforge::float_to_bf16 while it is packed, as torch's bf16 autocast has it in
 // bf16), fp32 accumulation and output.
 //
-// With AVX-512 BF16 (kernels::isa() avx512 and cpu_has_avx512_bf16()) the products run on
-// vdpbf16ps (gemm_bf16_avx512.cpp: twice the multiply-adds of an fp32 FMA per instruction). Otherwise
-// the gain is memory traffic: bf16 operands are widened in registers (bf16 → fp32 is a 16-bit
-// shift) while being packed into small cache-resident fp32 panels (KC x 16 and MC x KC floats,
-// the usual GEMM packing), never into fp32 copies of whole tensors. The two paths sum in other
+// With AVX-512 BF16 (using_avx512_bf16(): the avx512 level on such a CPU) the products run on
+// vdpbf16ps (gemm_bf16_avx512.cpp: twice the multiply-adds of an fp32 FMA per instruction).
+// Otherwise the gain is memory traffic: bf16 operands are widened in registers (bf16 → fp32 is a
+// 16-bit shift) while being packed into small cache-resident fp32 panels (KC x 16 and MC x KC
+// floats, the usual GEMM packing), never into fp32 copies of whole tensors. The two paths sum in other
 // orders (last-bit differences). OpenBLAS 0.3.21 as Debian ships it declares cblas_sbgemm in
 // <cblas.h> but is built without BUILD_BFLOAT16, so the library has no such symbol: this GEMM is
 // our own (6x16 AVX2/FMA micro-kernel, OpenMP over column panels; a portable path without AVX2).
@@ -41,6 +41,9 @@ void gemm_bf16(int M, int N, int K, const MatRef& A, const MatRef& B, float beta
 // 12 independent vdpbf16ps chains for `iters` rounds (bf16_dot_peak_gflops' probe).
 float bf16_dot_probe(long iters);
 }  // namespace avx512
+
+// Whether gemm_mixed multiplies on vdpbf16ps now: the AVX-512 level on a CPU with AVX-512 BF16.
+bool using_avx512_bf16();
 
 // The bf16 multiply-add peak of vdpbf16ps on num_threads() threads in GFLOP/s (each instruction:
 // 16 lanes x 2 multiply-adds = 64 FLOP), measured now as fma_peak_gflops; 0 where the kernels do
