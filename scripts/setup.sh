@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libopenblas-dev libopenblas-openmp-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
+packages=(build-essential cmake pkg-config libopenblas-dev libopenblas-openmp-dev libdnnl-dev libpcre2-dev nlohmann-json3-dev libcli11-dev
           libzip-dev libyaml-cpp-dev libxxhash-dev libcsv-dev libcairo2-dev fonts-dejavu-core libgtest-dev libbenchmark-dev
           libopenmpi-dev openmpi-bin libcpp-httplib-dev clang libclang-rt-14-dev libomp-dev)
 missing=()

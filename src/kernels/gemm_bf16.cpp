@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lmforge/io/tensor.h"
+#include "kernels/onednn.h"
 #include "lmforge/kernels/kernels.h"
 
 #define LMF_AVX2 __attribute__((target("avx2,fma")))
@@ -243,6 +244,32 @@ PackBuffers& pack_buffers() {
 
 }  // namespace
 
+namespace {
+
+// An operand as bf16: its own bits, or the fp32 values rounded into `buffer` (the stored rows,
+// `rows` x `cols` at stride ld, made dense: ld becomes cols).
+MatRef as_bf16(const MatRef& m, int rows, int cols, std::vector<uint16_t>& buffer) {
+  if (m.bf16) return m;
+  buffer.resize(static_cast<size_t>(rows) * cols);
+  if (m.ld == cols) {
+    to_bf16(buffer.data(), m.f32, buffer.size());
+  } else {
+    for (int r = 0; r < rows; ++r) to_bf16(buffer.data() + static_cast<size_t>(r) * cols, m.f32 + static_cast<size_t>(r) * m.ld, cols);
+  }
+  return mat(buffer.data(), cols, m.trans);
+}
+
+// gemm_mixed on oneDNN's bf16 matmul (vdpbf16ps): fp32 operands rounded to bf16 first (to_bf16,
+// the rounding of every level).
+void gemm_bf16_onednn(int M, int N, int K, const MatRef& A, const MatRef& B, float beta, float* C, int ldc) {
+  thread_local std::vector<uint16_t> a16, b16;
+  const MatRef a = A.trans ? as_bf16(A, K, M, a16) : as_bf16(A, M, K, a16);
+  const MatRef b = B.trans ? as_bf16(B, N, K, b16) : as_bf16(B, K, N, b16);
+  onednn::gemm_bf16(M, N, K, a.bf16, a.ld, a.trans, b.bf16, b.ld, b.trans, beta, C, ldc);
+}
+
+}  // namespace
+
 void gemm_mixed(int M, int N, int K, const MatRef& A, const MatRef& B, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
@@ -250,7 +277,7 @@ void gemm_mixed(int M, int N, int K, const MatRef& A, const MatRef& B, float bet
       for (int i = 0; i < M; ++i) std::fill_n(C + static_cast<size_t>(i) * ldc, N, 0.0f);
     return;
   }
-  if (using_avx512_bf16()) return avx512::gemm_bf16(M, N, K, A, B, beta, C, ldc);
+  if (using_avx512_bf16()) return gemm_bf16_onednn(M, N, K, A, B, beta, C, ldc);
   const bool avx2 = kernels::using_avx2();
   PackBuffers& buf = pack_buffers();
   float* Ap = buf.a.data();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/isa.h"
+#include "kernels/onednn.h"
 #include "lmforge/io/tensor.h"
 #include "lmforge/kernels/gemm_bf16.h"
 
@@ -197,6 +198,34 @@ void gemm_i8_dynamic_portable(const int8_t* qx, size_t ldq, const float* sx, int
 // nothing to the sums), so the AVX2 kernel reads them as whole 32-byte vectors.
 constexpr size_t kQuantRowAlign = 32;
 
+// I8_DYNAMIC on oneDNN's VNNI GEMM (dnnl_gemm_s8s8s32) from this many rows: its cache blocking
+// beats the weight-streaming kernel once each weight is used by enough rows. Measured on the 124M
+// shape (AMD EPYC, 2 threads, interleaved with the kernel alone): 512-token prefill 1418-1613 ->
+// 2243-2294 tok/s, batch-48 decode 946-1102 -> 1247-1292; even at 24 and 32 rows, slower at 17
+// (752-812 against 904-1060).
+constexpr int kOnednnMinRowsI8 = 32;
+
+// avx512::gemm_i8_dynamic's result from oneDNN's exact int32 sums (the same integers, then the
+// same fma: the same bits) on column slabs of y, two per thread.
+void i8_dynamic_onednn(const int8_t* qx, size_t ldq, const float* sx, int M, const WeightMatrix& w, const float* bias,
+                       float* y) {
+  const int N = w.N, K = w.K;
+  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64, 2), 16};
+  parallel_for(split.tasks, [&](int t) {
+    const int n0 = split.begin(t), n1 = split.end(t), cols = n1 - n0;
+    if (cols <= 0) return;
+    thread_local std::vector<int32_t> sums;
+    sums.resize(static_cast<size_t>(M) * cols);
+    onednn::gemm_s8_nt(M, cols, K, qx, static_cast<int>(ldq), static_cast<const int8_t*>(w.data) + static_cast<long>(n0) * K,
+                       K, sums.data(), cols);
+    for (int m = 0; m < M; ++m) {
+      const int32_t* s = sums.data() + static_cast<size_t>(m) * cols;
+      float* yr = y + static_cast<long>(m) * N;
+      for (int n = n0; n < n1; ++n) yr[n] = std::fma(static_cast<float>(s[n - n0]), sx[m] * w.scales[n], bias ? bias[n] : 0.0f);
+    }
+  });
+}
+
 // y[M,N] = x w^T + bias for I8_DYNAMIC weights, every M: the activation rows are quantized once
 // (split by rows when there are many), then the weight rows are split into contiguous slabs as in
 // gemv; for many rows each task loops over row blocks of its slab (avx2::gemm_i8_dynamic).
@@ -214,6 +243,8 @@ void matmul_i8_dynamic(const float* x, int M, const WeightMatrix& w, const float
     quantize(0, M);  // decode: not worth waking the threads
   else
     parallel_for(rows.tasks, [&](int t) { quantize(rows.begin(t), rows.end(t)); });
+  if (g_vnni && M >= kOnednnMinRowsI8 && K <= avx512::kMaxVnniK)
+    return i8_dynamic_onednn(qx.data(), ldq, sx.data(), M, w, bias, y);
   const Split split{w.N, task_count(static_cast<long>(w.N) * K * M, w.N, 48), 12};
   parallel_for(split.tasks, [&](int t) {
     const int n0 = split.begin(t), n1 = split.end(t);
@@ -250,19 +281,39 @@ void column_slabs(int M, const WeightMatrix& w, const float* bias, float* y, int
   });
 }
 
+// y[M, N] (row stride ldy) = x[M, K] w[N, K]ᵀ + beta y, single-threaded: oneDNN's sgemm on the
+// AVX-512 level (its AVX-512 JIT kernels whatever OPENBLAS_CORETYPE pins; measured against
+// OpenBLAS on the 124M shape, interleaved: 512-token prefill +4 % (-1..+8), batch-96 decode
+// +6..13 %), OpenBLAS's below it.
+void sgemm_nt(int M, int N, int K, const float* x, const float* w, float beta, float* y, int ldy) {
+  if (avx512_on())
+    onednn::sgemm_nt(M, N, K, x, K, w, K, beta, y, ldy);
+  else
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, beta, y, ldy);
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+           int ldb, float beta, float* C, int ldc) {
+  if (avx512_on())
+    return onednn::sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha,
+              A, lda, B, ldb, beta, C, ldc);
+}
+
+namespace {
+
 void sgemm_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const int N = w.N, K = w.K;
   column_slabs(M, w, bias, y, 16, [&](int n0, int n1, float beta) {
-    if (w.type == WeightType::F32) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, n1 - n0, K, 1.0f, x, K,
-                  static_cast<const float*>(w.data) + static_cast<long>(n0) * K, K, beta, y + n0, N);
-      return;
-    }
+    if (w.type == WeightType::F32)
+      return sgemm_nt(M, n1 - n0, K, x, static_cast<const float*>(w.data) + static_cast<long>(n0) * K, beta, y + n0, N);
     std::vector<float> slab(static_cast<size_t>(kWidenRows) * K);
     for (int s0 = n0; s0 < n1; s0 += kWidenRows) {
       const int s1 = std::min(n1, s0 + kWidenRows);
       widen_rows(w, s0, s1, slab.data());
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, s1 - s0, K, 1.0f, x, K, slab.data(), K, beta, y + s0, N);
+      sgemm_nt(M, s1 - s0, K, x, slab.data(), beta, y + s0, N);
     }
   });
 }
@@ -386,6 +437,7 @@ std::string isa_description() {
     d += " (AVX-512F/BW/VL/DQ";
     if (kCpu.vnni) d += ", VNNI";
     if (kCpu.bf16) d += ", BF16";
+    d += "; " + onednn::version() + " GEMMs for prefill";
     d += ")";
   }
   if (g_isa != kCpu.best) d += std::string(" (lowered by LMFORGE_ISA; the CPU has ") + to_string(kCpu.best) + ")";
@@ -411,9 +463,18 @@ constexpr int kRowsMinRowsF32 = 2, kRowsMaxRowsF32 = 64;
 // its 64-column micro-kernel.
 void bf16_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const int N = w.N, K = w.K;
+  // x rounded to bf16 once for all the slabs, split by rows over the threads.
+  thread_local std::vector<uint16_t> x16;
+  x16.resize(static_cast<size_t>(M) * K);
+  uint16_t* xb = x16.data();  // tasks run on other threads: not the thread_local itself
+  const Split rows{M, task_count(static_cast<long>(M) * K, M, 4), 1};
+  parallel_for(rows.tasks, [&](int t) {
+    const size_t i0 = static_cast<size_t>(rows.begin(t)) * K, i1 = static_cast<size_t>(rows.end(t)) * K;
+    to_bf16(xb + i0, x + i0, i1 - i0);
+  });
   column_slabs(M, w, bias, y, 64, [&](int n0, int n1, float beta) {
     const auto* wb = static_cast<const uint16_t*>(w.data) + static_cast<long>(n0) * K;
-    gemm_mixed(M, n1 - n0, K, mat(x, K), mat(wb, K, /*trans=*/true), beta, y + n0, N);
+    gemm_mixed(M, n1 - n0, K, mat(xb, K), mat(wb, K, /*trans=*/true), beta, y + n0, N);
   });
 }
 

@@ -1,9 +1,9 @@
 // Embedding, layer norm, linear, activation and cross-entropy layers of the training pass (shapes
-// in backprop_layers.h). Matmuls go to OpenBLAS sgemm; the rest is OpenMP over rows, with
+// in backprop_layers.h). fp32 matmuls go to kernels::sgemm (oneDNN on the AVX-512 level, else
+// OpenBLAS), bf16 ones to kernels::gemm_mixed; the rest is OpenMP over rows, with
 // per-thread partial sums reduced in thread order so results do not depend on scheduling.
 #include "train/backprop_layers.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -173,7 +173,7 @@ void fill_bias(float* y, const float* b, int M, int N, bool accumulate) {
 void linear_forward(float* y, const float* x, const float* w, const float* b, int M, int K, int N, bool accumulate) {
   if (b) fill_bias(y, b, M, N, accumulate);  // fold the bias into C so sgemm does the only pass over y
   const float beta = (b || accumulate) ? 1.0f : 0.0f;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, beta, y, N);
+  kernels::sgemm(false, true, M, N, K, 1.0f, x, K, w, K, beta, y, N);
 }
 
 namespace {
@@ -199,9 +199,8 @@ void column_sums(float* db, const float* dy, int M, int N) {
 void linear_backward(float* dx, bool dx_accumulate, float* dw, float* db, const float* dy, const float* x,
                      const float* w, int M, int K, int N) {
   if (dx)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f, dx,
-                K);
-  if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
+    kernels::sgemm(false, false, M, K, N, 1.0f, dy, N, w, K, dx_accumulate ? 1.0f : 0.0f, dx, K);
+  if (dw) kernels::sgemm(true, false, N, K, M, 1.0f, dy, N, x, K, 1.0f, dw, K);
   if (db) column_sums(db, dy, M, N);
 }
 

@@ -1,6 +1,6 @@
 // The bf16 GEMM (gemm_bf16.h: bf16 operands or fp32 ones rounded to bf16, fp32 accumulation)
 // against a double reference, and the fp32 -> bf16 rounding against lmforge::float_to_bf16. ctest
-// runs this suite on every ISA level the CPU has (vdpbf16ps, AVX2, portable).
+// runs this suite on every ISA level the CPU has (oneDNN's vdpbf16ps, AVX2, portable).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -54,7 +54,8 @@ TEST(Bf16Gemm, MatchesDoubleReferenceForEveryLayout) {
   struct Size {
     int M, N, K;
   };
-  // Edges: partial 6-row and 16-column tiles (12 and 32 on AVX-512 BF16), odd K (a padded pair),
+  // Edges: partial 6-row and 16-column tiles (on AVX-512 BF16: oneDNN's matmul, odd sizes,
+  // strided and transposed operands, the sum post-op for beta 1), odd K (a padded pair),
   // K across the 256-deep blocks, N across 2048-wide blocks, M across the 192-row blocks, and the
   // degenerate 1 x 1. ctest runs this suite on every ISA level the CPU has.
   const Size sizes[] = {{13, 37, 300}, {1, 1, 1}, {200, 20, 17}, {7, 2100, 9}, {48, 64, 512}};

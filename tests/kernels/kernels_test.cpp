@@ -17,9 +17,9 @@ namespace {
 using test::random_vector;
 
 TEST(MatmulWt, MatchesReferenceForEveryPathAndShape) {
-  // M up to 16 takes the GEMV kernel, above it sgemm (fp32 on AVX-512: 2..64 the row tiles); K
-  // and N cover vector tails and tile edges.
-  for (int M : {1, 2, 3, 4, 5, 8, 15, 16, 17, 33, 64, 65})
+  // M up to 16 takes the GEMV kernel, above it sgemm (fp32 on AVX-512: 2..64 the row tiles, then
+  // oneDNN's sgemm); K and N cover vector tails and tile edges, 300 rows several row blocks.
+  for (int M : {1, 2, 3, 4, 5, 8, 15, 16, 17, 33, 64, 65, 300})
     for (int K : {5, 8, 13, 64, 771})
       for (int N : {1, 7, 50, 301})
         for (bool with_bias : {false, true}) {

@@ -100,6 +100,12 @@ float quantize_activation_row_int8(const float* x, int K, int8_t* q);
 // sgemm, split by columns into parallel_for tasks.
 void matmul_wt(const float* x, int M, int K, const float* w, int N, const float* bias, float* y);
 
+// C[M,N] = alpha · op(A) · op(B) + beta · C, row-major, op(X) = Xᵀ when trans (cblas_sgemm's
+// arguments): oneDNN's sgemm on the AVX-512 level, OpenBLAS's below it. Threads: the calling
+// thread's OpenMP thread count (1 inside a parallel_for task).
+void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+           int ldb, float beta, float* C, int ldc);
+
 // y[M,E] = (x - mean) / sqrt(var + eps) * gamma + beta, per row (biased variance, as torch).
 void layer_norm(const float* x, int M, int E, const float* gamma, const float* beta, float eps, float* y);
 
