@@ -85,6 +85,11 @@ void gemm_rows(const float* xp, int M, const WeightMatrix& w, const float* bias,
 // avx2::gemm_few_rows with 16 weight rows in the lanes, for M <= kFewRows.
 constexpr int kFewRows = 8;
 void gemm_few_rows(const float* x, int M, const WeightMatrix& w, const float* bias, int n0, int n1, float* y, int ldy);
+// I8_DYNAMIC's output from exact int32 sums computed elsewhere (oneDNN's GEMM):
+// y[m*ldy + n] = fma(float(sums[m*lds + n - n0]), sx[m] * w.scales[n], bias[n] or 0), the formula
+// of gemm_i8_dynamic (kernels.h), vectorized: the same bits.
+void scale_i8_sums(const int32_t* sums, int lds, const float* sx, int M, const WeightMatrix& w, const float* bias,
+                   int n0, int n1, float* y, int ldy);
 // avx2::gemm_i8_dynamic with VNNI: the same exact sums, the same bits.
 void gemm_i8_dynamic(const int8_t* qx, size_t ldq, const float* sx, int M, const WeightMatrix& w, const float* bias,
                      int n0, int n1, float* y, int ldy);

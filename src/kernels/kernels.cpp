@@ -200,13 +200,14 @@ constexpr size_t kQuantRowAlign = 32;
 
 // I8_DYNAMIC on oneDNN's VNNI GEMM (dnnl_gemm_s8s8s32) from this many rows: its cache blocking
 // beats the weight-streaming kernel once each weight is used by enough rows. Measured on the 124M
-// shape (AMD EPYC, 2 threads, interleaved with the kernel alone): 512-token prefill 1418-1613 ->
-// 2243-2294 tok/s, batch-48 decode 946-1102 -> 1247-1292; even at 24 and 32 rows, slower at 17
+// shape (AMD EPYC, 2 threads, interleaved with the kernel alone): 512-token prefill 1453-1603 ->
+// 2484-2918 tok/s, batch-48 decode 946-1102 -> 1247-1292; even at 24 and 32 rows, slower at 17
 // (752-812 against 904-1060).
 constexpr int kOnednnMinRowsI8 = 32;
 
 // avx512::gemm_i8_dynamic's result from oneDNN's exact int32 sums (the same integers, then the
-// same fma: the same bits) on column slabs of y, two per thread.
+// same fma, vectorized by avx512::scale_i8_sums: the same bits) on column slabs of y, two per
+// thread.
 void i8_dynamic_onednn(const int8_t* qx, size_t ldq, const float* sx, int M, const WeightMatrix& w, const float* bias,
                        float* y) {
   const int N = w.N, K = w.K;
@@ -218,11 +219,7 @@ void i8_dynamic_onednn(const int8_t* qx, size_t ldq, const float* sx, int M, con
     sums.resize(static_cast<size_t>(M) * cols);
     onednn::gemm_s8_nt(M, cols, K, qx, static_cast<int>(ldq), static_cast<const int8_t*>(w.data) + static_cast<long>(n0) * K,
                        K, sums.data(), cols);
-    for (int m = 0; m < M; ++m) {
-      const int32_t* s = sums.data() + static_cast<size_t>(m) * cols;
-      float* yr = y + static_cast<long>(m) * N;
-      for (int n = n0; n < n1; ++n) yr[n] = std::fma(static_cast<float>(s[n - n0]), sx[m] * w.scales[n], bias ? bias[n] : 0.0f);
-    }
+    avx512::scale_i8_sums(sums.data(), cols, sx, M, w, bias, n0, n1, y, N);
   });
 }
 
