@@ -166,14 +166,14 @@ void gemm_i8_dynamic(const int8_t* qx, size_t ldq, const float* sx, int M, const
 void scale_i8_sums(const int32_t* sums, int lds, const float* sx, int M, const WeightMatrix& w, const float* bias,
                    int n0, int n1, float* y, int ldy) {
   for (int m = 0; m < M; ++m) {
-    const int32_t* s = sums + static_cast<size_t>(m) * lds - n0;
+    const int32_t* s = sums + static_cast<size_t>(m) * lds;  // column n0 first
     float* yr = y + static_cast<size_t>(m) * ldy;
     const __m512 sm = _mm512_set1_ps(sx[m]);
     for (int n = n0; n < n1; n += 16) {
       const __mmask16 k = n1 - n >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n1 - n)) - 1);
       const __m512 scale = _mm512_mul_ps(sm, _mm512_maskz_loadu_ps(k, w.scales + n));
       const __m512 b = bias ? _mm512_maskz_loadu_ps(k, bias + n) : _mm512_setzero_ps();
-      const __m512 sum = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, s + n));
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(k, s + (n - n0)));
       _mm512_mask_storeu_ps(yr + n, k, _mm512_fmadd_ps(sum, scale, b));
     }
   }

@@ -278,19 +278,11 @@ void column_slabs(int M, const WeightMatrix& w, const float* bias, float* y, int
   });
 }
 
-// y[M, N] (row stride ldy) = x[M, K] w[N, K]ᵀ + beta y, single-threaded: oneDNN's sgemm on the
-// AVX-512 level (its AVX-512 JIT kernels whatever OPENBLAS_CORETYPE pins; measured against
-// OpenBLAS on the 124M shape, interleaved: 512-token prefill +4 % (-1..+8), batch-96 decode
-// +6..13 %), OpenBLAS's below it.
-void sgemm_nt(int M, int N, int K, const float* x, const float* w, float beta, float* y, int ldy) {
-  if (avx512_on())
-    onednn::sgemm_nt(M, N, K, x, K, w, K, beta, y, ldy);
-  else
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, beta, y, ldy);
-}
-
 }  // namespace
 
+// oneDNN's sgemm on the AVX-512 level: its AVX-512 JIT kernels whatever OPENBLAS_CORETYPE pins.
+// Measured against OpenBLAS on the 124M shape (AMD EPYC, 2 threads, interleaved): 512-token
+// prefill +4 % (-1..+8), batch-96 decode +6..13 %, fp32 training +4..7 %.
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc) {
   if (avx512_on())
@@ -305,12 +297,13 @@ void sgemm_columns(const float* x, int M, const WeightMatrix& w, const float* bi
   const int N = w.N, K = w.K;
   column_slabs(M, w, bias, y, 16, [&](int n0, int n1, float beta) {
     if (w.type == WeightType::F32)
-      return sgemm_nt(M, n1 - n0, K, x, static_cast<const float*>(w.data) + static_cast<long>(n0) * K, beta, y + n0, N);
+      return sgemm(false, true, M, n1 - n0, K, 1.0f, x, K, static_cast<const float*>(w.data) + static_cast<long>(n0) * K, K,
+                   beta, y + n0, N);
     std::vector<float> slab(static_cast<size_t>(kWidenRows) * K);
     for (int s0 = n0; s0 < n1; s0 += kWidenRows) {
       const int s1 = std::min(n1, s0 + kWidenRows);
       widen_rows(w, s0, s1, slab.data());
-      sgemm_nt(M, s1 - s0, K, x, slab.data(), beta, y + s0, N);
+      sgemm(false, true, M, s1 - s0, K, 1.0f, x, K, slab.data(), K, beta, y + s0, N);
     }
   });
 }
@@ -434,7 +427,7 @@ std::string isa_description() {
     d += " (AVX-512F/BW/VL/DQ";
     if (kCpu.vnni) d += ", VNNI";
     if (kCpu.bf16) d += ", BF16";
-    d += "; " + onednn::version() + " GEMMs for prefill";
+    d += "; " + onednn::version() + " GEMMs";
     d += ")";
   }
   if (g_isa != kCpu.best) d += std::string(" (lowered by LMFORGE_ISA; the CPU has ") + to_string(kCpu.best) + ")";
@@ -455,9 +448,8 @@ namespace {
 // AVX2, where it was not measured faster.
 constexpr int kRowsMinRowsF32 = 2, kRowsMaxRowsF32 = 64;
 
-// BF16_COMPUTE: vdpbf16ps (kernels::gemm_mixed, which rounds x to bf16 while packing it) on
-// column slabs of y, one single-threaded call per task as sgemm_columns; bounds are multiples of
-// its 64-column micro-kernel.
+// BF16_COMPUTE: vdpbf16ps (kernels::gemm_mixed: oneDNN's bf16 matmul) on column slabs of y, one
+// single-threaded call per task as sgemm_columns, bounds multiples of 64 columns.
 void bf16_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const int N = w.N, K = w.K;
   // x rounded to bf16 once for all the slabs, split by rows over the threads.

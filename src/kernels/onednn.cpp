@@ -21,11 +21,6 @@ void check(dnnl_status_t status, const char* what) {
 
 }  // namespace
 
-void sgemm_nt(int M, int N, int K, const float* x, int ldx, const float* w, int ldw, float beta, float* y, int ldy) {
-  if (M <= 0 || N <= 0) return;
-  check(dnnl_sgemm('N', 'T', M, N, K, 1.0f, x, ldx, w, ldw, beta, y, ldy), "dnnl_sgemm");
-}
-
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;

@@ -9,11 +9,8 @@
 
 namespace lmforge::kernels::onednn {
 
-// y[m * ldy + n] = Σ_k x[m * ldx + k] * w[n * ldw + k] + beta * y[m * ldy + n], m < M, n < N
-// (fp32; the summation order is oneDNN's).
-void sgemm_nt(int M, int N, int K, const float* x, int ldx, const float* w, int ldw, float beta, float* y, int ldy);
-
-// cblas_sgemm's row-major product on oneDNN's sgemm.
+// cblas_sgemm's row-major product, C[M,N] = alpha · op(A) · op(B) + beta · C (op(X) = Xᵀ when
+// trans), on oneDNN's sgemm (fp32; the summation order is oneDNN's).
 void sgemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
            int ldb, float beta, float* C, int ldc);
 
@@ -26,7 +23,7 @@ void gemm_s8_nt(int M, int N, int K, const int8_t* x, int ldx, const int8_t* w, 
 // bits) with A(m, k) at a[m * lda + k] (a[k * lda + m] when a_trans), B(k, n) at b[k * ldb + n]
 // (b[n * ldb + k] when b_trans); the products are exact in fp32 and summed in fp32. oneDNN's matmul
 // primitive (AVX-512 BF16 vdpbf16ps where the CPU has it), on the calling thread's OpenMP threads;
-// the primitives are cached by shape. Call only where the CPU has AVX-512 BF16.
+// one primitive per layout, made on first use and kept. Call only where the CPU has AVX-512 BF16.
 void gemm_bf16(int M, int N, int K, const uint16_t* a, int lda, bool a_trans, const uint16_t* b, int ldb, bool b_trans,
                float beta, float* c, int ldc);
 

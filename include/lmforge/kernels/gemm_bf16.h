@@ -7,10 +7,10 @@
 //
 // With AVX-512 BF16 (using_avx512_bf16(): the avx512 level on such a CPU) the products run on
 // oneDNN's bf16 matmul (vdpbf16ps: twice the multiply-adds of an fp32 FMA per instruction), fp32
-// operands rounded to bf16 buffers first. Otherwise the gain is memory traffic: bf16 operands are widened in registers (bf16 → fp32 is a
-// 16-bit shift) while being packed into small cache-resident fp32 panels (KC x 16 and MC x KC
-// floats, the usual GEMM packing), never into fp32 copies of whole tensors. The two paths sum in other
-// orders (last-bit differences). OpenBLAS 0.3.21 as Debian ships it declares cblas_sbgemm in
+// operands rounded to bf16 buffers first. Otherwise the gain is memory traffic: bf16 operands are
+// widened in registers (bf16 → fp32 is a 16-bit shift) while being packed into small
+// cache-resident fp32 panels (KC x 16 and MC x KC floats, the usual GEMM packing), never into fp32
+// copies of whole tensors. The two paths sum in other orders (last-bit differences). OpenBLAS 0.3.21 as Debian ships it declares cblas_sbgemm in
 // <cblas.h> but is built without BUILD_BFLOAT16, so the library has no such symbol: this GEMM is
 // our own (6x16 AVX2/FMA micro-kernel, OpenMP over column panels; a portable path without AVX2).
 // Called from inside a kernels::parallel_for task it runs on that thread alone (OpenMP on the

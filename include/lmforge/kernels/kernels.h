@@ -64,11 +64,12 @@ struct WeightMatrix {
 };
 
 // y[M,N] = x[M,K] · wᵀ (+ bias[N] when non-null) for any weight type: the GEMV path for M ≤ 16,
-// else sgemm on slabs of 64 weight rows widened to fp32 one slab at a time (never the whole
-// matrix); fp32 weights on the AVX-512 level take matmul_wt_rows' tiles from 2 to 64 rows.
-// I8_DYNAMIC: int8 × int8 integer dot products for every M (see WeightType), each thread streaming
-// one contiguous slab of weight rows as the GEMV does. BF16_COMPUTE: bf16-rounded rows; for M > 16
-// on a CPU with AVX-512 BF16, vdpbf16ps (gemm_mixed) on column slabs.
+// else sgemm (kernels::sgemm) on slabs of 64 weight rows widened to fp32 one slab at a time (never
+// the whole matrix); fp32 weights on the AVX-512 level take matmul_wt_rows' tiles from 2 to 64
+// rows. I8_DYNAMIC: int8 × int8 integer dot products for every M (see WeightType), each thread
+// streaming one contiguous slab of weight rows as the GEMV does, or from 32 rows on a CPU with
+// AVX-512 VNNI oneDNN's int8 GEMM (the same exact sums). BF16_COMPUTE: bf16-rounded rows; for
+// M > 16 on a CPU with AVX-512 BF16, vdpbf16ps (gemm_mixed) on column slabs.
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // matmul_wt whose output row m depends on x row m alone: the same bits whatever M is and whatever
