@@ -40,9 +40,11 @@ using dt = dnnl::memory::data_type;
 using dims = dnnl::memory::dims;
 constexpr dnnl::memory::dim kRuntime = DNNL_RUNTIME_DIM_VAL;
 
+// The engine and the primitives below are never destroyed: at exit their destructors would run
+// after oneDNN's own lazily made globals are gone (they are made after these).
 const dnnl::engine& cpu_engine() {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
+  static const auto* engine = new dnnl::engine(dnnl::engine::kind::cpu, 0);
+  return *engine;
 }
 
 // A [rows, cols] matrix at stride ld, or its transpose stored [cols, rows].
@@ -55,10 +57,10 @@ dnnl::memory::desc matrix(dt type, dnnl::memory::dim rows, dnnl::memory::dim col
 // lengths differ from call to call).
 const dnnl::matmul& bf16_matmul(bool a_trans, bool b_trans, bool accumulate) {
   static std::mutex mutex;
-  static std::map<std::tuple<bool, bool, bool>, dnnl::matmul> cache;
+  static auto* cache = new std::map<std::tuple<bool, bool, bool>, dnnl::matmul>;
   std::lock_guard<std::mutex> lock(mutex);
   const auto key = std::make_tuple(a_trans, b_trans, accumulate);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  if (auto it = cache->find(key); it != cache->end()) return it->second;
   dnnl::primitive_attr attr;
   if (accumulate) {
     dnnl::post_ops ops;
@@ -70,7 +72,7 @@ const dnnl::matmul& bf16_matmul(bool a_trans, bool b_trans, bool accumulate) {
                          matrix(dt::bf16, kRuntime, kRuntime, kRuntime, b_trans),
                          matrix(dt::f32, kRuntime, kRuntime, kRuntime, false)),
       attr, cpu_engine());
-  return cache.emplace(key, dnnl::matmul(pd)).first->second;
+  return cache->emplace(key, dnnl::matmul(pd)).first->second;
 }
 
 }  // namespace
