@@ -242,10 +242,6 @@ PackBuffers& pack_buffers() {
   return p;
 }
 
-}  // namespace
-
-namespace {
-
 // An operand as bf16: its own bits, or the fp32 values rounded into `buffer` (the stored rows,
 // `rows` x `cols` at stride ld, made dense: ld becomes cols).
 MatRef as_bf16(const MatRef& m, int rows, int cols, std::vector<uint16_t>& buffer) {

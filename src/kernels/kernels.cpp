@@ -198,6 +198,22 @@ void gemm_i8_dynamic_portable(const int8_t* qx, size_t ldq, const float* sx, int
 // nothing to the sums), so the AVX2 kernel reads them as whole 32-byte vectors.
 constexpr size_t kQuantRowAlign = 32;
 
+// y[M, N] = x w^T + bias by single-threaded products on column slabs of y (bounds multiples of
+// `align`), one parallel task each: slab(n0, n1, beta) must add x w^T to columns [n0, n1) with
+// that beta, which start as the bias (beta 1), or are not to be read (beta 0, no bias).
+template <class Slab>
+void column_slabs(int M, const WeightMatrix& w, const float* bias, float* y, int align, const Slab& slab) {
+  const int N = w.N;
+  const Split split{N, task_count(static_cast<long>(N) * w.K * M, N, 64, 2), align};
+  parallel_for(split.tasks, [&](int t) {
+    const int n0 = split.begin(t), n1 = split.end(t);
+    if (n0 == n1) return;
+    if (bias)
+      for (int m = 0; m < M; ++m) std::memcpy(y + static_cast<long>(m) * N + n0, bias + n0, (n1 - n0) * sizeof(float));
+    slab(n0, n1, bias ? 1.0f : 0.0f);
+  });
+}
+
 // I8_DYNAMIC on oneDNN's VNNI GEMM (dnnl_gemm_s8s8s32) from this many rows: its cache blocking
 // beats the weight-streaming kernel once each weight is used by enough rows. Measured on the 124M
 // shape (AMD EPYC, 2 threads, interleaved with the kernel alone): 512-token prefill 1453-1603 ->
@@ -206,15 +222,13 @@ constexpr size_t kQuantRowAlign = 32;
 constexpr int kOnednnMinRowsI8 = 32;
 
 // avx512::gemm_i8_dynamic's result from oneDNN's exact int32 sums (the same integers, then the
-// same fma, vectorized by avx512::scale_i8_sums: the same bits) on column slabs of y, two per
-// thread.
+// same fma, vectorized by avx512::scale_i8_sums: the same bits) on column slabs of y. The bias is
+// added by that fma, not by column_slabs.
 void i8_dynamic_onednn(const int8_t* qx, size_t ldq, const float* sx, int M, const WeightMatrix& w, const float* bias,
                        float* y) {
   const int N = w.N, K = w.K;
-  const Split split{N, task_count(static_cast<long>(N) * K * M, N, 64, 2), 16};
-  parallel_for(split.tasks, [&](int t) {
-    const int n0 = split.begin(t), n1 = split.end(t), cols = n1 - n0;
-    if (cols <= 0) return;
+  column_slabs(M, w, nullptr, y, 16, [&](int n0, int n1, float) {
+    const int cols = n1 - n0;
     thread_local std::vector<int32_t> sums;
     sums.resize(static_cast<size_t>(M) * cols);
     onednn::gemm_s8_nt(M, cols, K, qx, static_cast<int>(ldq), static_cast<const int8_t*>(w.data) + static_cast<long>(n0) * K,
@@ -261,22 +275,6 @@ void matmul_i8_dynamic(const float* x, int M, const WeightMatrix& w, const float
 // Low-precision weights for sgemm: slabs of this many rows are widened to fp32 in a per-task
 // buffer (64 rows x K floats stays in L2 for K up to 4096) just before they are multiplied.
 constexpr int kWidenRows = 64;
-
-// y[M, N] = x w^T + bias by single-threaded products on column slabs of y (bounds multiples of
-// `align`), one parallel task each: slab(n0, n1, beta) must add x w^T to columns [n0, n1) with
-// that beta, which start as the bias (beta 1), or are not to be read (beta 0, no bias).
-template <class Slab>
-void column_slabs(int M, const WeightMatrix& w, const float* bias, float* y, int align, const Slab& slab) {
-  const int N = w.N;
-  const Split split{N, task_count(static_cast<long>(N) * w.K * M, N, 64, 2), align};
-  parallel_for(split.tasks, [&](int t) {
-    const int n0 = split.begin(t), n1 = split.end(t);
-    if (n0 == n1) return;
-    if (bias)
-      for (int m = 0; m < M; ++m) std::memcpy(y + static_cast<long>(m) * N + n0, bias + n0, (n1 - n0) * sizeof(float));
-    slab(n0, n1, bias ? 1.0f : 0.0f);
-  });
-}
 
 }  // namespace
 
@@ -448,19 +446,28 @@ namespace {
 // AVX2, where it was not measured faster.
 constexpr int kRowsMinRowsF32 = 2, kRowsMaxRowsF32 = 64;
 
+// f(i0, i1) over [0, n) in ranges of whole 1024-element chunks, two per thread (one call when n
+// is small).
+template <class F>
+void for_element_ranges(size_t n, const F& f) {
+  if (n < static_cast<size_t>(kParallelMinWork)) return f(size_t{0}, n);
+  const Split split{static_cast<int>((n + 1023) / 1024), 2 * num_threads(), 1};
+  parallel_for(split.tasks, [&](int t) {
+    const size_t i0 = static_cast<size_t>(split.begin(t)) * 1024;
+    const size_t i1 = std::min(n, static_cast<size_t>(split.end(t)) * 1024);
+    if (i0 < i1) f(i0, i1);
+  });
+}
+
 // BF16_COMPUTE: vdpbf16ps (kernels::gemm_mixed: oneDNN's bf16 matmul) on column slabs of y, one
 // single-threaded call per task as sgemm_columns, bounds multiples of 64 columns.
 void bf16_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const int N = w.N, K = w.K;
-  // x rounded to bf16 once for all the slabs, split by rows over the threads.
+  // x rounded to bf16 once for all the slabs.
   thread_local std::vector<uint16_t> x16;
   x16.resize(static_cast<size_t>(M) * K);
   uint16_t* xb = x16.data();  // tasks run on other threads: not the thread_local itself
-  const Split rows{M, task_count(static_cast<long>(M) * K, M, 4), 1};
-  parallel_for(rows.tasks, [&](int t) {
-    const size_t i0 = static_cast<size_t>(rows.begin(t)) * K, i1 = static_cast<size_t>(rows.end(t)) * K;
-    to_bf16(xb + i0, x + i0, i1 - i0);
-  });
+  for_element_ranges(x16.size(), [&](size_t i0, size_t i1) { to_bf16(xb + i0, x + i0, i1 - i0); });
   column_slabs(M, w, bias, y, 64, [&](int n0, int n1, float beta) {
     const auto* wb = static_cast<const uint16_t*>(w.data) + static_cast<long>(n0) * K;
     gemm_mixed(M, n1 - n0, K, mat(xb, K), mat(wb, K, /*trans=*/true), beta, y + n0, N);
@@ -484,18 +491,9 @@ void round_to_bf16(const float* x, size_t n, float* out) {
 const float* bf16_rounded(const float* x, size_t n) {
   thread_local std::vector<float> rounded;
   rounded.resize(n);
-  if (n >= static_cast<size_t>(kParallelMinWork)) {
-    float* out = rounded.data();  // tasks run on other threads: not the thread_local itself
-    const Split split{static_cast<int>((n + 1023) / 1024), 2 * num_threads(), 1};
-    parallel_for(split.tasks, [&](int t) {
-      const size_t i0 = static_cast<size_t>(split.begin(t)) * 1024;
-      const size_t i1 = std::min(n, static_cast<size_t>(split.end(t)) * 1024);
-      if (i0 < i1) round_to_bf16(x + i0, i1 - i0, out + i0);
-    });
-  } else {
-    round_to_bf16(x, n, rounded.data());
-  }
-  return rounded.data();
+  float* out = rounded.data();  // tasks run on other threads: not the thread_local itself
+  for_element_ranges(n, [&](size_t i0, size_t i1) { round_to_bf16(x + i0, i1 - i0, out + i0); });
+  return out;
 }
 
 WeightMatrix as_bf16(const WeightMatrix& w) { return {WeightType::BF16, w.data, nullptr, w.N, w.K}; }

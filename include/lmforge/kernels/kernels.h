@@ -97,8 +97,8 @@ float quantize_activation_row_int8(const float* x, int K, int8_t* q);
 
 // y[M,N] = x[M,K] · w[N,K]ᵀ (+ bias[N] when non-null). w is row-major [out, in], the layout
 // every weight matrix has after loading. Up to 16 rows (decode, batch decode) stream w once through
-// a register-tiled kernel, each thread reading one contiguous slab of w; more rows use OpenBLAS
-// sgemm, split by columns into parallel_for tasks.
+// a register-tiled kernel, each thread reading one contiguous slab of w; more rows use sgemm
+// (kernels::sgemm), split by columns into parallel_for tasks.
 void matmul_wt(const float* x, int M, int K, const float* w, int N, const float* bias, float* y);
 
 // C[M,N] = alpha · op(A) · op(B) + beta · C, row-major, op(X) = Xᵀ when trans (cblas_sgemm's
