@@ -16,7 +16,10 @@
 // weights (how close the decode kernel gets to the memory), the read bandwidth of a STREAM-like sum
 // over a 512 MiB array with all threads, and the bandwidth floor of batch-1 decode (weight bytes
 // per token in the weight type / that bandwidth). Every figure is the best of --reps runs; the
-// load average of the machine is printed so noisy runs can be told apart.
+// load average of the machine is printed so noisy runs can be told apart. As the host's bandwidth
+// drifts, every batch-1 run is also paired with a plain read of the weights taken just before it
+// ("paired floor": the median of the runs' ratios), and every micro-batch run with the batch-1 run
+// just before it ("paired ratio").
 //
 // --dtype takes a comma-separated list (or "all" = float32,bfloat16,int8,int8_dynamic,
 // bfloat16_compute): each type then runs in its own process (/proc/self/exe again), so each gets
@@ -139,6 +142,40 @@ __attribute__((target("avx2"))) float sum_avx2(const float* a, size_t n) {
   return t;
 }
 
+// Sum of the 32-bit words of n bytes (n a multiple of 128 read, the rest ignored), as integers:
+// weight bytes read as floats could be denormals or NaNs, which some CPUs add slowly.
+__attribute__((target("avx2"))) uint32_t sum_words_avx2(const void* p, size_t n) {
+  typedef uint32_t v8 __attribute__((vector_size(32)));
+  const char* a = static_cast<const char*>(p);
+  v8 s0{}, s1{}, s2{}, s3{};
+  for (size_t i = 0; i + 128 <= n; i += 128) {
+    v8 a0, a1, a2, a3;
+    __builtin_memcpy(&a0, a + i, 32);
+    __builtin_memcpy(&a1, a + i + 32, 32);
+    __builtin_memcpy(&a2, a + i + 64, 32);
+    __builtin_memcpy(&a3, a + i + 96, 32);
+    s0 += a0, s1 += a1, s2 += a2, s3 += a3;
+  }
+  v8 s = (s0 + s1) + (s2 + s3);
+  uint32_t t = 0;
+  for (int j = 0; j < 8; ++j) t += s[j];
+  return t;
+}
+
+uint32_t sum_words_portable(const void* p, size_t n) {
+  const char* a = static_cast<const char*>(p);
+  uint32_t s[8] = {};
+  for (size_t i = 0; i + 32 <= n; i += 32)
+    for (int j = 0; j < 8; ++j) {
+      uint32_t v;
+      std::memcpy(&v, a + i + 4 * j, 4);
+      s[j] += v;
+    }
+  uint32_t t = 0;
+  for (uint32_t v : s) t += v;
+  return t;
+}
+
 float sum_portable(const float* a, size_t n) {
   float s[8] = {};
   for (size_t i = 0; i + 8 <= n; i += 8)
@@ -202,6 +239,36 @@ double gemv_pass_rate(const Model& m) {
   auto t0 = Clock::now();
   for (auto* l : mats) kernels::matmul_wt(x.data(), 1, l->matrix(), l->b, y.data());
   return bytes / seconds_since(t0) / 1e9;
+}
+
+// GB/s of one plain read of the bytes a batch-1 decode step streams (every weight matrix in decode
+// order): the bandwidth floor of this moment on these very pages. One parallel region: each thread
+// reads its share of every matrix in turn, with no barrier between matrices (the decode has one
+// after each). The host's bandwidth drifts by ±20-50 % from minute to minute, so each decode run
+// is compared with such a read taken just before it as well as with the 512 MiB probe.
+double weights_read_rate(const Model& m) {
+  const std::vector<const LinearWeights*> mats = decode_matrices(m.weights());
+  const int parts = kernels::num_threads();
+  std::vector<uint32_t> sums(parts);
+  double bytes = 0;
+  for (auto* l : mats) {
+    const kernels::WeightMatrix w = l->matrix();
+    bytes += static_cast<double>(w.N) * w.K * kernels::weight_type_size(w.type);
+  }
+  const auto t0 = Clock::now();
+  kernels::parallel_for(parts, [&](int t) {
+    for (auto* l : mats) {
+      const kernels::WeightMatrix w = l->matrix();
+      const size_t n = static_cast<size_t>(w.N) * w.K * kernels::weight_type_size(w.type);
+      const size_t i0 = n / parts * t / 128 * 128, i1 = t + 1 == parts ? n : n / parts * (t + 1) / 128 * 128;
+      const char* base = static_cast<const char*>(w.data) + i0;
+      sums[t] += kernels::using_avx2() ? sum_words_avx2(base, i1 - i0) : sum_words_portable(base, i1 - i0);
+    }
+  });
+  const double rate = bytes / seconds_since(t0) / 1e9;
+  volatile uint32_t sink = 0;  // keeps the reads
+  for (uint32_t v : sums) sink = sink + v;
+  return rate;
 }
 
 // --sweep: ms and GFLOP/s of one pass over every weight matrix at M activation rows, through
@@ -399,6 +466,26 @@ std::string num(double v) {
   return b;
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+// "91 / 88 / 95 %" and "7.1 / 8.3x": every run's figure, in run order.
+std::string joined(const std::vector<double>& v, const char* fmt, double scale, const char* unit) {
+  std::string out;
+  char b[32];
+  for (size_t i = 0; i < v.size(); ++i) {
+    std::snprintf(b, sizeof b, fmt, scale * v[i]);
+    out += (i ? " / " : "") + std::string(b);
+  }
+  return out + unit;
+}
+std::string percents(const std::vector<double>& v) { return joined(v, "%.0f", 100, " %"); }
+std::string times(const std::vector<double>& v) { return joined(v, "%.1f", 1, "x"); }
+
 int run_one(Options o, const std::string& dtype_name) {
   std::map<std::string, std::string> result{{"dtype", dtype_name}};
   const auto type = kernels::weight_type_from_string(dtype_name);
@@ -477,12 +564,19 @@ int run_one(Options o, const std::string& dtype_name) {
     return b;
   };
   const double pf = o.prefill > 0 ? best([&] { return prefill_rate(*model, o.prefill); }) : 0.0;
-  // Batch 1 and the micro-batch alternate, so that both see the same machine (its bandwidth drifts).
+  // Batch 1 and the micro-batch alternate, so that both see the same machine (its bandwidth drifts),
+  // each batch-1 run right after a plain read of the weights (its floor at that moment).
   double d1 = 0, dn = 0;
+  std::vector<double> paired_floor, paired_ratio;  // per run: batch 1 ÷ its floor, batch n ÷ batch 1
   const int steps_n = std::max(1, o.decode / 2);
   for (int r = 0; r < o.reps; ++r) {
-    d1 = std::max(d1, decode_rate(*model, 1, o.prompt, o.decode));
-    dn = std::max(dn, decode_rate(*model, o.batch, o.prompt, steps_n));
+    const double read = weights_read_rate(*model);
+    const double r1 = decode_rate(*model, 1, o.prompt, o.decode);
+    const double rn = decode_rate(*model, o.batch, o.prompt, steps_n);
+    d1 = std::max(d1, r1);
+    dn = std::max(dn, rn);
+    paired_floor.push_back(r1 / (read * 1e9 / weight_bytes));
+    paired_ratio.push_back(rn / r1);
   }
   const double gemv_bw = best([&] { return gemv_pass_rate(*model); });
   watch.sample();
@@ -523,6 +617,8 @@ int run_one(Options o, const std::string& dtype_name) {
                 prefill_flops * pf / 1e9, 100 * prefill_flops * pf / 1e9 / peak, peak_name);
   std::printf("decode batch 1   %.2f tok/s (%.0f%% of floor; %d steps after a %d-token prompt)\n", d1, 100 * d1 / floor,
               o.decode, o.prompt);
+  std::printf("  paired floor   median %.0f%% (each run ÷ a plain read of the weights just before it: %s)\n",
+              100 * median(paired_floor), percents(paired_floor).c_str());
   // The micro-batch is compute-bound (2 flops per weight per row), batch 1 memory-bound: their
   // ratio moves with the machine's bandwidth at the moment, so both the ratio and the GFLOP/s are
   // printed.
@@ -530,12 +626,15 @@ int run_one(Options o, const std::string& dtype_name) {
               "%d steps)\n",
               o.batch, dn, dn / d1, 2.0 * matrix_elems * dn / 1e9, 100 * 2.0 * matrix_elems * dn / 1e9 / batch_peak,
               batch_peak_name, steps_n);
+  std::printf("  paired ratio   median %.1fx (each run ÷ the batch-1 run just before it: %s)\n", median(paired_ratio),
+              times(paired_ratio).c_str());
   std::printf("peak RSS         %.0f MB (ru_maxrss before the bandwidth probe; %.0f MB after loading; VmHWM %.0f MB; "
               "%.0f MB resident after the runs; sampled peaks anon %.0f MB, file-backed %.0f MB)\n",
               rss, rss_load, st["VmHWM"], rss_now, peak_anon, peak_file);
   std::fflush(stdout);
 
   result.insert({{"status", "ok"}, {"bytes", num(weight_bytes)}, {"bw", num(bw)}, {"floor", num(floor)},
+                 {"paired_floor", num(median(paired_floor))},
                  {"d1", num(d1)}, {"dn", num(dn)}, {"pf", num(pf)}, {"load_s", num(load_s)}, {"maxrss", num(rss)},
                  {"hwm", num(st["VmHWM"])}, {"anon", num(peak_anon)}, {"file", num(peak_file)},
                  {"load", load_before}, {"params", num(params)}});
@@ -601,8 +700,8 @@ int run_list(const Options& o, int argc, char** argv) {
   for (const auto& r : results)
     if (r.at("status") == "ok" && r.at("dtype") == "float32") fp32_d1 = get(r, "d1");
   std::printf("\nsummary (each type in its own process, one after the other; %s)\n", o.dir.c_str());
-  std::printf("%-16s %9s %9s %10s %10s %7s %7s %11s %10s %8s %10s %16s  %s\n", "weights", "MB/token", "GB/s", "floor",
-              "batch 1", "floor%", "/fp32", ("batch " + std::to_string(o.batch)).c_str(), "prefill", "load s", "peak RSS",
+  std::printf("%-16s %9s %9s %10s %10s %7s %8s %7s %11s %10s %8s %10s %16s  %s\n", "weights", "MB/token", "GB/s", "floor",
+              "batch 1", "floor%", "paired%", "/fp32", ("batch " + std::to_string(o.batch)).c_str(), "prefill", "load s", "peak RSS",
               "anon/file peak", "load average");
   for (const auto& r : results) {
     if (r.at("status") != "ok") {
@@ -615,9 +714,9 @@ int run_list(const Options& o, int argc, char** argv) {
     const double d1 = get(r, "d1");
     char ratio[16] = "-";
     if (fp32_d1 > 0) std::snprintf(ratio, sizeof ratio, "%.2fx", d1 / fp32_d1);
-    std::printf("%-16s %9.0f %9.1f %10.2f %10.2f %6.0f%% %7s %11.2f %10.1f %8.1f %7.0f MB %7.0f/%-7.0f  %s\n",
+    std::printf("%-16s %9.0f %9.1f %10.2f %10.2f %6.0f%% %7.0f%% %7s %11.2f %10.1f %8.1f %7.0f MB %7.0f/%-7.0f  %s\n",
                 r.at("dtype").c_str(), get(r, "bytes") / 1e6, get(r, "bw"), get(r, "floor"), d1,
-                100 * d1 / get(r, "floor"), ratio, get(r, "dn"), get(r, "pf"), get(r, "load_s"), get(r, "hwm"),
+                100 * d1 / get(r, "floor"), 100 * get(r, "paired_floor"), ratio, get(r, "dn"), get(r, "pf"), get(r, "load_s"), get(r, "hwm"),
                 get(r, "anon"), get(r, "file"), load.c_str());
   }
   return 0;
@@ -639,6 +738,13 @@ int main(int argc, char** argv) try {
   Options o;
   for (int i = 1; i < argc; i += 2) {
     std::string k = argv[i];
+    if (k == "--help" || k == "-h") {
+      std::printf("usage: bench_generate [--preset gpt2|gpt2-medium] [--dir DIR] [--dtype TYPE|LIST|all] [--batch 12]\n"
+                  "                      [--prefill 512] [--decode 128] [--prompt 16] [--threads N] [--reps 5]\n"
+                  "                      [--max_rss_gb X] [--sweep]\n"
+                  "TYPE: float32, bfloat16, float16, int8, int8_dynamic, bfloat16_compute. See docs/PERFORMANCE.md.\n");
+      return 0;
+    }
     if (k == "--sweep") {
       o.sweep = true;
       --i;
