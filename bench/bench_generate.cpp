@@ -124,24 +124,6 @@ double rss_now_mb() {
   return 0;
 }
 
-// Sum of a[0..n) with 4 independent 8-wide accumulators: loads are the only bottleneck.
-__attribute__((target("avx2"))) float sum_avx2(const float* a, size_t n) {
-  typedef float v8 __attribute__((vector_size(32)));
-  v8 s0{}, s1{}, s2{}, s3{};
-  for (size_t i = 0; i + 32 <= n; i += 32) {
-    v8 a0, a1, a2, a3;
-    __builtin_memcpy(&a0, a + i, 32);
-    __builtin_memcpy(&a1, a + i + 8, 32);
-    __builtin_memcpy(&a2, a + i + 16, 32);
-    __builtin_memcpy(&a3, a + i + 24, 32);
-    s0 += a0, s1 += a1, s2 += a2, s3 += a3;
-  }
-  v8 s = (s0 + s1) + (s2 + s3);
-  float t = 0;
-  for (int j = 0; j < 8; ++j) t += s[j];
-  return t;
-}
-
 // Sum of the 32-bit words of n bytes (n a multiple of 128 read, the rest ignored), as integers:
 // weight bytes read as floats could be denormals or NaNs, which some CPUs add slowly.
 __attribute__((target("avx2"))) uint32_t sum_words_avx2(const void* p, size_t n) {
@@ -176,15 +158,6 @@ uint32_t sum_words_portable(const void* p, size_t n) {
   return t;
 }
 
-float sum_portable(const float* a, size_t n) {
-  float s[8] = {};
-  for (size_t i = 0; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) s[j] += a[i + j];
-  float t = 0;
-  for (float v : s) t += v;
-  return t;
-}
-
 // Read bandwidth (GB/s), STREAM-like: each kernel thread sums its own contiguous part of a
 // 512 MiB array (far larger than the caches), best of `reps`.
 double measure_bandwidth(int reps) {
@@ -193,18 +166,23 @@ double measure_bandwidth(int reps) {
   const int parts = kernels::num_threads();
   auto part = [&](int t) { return std::pair<size_t, size_t>(n / parts * t / 32 * 32, t + 1 == parts ? n : n / parts * (t + 1) / 32 * 32); };
   kernels::parallel_for(parts, [&](int t) { std::fill(a.data() + part(t).first, a.data() + part(t).second, 1.0f); });
-  std::vector<float> sums(parts);
+  std::vector<uint32_t> sums(parts);
   double best = 0;
   for (int rep = 0; rep < reps; ++rep) {
     auto t0 = Clock::now();
     kernels::parallel_for(parts, [&](int t) {
       const auto [i0, i1] = part(t);
-      sums[t] = kernels::using_avx2() ? sum_avx2(a.data() + i0, i1 - i0) : sum_portable(a.data() + i0, i1 - i0);
+      const float* p = a.data() + i0;
+      const size_t bytes = (i1 - i0) * sizeof(float);
+      sums[t] = kernels::using_avx2() ? sum_words_avx2(p, bytes) : sum_words_portable(p, bytes);
     });
     const double t = seconds_since(t0);
-    float total = 0;
-    for (float v : sums) total += v;
-    if (total != static_cast<float>(n)) std::printf("(bandwidth sum %g, expected %zu)\n", total, n);
+    uint32_t total = 0;
+    for (uint32_t v : sums) total += v;
+    uint32_t one;  // every word is 1.0f: the sum is n copies of its bits (mod 2^32)
+    const float f = 1.0f;
+    std::memcpy(&one, &f, sizeof one);
+    if (total != static_cast<uint32_t>(n * one)) std::printf("(bandwidth sum %u, expected %u)\n", total, static_cast<uint32_t>(n * one));
     best = std::max(best, n * sizeof(float) / t / 1e9);
   }
   return best;
