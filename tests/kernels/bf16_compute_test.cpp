@@ -2,7 +2,8 @@
 // fp32 (kernels.h). matmul_wt is checked against a double-precision sum of the rounded products,
 // at row counts on both sides of the GEMV / vdpbf16ps switch (16), with a bound tight enough that
 // the same sum over the unrounded activations fails it (so the rounding is really applied);
-// matmul_wt_rows bit for bit against its fma chain over the rounded rows, written out here.
+// matmul_wt_rows bit for bit against its contract (kernels.h: the fma chain over the rounded rows,
+// or vdpbf16ps's lanes and tree), written out here.
 // ctest runs this binary on every ISA level the CPU has (vdpbf16ps, AVX2, portable).
 #include <gtest/gtest.h>
 
@@ -12,6 +13,7 @@
 
 #include "common/random_data.h"
 #include "lmforge/io/tensor.h"
+#include "lmforge/kernels/gemm_bf16.h"
 #include "lmforge/kernels/kernels.h"
 
 namespace lmforge::kernels {
@@ -25,10 +27,11 @@ struct Case {
   int M, N, K;
 };
 
-// Edges: 1 row (the one-row GEMV), 16 (the widest GEMV), 17 (the first vdpbf16ps call), odd K (a
-// padded bf16 pair), N not a multiple of the 64-column micro-kernel, and K across its 256-deep
+// Edges: 1 row (the one-row GEMV), 16 (the widest GEMV and vdpbf16ps rows kernel), 17 (the first
+// oneDNN call), odd K (a padded bf16 pair), K not a multiple of 32 (a masked last vector), N not a
+// multiple of the 64-column micro-kernel or of the rows kernel's 4 columns, and K across 256-deep
 // blocks.
-const Case kCases[] = {{1, 70, 33}, {3, 129, 300}, {16, 64, 768}, {17, 200, 257}, {40, 77, 1}, {64, 300, 600}};
+const Case kCases[] = {{1, 70, 33}, {3, 129, 300}, {6, 13, 95}, {16, 64, 768}, {17, 200, 257}, {40, 77, 1}, {64, 300, 600}};
 
 TEST(Bf16Compute, NamesSizeAndStorage) {
   EXPECT_STREQ(to_string(WeightType::BF16_COMPUTE), "bfloat16_compute");
@@ -77,7 +80,33 @@ TEST(Bf16Compute, MatmulWtSumsTheRoundedProducts) {
     }
 }
 
-TEST(Bf16Compute, MatmulWtRowsIsTheFmaChainOverRoundedRows) {
+// A float with its denormals flushed to zero (sign kept), as vdpbf16ps treats inputs and results.
+float flushed(float v) { return std::fpclassify(v) == FP_SUBNORMAL ? std::copysign(0.0f, v) : v; }
+
+// matmul_wt_rows' contract for BF16_COMPUTE (kernels.h), written out here: the fma chain over the
+// rounded row, or on vdpbf16ps (the AVX-512 level of a CPU with AVX-512 BF16) 16 lanes of pair
+// chains (k + 1 before k, denormals flushed) summed in the tree i + 8, + 4, + 2, + 1.
+float rows_contract(const float* x, const uint16_t* w, int K, float bias) {
+  if (!using_avx512_bf16()) {
+    float s = 0.0f;
+    for (int k = 0; k < K; ++k) s = std::fma(rounded(x[k]), bf16_to_float(w[k]), s);
+    return s + bias;
+  }
+  float lane[16] = {};
+  const int P = (K + 1) / 2, padded = (P + 15) / 16 * 16;  // the last vector's missing pairs are zero
+  for (int p = 0; p < padded; ++p) {
+    float& s = lane[p % 16];
+    for (const int k : {2 * p + 1, 2 * p}) {
+      const float xv = k < K ? flushed(rounded(x[k])) : 0.0f, wv = k < K ? flushed(bf16_to_float(w[k])) : 0.0f;
+      s = flushed(std::fma(xv, wv, s));
+    }
+  }
+  for (const int half : {8, 4, 2, 1})
+    for (int i = 0; i < half; ++i) lane[i] = lane[i] + lane[i + half];
+  return lane[0] + bias;
+}
+
+TEST(Bf16Compute, MatmulWtRowsFollowsItsContractForEveryM) {
   for (const Case c : kCases) {
     const auto x = random_vector(static_cast<size_t>(c.M) * c.K, 3 + c.K);
     const auto wf = random_vector(static_cast<size_t>(c.N) * c.K, 4 + c.K);
@@ -88,15 +117,29 @@ TEST(Bf16Compute, MatmulWtRowsIsTheFmaChainOverRoundedRows) {
     matmul_wt_rows(x.data(), c.M, {WeightType::BF16_COMPUTE, w.data(), nullptr, c.N, c.K}, bias.data(), y.data());
     for (int m = 0; m < c.M; ++m)
       for (int n = 0; n < c.N; ++n) {
-        float s = 0.0f;
-        for (int k = 0; k < c.K; ++k) {
-          const float xr = rounded(x[static_cast<size_t>(m) * c.K + k]);
-          s = std::fma(xr, bf16_to_float(w[static_cast<size_t>(n) * c.K + k]), s);
-        }
-        ASSERT_EQ(y[static_cast<size_t>(m) * c.N + n], s + bias[n])
-            << c.M << "x" << c.N << "x" << c.K << " at " << m << "," << n;
+        const float want = rows_contract(&x[static_cast<size_t>(m) * c.K], &w[static_cast<size_t>(n) * c.K], c.K, bias[n]);
+        ASSERT_EQ(y[static_cast<size_t>(m) * c.N + n], want) << c.M << "x" << c.N << "x" << c.K << " at " << m << "," << n;
       }
   }
+}
+
+// Denormals: a product with a denormal input, and a sum that only a denormal could hold, are 0 on
+// vdpbf16ps and kept by the fma chain; matmul_wt_rows follows its level's contract either way.
+TEST(Bf16Compute, MatmulWtRowsDenormalsFollowTheContract) {
+  const float tiny = std::numeric_limits<float>::denorm_min() * 4096;  // a bf16 denormal
+  const float small = 1e-20f;                                            // small² = 1e-40: denormal
+  const int K = 3, N = 2;
+  const std::vector<float> x = {tiny, 1.0f, small};
+  const std::vector<uint16_t> w = {float_to_bf16(1.0f), float_to_bf16(0.0f), float_to_bf16(small),   // tiny·1 + small²
+                                   float_to_bf16(0.0f), float_to_bf16(1.0f), float_to_bf16(0.0f)};  // 1
+  std::vector<float> y(N);
+  matmul_wt_rows(x.data(), 1, {WeightType::BF16_COMPUTE, w.data(), nullptr, N, K}, nullptr, y.data());
+  for (int n = 0; n < N; ++n) EXPECT_EQ(y[n], rows_contract(x.data(), &w[static_cast<size_t>(n) * K], K, 0.0f)) << n;
+  if (using_avx512_bf16())
+    EXPECT_EQ(y[0], 0.0f);
+  else
+    EXPECT_GT(y[0], 0.0f);
+  EXPECT_EQ(y[1], 1.0f);
 }
 
 TEST(Bf16Compute, RoundingKeepsInfinitiesAndNaNAndCarries) {

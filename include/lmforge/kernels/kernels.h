@@ -68,8 +68,9 @@ struct WeightMatrix {
 // the whole matrix); fp32 weights on the AVX-512 level take matmul_wt_rows' tiles from 2 to 64
 // rows. I8_DYNAMIC: int8 × int8 integer dot products for every M (see WeightType), each thread
 // streaming one contiguous slab of weight rows as the GEMV does, or from 32 rows on a CPU with
-// AVX-512 VNNI oneDNN's int8 GEMM (the same exact sums). BF16_COMPUTE: bf16-rounded rows; for
-// M > 16 on a CPU with AVX-512 BF16, vdpbf16ps (gemm_mixed) on column slabs.
+// AVX-512 VNNI oneDNN's int8 GEMM (the same exact sums). BF16_COMPUTE: bf16-rounded rows; on a CPU
+// with AVX-512 BF16, vdpbf16ps: matmul_wt_rows' kernel up to 16 rows, oneDNN (gemm_mixed) on
+// column slabs beyond.
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // matmul_wt whose output row m depends on x row m alone: the same bits whatever M is and whatever
@@ -77,7 +78,12 @@ void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, 
 // others). Each output is one fma chain over k in order (s = fma(x[m,k], w[n,k], s), then the
 // int8 scale and the bias), computed with activation rows in the vector lanes (src/kernels/
 // rows_kernel.h), so the bits are also the same on every ISA level. I8_DYNAMIC: matmul_wt's exact
-// integer sums. BF16_COMPUTE: the rows rounded to bf16, then BF16's chain. M = 0 does nothing.
+// integer sums. BF16_COMPUTE: the rows rounded to bf16, then BF16's chain; except on the AVX-512
+// level of a CPU with AVX-512 BF16, where it runs on vdpbf16ps: lane l (of 16) of output (m, n)
+// chains the pairs of k l, l + 16, l + 32, ... in order, each pair as s = fma(x[k+1], w[k+1], s)
+// then s = fma(x[k], w[k], s) (denormal inputs and results flushed to zero), and the 16 lanes are
+// summed in a fixed tree (lane i + lane i+8, then +4, +2, +1) before the bias: the same bits
+// whatever M is, but not the lower levels' bits. M = 0 does nothing.
 void matmul_wt_rows(const float* x, int M, const WeightMatrix& w, const float* bias, float* y);
 
 // out[(n - n0) * K + k] = w[n, k] widened to fp32 (int8 times its row scale) for n in [n0, n1).
