@@ -90,15 +90,15 @@ TEST_P(RaggedBatch, ChunkedPromptsBesideOthersMatchHF) {
   EXPECT_EQ(pool.free_blocks(), 64);
 }
 
-TEST_P(RaggedBatch, ASequenceGetsTheSameBitsAloneAndAmongOthers) {
-  auto model = Model::load(model_dir(GetParam()));
-  const ModelConfig& c = model->config();
+// A 23-token prompt alone in one step and among others: the same logits, bit for bit.
+void same_bits_alone_and_among_others(const Model& m) {
+  const ModelConfig& c = m.config();
   BlockPool pool(c.n_layer, c.n_embd, 4, 256);
   std::vector<int32_t> ids(23);
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 37 + 11) % c.vocab_size);
   Seq alone;
   alone.ids = ids;
-  run(*model, pool, {&alone}, [](size_t) { return 1 << 20; });  // the whole prompt in one step
+  run(m, pool, {&alone}, [](size_t) { return 1 << 20; });  // the whole prompt in one step
   // The same sequence cut into chunks of 5, then 1, among 7 others of other lengths and chunkings.
   std::vector<Seq> others(7);
   std::vector<Seq*> all;
@@ -111,10 +111,18 @@ TEST_P(RaggedBatch, ASequenceGetsTheSameBitsAloneAndAmongOthers) {
     all.push_back(&others[k]);
   }
   int step = 0;
-  run(*model, pool, all, [&](size_t k) { return k == 0 ? (step++ < 2 ? 5 : 1) : static_cast<int>(k % 3 + 1); });
+  run(m, pool, all, [&](size_t k) { return k == 0 ? (step++ < 2 ? 5 : 1) : static_cast<int>(k % 3 + 1); });
   ASSERT_EQ(alone.logits.size(), crowd.logits.size());
   EXPECT_EQ(std::memcmp(alone.logits.data(), crowd.logits.data(), alone.logits.size() * sizeof(float)), 0)
       << "logits differ between the sequence alone and among others";
+}
+
+// fp32, and bfloat16_compute (on vdpbf16ps where the CPU has AVX-512 BF16: its own row kernel).
+TEST_P(RaggedBatch, ASequenceGetsTheSameBitsAloneAndAmongOthers) {
+  for (const auto type : {kernels::WeightType::F32, kernels::WeightType::BF16_COMPUTE}) {
+    SCOPED_TRACE(kernels::to_string(type));
+    same_bits_alone_and_among_others(*Model::load(model_dir(GetParam()), type));
+  }
 }
 
 // The step's vector code is the same on the AVX-512 and AVX2 levels (matmul_wt_rows sums alike on
