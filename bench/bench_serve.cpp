@@ -7,7 +7,9 @@
 // largest after it (flat = no growth under steady load); then the throughput ratio. Loopback only.
 //
 //   bench_serve [--dir DIR] [--lmforge PATH] [--clients 64] [--seconds 60] [--warmup 10]
-//               [--max_tokens 64] [--threads N] [--modes batched,single] [--rounds 1]
+//               [--max_tokens 64] [--threads N] [--modes batched,single] [--rounds 1] [--dtype TYPE]
+//
+// --dtype: the servers' --dtype (e.g. bfloat16_compute; default: theirs, float32 here).
 //
 // --rounds R: the modes R times over, interleaved (batched, single, batched, ...), each round's
 // ratio printed and then their median: one request at a time is bound by memory bandwidth, which
@@ -34,7 +36,7 @@ using namespace lmforge;
 namespace {
 
 struct Options {
-  std::string dir, lmforge;
+  std::string dir, lmforge, dtype;
   int clients = 64, max_tokens = 64, threads = 0, rounds = 1;
   double seconds = 60, warmup = 10;
   std::vector<std::string> modes = {"batched", "single"};
@@ -74,6 +76,7 @@ bench::LoadReport run_mode(const Options& o, const std::string& mode) {
   // Always explicit: ServeProcess (the tests' launcher) defaults to one thread.
   const int threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
   args.insert(args.end(), {"--threads", std::to_string(threads)});
+  if (!o.dtype.empty()) args.insert(args.end(), {"--dtype", o.dtype});
   test::ServeProcess server(args, o.lmforge);
   bench::LoadReport r = bench::run_load(load_options(o, server.port(), server.pid()));
   if (server.terminate() != 0) std::fprintf(stderr, "bench_serve: %s: the server did not exit 0 on SIGTERM\n", mode.c_str());
@@ -98,6 +101,7 @@ int main(int argc, char** argv) {
       else if (f.is("--port")) o.port = f.integer();
       else if (f.is("--pid")) o.pid = f.integer();
       else if (f.is("--label")) o.label = f.value();
+      else if (f.is("--dtype")) o.dtype = f.value();
       else throw Error("unknown flag " + f.flag());
     }
     if (o.clients < 1 || o.max_tokens < 1 || o.seconds <= o.warmup)
