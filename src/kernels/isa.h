@@ -96,11 +96,9 @@ void gemm_i8_dynamic(const int8_t* qx, size_t ldq, const float* sx, int M, const
 // avx2::fma_probe with 16-lane FMAs.
 float fma_probe(long iters);
 // BF16_COMPUTE on vdpbf16ps (call only when cpu_has_avx512_bf16()): y[m*ldy + n] for n in [n0, n1),
-// m < M, from activation rows already rounded to bf16 (row m at xb + m*ldx: K values, then zero
-// up to ldx, which is even) and bf16 weights w [N, K]. Each output is one chain over the pairs of
-// k in order, vdpbf16ps's: s = fma(x[k+1], w[k+1], s), then s = fma(x[k], w[k], s) (products
-// exact, denormal inputs and results flushed to zero), then s + bias[n]: the same bits whatever
-// M is (gemm_bf16_avx512.cpp).
+// m < M, from activation rows already rounded to bf16 (row m: K values at xb + m*ldx) and bf16
+// weights w [N, K], + bias[n]: matmul_wt_rows' vdpbf16ps contract (kernels.h: 16 lanes of pair
+// chains over k in order, then a fixed tree), so the same bits whatever M is (gemm_bf16_avx512.cpp).
 void gemm_bf16_rows(const uint16_t* xb, int ldx, int M, const uint16_t* w, int K, const float* bias, int n0, int n1,
                     float* y, int ldy);
 

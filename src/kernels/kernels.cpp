@@ -446,7 +446,6 @@ namespace {
 // AVX2, where it was not measured faster.
 constexpr int kRowsMinRowsF32 = 2, kRowsMaxRowsF32 = 64;
 
-
 // f(i0, i1) over [0, n) in ranges of whole 1024-element chunks, two per thread (one call when n
 // is small).
 template <class F>
@@ -460,15 +459,20 @@ void for_element_ranges(size_t n, const F& f) {
   });
 }
 
+// x[0, n) rounded to bf16 (raw bits) in a per-thread buffer, valid until this thread's next call.
+const uint16_t* as_bf16_bits(const float* x, size_t n) {
+  thread_local std::vector<uint16_t> x16;
+  x16.resize(n);
+  uint16_t* xb = x16.data();  // tasks run on other threads: not the thread_local itself
+  for_element_ranges(n, [&](size_t i0, size_t i1) { to_bf16(xb + i0, x + i0, i1 - i0); });
+  return xb;
+}
+
 // BF16_COMPUTE: vdpbf16ps (kernels::gemm_mixed: oneDNN's bf16 matmul) on column slabs of y, one
 // single-threaded call per task as sgemm_columns, bounds multiples of 64 columns.
 void bf16_columns(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   const int N = w.N, K = w.K;
-  // x rounded to bf16 once for all the slabs.
-  thread_local std::vector<uint16_t> x16;
-  x16.resize(static_cast<size_t>(M) * K);
-  uint16_t* xb = x16.data();  // tasks run on other threads: not the thread_local itself
-  for_element_ranges(x16.size(), [&](size_t i0, size_t i1) { to_bf16(xb + i0, x + i0, i1 - i0); });
+  const uint16_t* xb = as_bf16_bits(x, static_cast<size_t>(M) * K);  // once for all the slabs
   column_slabs(M, w, bias, y, 64, [&](int n0, int n1, float beta) {
     const auto* wb = static_cast<const uint16_t*>(w.data) + static_cast<long>(n0) * K;
     gemm_mixed(M, n1 - n0, K, mat(xb, K), mat(wb, K, /*trans=*/true), beta, y + n0, N);
@@ -500,24 +504,19 @@ const float* bf16_rounded(const float* x, size_t n) {
 WeightMatrix as_bf16(const WeightMatrix& w) { return {WeightType::BF16, w.data, nullptr, w.N, w.K}; }
 
 // BF16_COMPUTE on vdpbf16ps for up to 16 rows (batched decode) and for matmul_wt_rows
-// (avx512::gemm_bf16_rows, weight rows streamed as by the GEMV): x rounded to bf16 rows of even
-// stride (zero-padded), then contiguous column ranges, one per task. Measured against the GEMV on
-// bf16-rounded rows (124M shape, all matrices once, AMD EPYC, 2 threads, interleaved): 1 to 4 rows
-// the same (memory-bound), 8 rows 1.3-1.55x, 16 rows 1.4-1.65x.
+// (avx512::gemm_bf16_rows, weight rows streamed as by the GEMV): x rounded to bf16 once, then
+// contiguous column ranges, one per task. Measured on the 124M shape (all matrices once, AMD EPYC,
+// 2 threads, interleaved) against the GEMV on bf16-rounded rows: 1 to 4 rows the same
+// (memory-bound), 8 rows 1.4-1.6x, 16 rows 1.4-1.9x; against matmul_wt_rows' fp32 row tiles
+// (what serve ran before) 1.5-3x at 1 to 256 rows.
 void bf16_rows(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
-  const int K = w.K, N = w.N, ldx = K + (K & 1);
-  thread_local std::vector<uint16_t> x16;
-  x16.assign(static_cast<size_t>(M) * ldx, 0);
-  uint16_t* xb = x16.data();  // tasks run on other threads: not the thread_local itself
-  const Split rows{M, task_count(static_cast<long>(M) * K, M, 4), 1};
-  parallel_for(rows.tasks, [&](int t) {
-    for (int m = rows.begin(t); m < rows.end(t); ++m) to_bf16(xb + static_cast<long>(m) * ldx, x + static_cast<long>(m) * K, K);
-  });
+  const int K = w.K, N = w.N;
+  const uint16_t* xb = as_bf16_bits(x, static_cast<size_t>(M) * K);
   const Split split{N, task_count(static_cast<long>(N) * K * M, N, 48), 12};
   const auto* wb = static_cast<const uint16_t*>(w.data);
   parallel_for(split.tasks, [&](int t) {
     const int n0 = split.begin(t), n1 = split.end(t);
-    if (n0 < n1) avx512::gemm_bf16_rows(xb, ldx, M, wb, K, bias, n0, n1, y, N);
+    if (n0 < n1) avx512::gemm_bf16_rows(xb, K, M, wb, K, bias, n0, n1, y, N);
   });
 }
 
