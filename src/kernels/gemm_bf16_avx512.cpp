@@ -69,19 +69,22 @@ void tile(const uint16_t* xb, int ldx, const uint16_t* w, int K, const float* bi
 // Weight blocks ahead that the tiles prefetch (as gemv_avx2.cpp's).
 constexpr int kPrefetchBlocks = 2;
 
-// All M rows against weight rows [n, n + NR): tiles of 4 rows (the first one prefetching), then
-// the rows left.
+// All M rows against weight rows [n, n + NR): tiles of 6 rows (the first one prefetching), then
+// the rows left. 6 × 4 accumulators (24 of the 32 registers) measured 1.1-1.15x the 4 × 4 tiles at
+// 16 and 64 rows and the same as 8 × 3.
 template <int NR>
 void column_block(const uint16_t* xb, int ldx, int M, const uint16_t* w, int K, const float* bias, int n, int n_end,
                   float* y, int ldy) {
   const uint16_t* ahead =
       n + (kPrefetchBlocks + 1) * NR <= n_end ? w + static_cast<long>(n + kPrefetchBlocks * NR) * K : nullptr;
   int m = 0;
-  for (; m + 4 <= M; m += 4, ahead = nullptr)
-    tile<4, NR>(xb + static_cast<long>(m) * ldx, ldx, w, K, bias, n, y + static_cast<long>(m) * ldy, ldy, ahead);
+  for (; m + 6 <= M; m += 6, ahead = nullptr)
+    tile<6, NR>(xb + static_cast<long>(m) * ldx, ldx, w, K, bias, n, y + static_cast<long>(m) * ldy, ldy, ahead);
   const uint16_t* xm = xb + static_cast<long>(m) * ldx;
   float* ym = y + static_cast<long>(m) * ldy;
   switch (M - m) {
+    case 5: tile<5, NR>(xm, ldx, w, K, bias, n, ym, ldy, ahead); break;
+    case 4: tile<4, NR>(xm, ldx, w, K, bias, n, ym, ldy, ahead); break;
     case 3: tile<3, NR>(xm, ldx, w, K, bias, n, ym, ldy, ahead); break;
     case 2: tile<2, NR>(xm, ldx, w, K, bias, n, ym, ldy, ahead); break;
     case 1: tile<1, NR>(xm, ldx, w, K, bias, n, ym, ldy, ahead); break;

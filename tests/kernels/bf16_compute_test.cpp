@@ -28,10 +28,11 @@ struct Case {
 };
 
 // Edges: 1 row (the one-row GEMV), 16 (the widest GEMV and vdpbf16ps rows kernel), 17 (the first
-// oneDNN call), odd K (a padded bf16 pair), K not a multiple of 32 (a masked last vector), N not a
-// multiple of the 64-column micro-kernel or of the rows kernel's 4 columns, and K across 256-deep
-// blocks.
-const Case kCases[] = {{1, 70, 33}, {3, 129, 300}, {6, 13, 95}, {16, 64, 768}, {17, 200, 257}, {40, 77, 1}, {64, 300, 600}};
+// oneDNN call), row counts that leave each tail of the rows kernel (6-row tiles, then 1 to 5 rows),
+// odd K (a padded bf16 pair), K not a multiple of 32 (a masked last vector), N not a multiple of
+// the 64-column micro-kernel or of the rows kernel's 4 columns, and K across 256-deep blocks.
+const Case kCases[] = {{1, 70, 33},   {3, 129, 300},  {6, 13, 95}, {8, 31, 100},  {13, 20, 64},
+                       {16, 64, 768}, {17, 200, 257}, {40, 77, 1}, {64, 300, 600}};
 
 TEST(Bf16Compute, NamesSizeAndStorage) {
   EXPECT_STREQ(to_string(WeightType::BF16_COMPUTE), "bfloat16_compute");
