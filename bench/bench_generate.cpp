@@ -124,8 +124,8 @@ double rss_now_mb() {
   return 0;
 }
 
-// Sum of the 32-bit words of n bytes (n a multiple of 128 read, the rest ignored), as integers:
-// weight bytes read as floats could be denormals or NaNs, which some CPUs add slowly.
+// Sum of the 32-bit words of n bytes, read in whole 128-byte steps (a shorter tail is skipped), as
+// integers: weight bytes read as floats could be denormals or NaNs, which some CPUs add slowly.
 __attribute__((target("avx2"))) uint32_t sum_words_avx2(const void* p, size_t n) {
   typedef uint32_t v8 __attribute__((vector_size(32)));
   const char* a = static_cast<const char*>(p);
@@ -144,6 +144,7 @@ __attribute__((target("avx2"))) uint32_t sum_words_avx2(const void* p, size_t n)
   return t;
 }
 
+// The same in whole 32-byte steps, for CPUs without AVX2.
 uint32_t sum_words_portable(const void* p, size_t n) {
   const char* a = static_cast<const char*>(p);
   uint32_t s[8] = {};
