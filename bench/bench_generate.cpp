@@ -226,22 +226,20 @@ double gemv_pass_rate(const Model& m) {
 // after each). The host's bandwidth drifts by ±20-50 % from minute to minute, so each decode run
 // is compared with such a read taken just before it as well as with the 512 MiB probe.
 double weights_read_rate(const Model& m) {
-  const std::vector<const LinearWeights*> mats = decode_matrices(m.weights());
+  std::vector<std::pair<const char*, size_t>> spans;  // each matrix's bytes
+  double bytes = 0;
+  for (const LinearWeights* l : decode_matrices(m.weights())) {
+    const kernels::WeightMatrix w = l->matrix();
+    spans.emplace_back(static_cast<const char*>(w.data), static_cast<size_t>(w.N) * w.K * kernels::weight_type_size(w.type));
+    bytes += spans.back().second;
+  }
   const int parts = kernels::num_threads();
   std::vector<uint32_t> sums(parts);
-  double bytes = 0;
-  for (auto* l : mats) {
-    const kernels::WeightMatrix w = l->matrix();
-    bytes += static_cast<double>(w.N) * w.K * kernels::weight_type_size(w.type);
-  }
   const auto t0 = Clock::now();
   kernels::parallel_for(parts, [&](int t) {
-    for (auto* l : mats) {
-      const kernels::WeightMatrix w = l->matrix();
-      const size_t n = static_cast<size_t>(w.N) * w.K * kernels::weight_type_size(w.type);
+    for (const auto& [data, n] : spans) {
       const size_t i0 = n / parts * t / 128 * 128, i1 = t + 1 == parts ? n : n / parts * (t + 1) / 128 * 128;
-      const char* base = static_cast<const char*>(w.data) + i0;
-      sums[t] += kernels::using_avx2() ? sum_words_avx2(base, i1 - i0) : sum_words_portable(base, i1 - i0);
+      sums[t] += kernels::using_avx2() ? sum_words_avx2(data + i0, i1 - i0) : sum_words_portable(data + i0, i1 - i0);
     }
   });
   const double rate = bytes / seconds_since(t0) / 1e9;

@@ -524,8 +524,7 @@ void bf16_rows(const float* x, int M, const WeightMatrix& w, const float* bias, 
 
 void matmul_wt(const float* x, int M, const WeightMatrix& w, const float* bias, float* y) {
   if (w.type == WeightType::BF16_COMPUTE) {
-    if (M > kGemvMaxRows && using_avx512_bf16()) return bf16_columns(x, M, w, bias, y);
-    if (using_avx512_bf16()) return bf16_rows(x, M, w, bias, y);
+    if (using_avx512_bf16()) return M > kGemvMaxRows ? bf16_columns(x, M, w, bias, y) : bf16_rows(x, M, w, bias, y);
     return matmul_wt(bf16_rounded(x, static_cast<size_t>(M) * w.K), M, as_bf16(w), bias, y);
   }
   if (w.type == WeightType::I8_DYNAMIC)
