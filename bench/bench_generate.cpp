@@ -14,11 +14,11 @@
 // file-backed), prefill tokens/s (--prefill 0 skips it), decode tokens/s at batch 1 and at the
 // micro-batch --batch (12, seed 002's; 16 is the GEMV kernel's widest), one GEMV pass over all the
 // weights (how close the decode kernel gets to the memory), the read bandwidth of a STREAM-like sum
-// over a 512 MiB array with all threads, and the bandwidth floor of batch-1 decode (weight bytes
-// per token in the weight type / that bandwidth). Every figure is the best of --reps runs; the
+// over a 512 MiB array with all threads, and the bandwidth floor of batch-1 decode (bytes read per
+// token: the weights in their type and the run's average KV-cache reads, / that bandwidth). Every figure is the best of --reps runs; the
 // load average of the machine is printed so noisy runs can be told apart. As the host's bandwidth
 // drifts, every batch-1 run is also paired with a plain read of the weights taken just before it
-// ("paired floor": the median of the runs' ratios), and every micro-batch run with the batch-1 run
+// ("paired floor": the median of the runs' ratios; the KV-cache bytes counted at that read's rate), and every micro-batch run with the batch-1 run
 // just before it ("paired ratio").
 //
 // --dtype takes a comma-separated list (or "all" = float32,bfloat16,int8,int8_dynamic,
@@ -534,6 +534,12 @@ int run_one(Options o, const std::string& dtype_name) {
   const ParamCounts counts = count_params(c);
   const double params = counts.matrices + counts.rest;
   const double weight_bytes = bytes_of_matrices + 4.0 * (counts.rest - wpe);
+  // Each step also reads every earlier key and value of its row from the fp32 KV cache (all
+  // layers): the token at position p attends to p + 1 of them, so a run of --decode steps after a
+  // --prompt-token prompt reads prompt + (decode + 1) / 2 positions per step on average. Part of
+  // the floor: ~5 % of int8's weight bytes at the defaults (16 + 64.5 positions of 124M), 1 % of fp32's.
+  const double kv_bytes = 2.0 * c.n_layer * c.n_embd * sizeof(float) * (o.prompt + (o.decode + 1) / 2.0);
+  const double step_bytes = weight_bytes + kv_bytes;
 
   auto best = [&](auto fn) {
     double b = 0;
@@ -552,7 +558,7 @@ int run_one(Options o, const std::string& dtype_name) {
     const double rn = decode_rate(*model, o.batch, o.prompt, steps_n);
     d1 = std::max(d1, r1);
     dn = std::max(dn, rn);
-    paired_floor.push_back(r1 / (read * 1e9 / weight_bytes));
+    paired_floor.push_back(r1 / (read * 1e9 / step_bytes));
     paired_ratio.push_back(rn / r1);
   }
   const double gemv_bw = best([&] { return gemv_pass_rate(*model); });
@@ -574,7 +580,7 @@ int run_one(Options o, const std::string& dtype_name) {
   // attention (QKᵀ and PV over on average half the prompt: 2 · T · E multiply-adds per token and layer).
   const double head_elems = static_cast<double>(c.vocab_size) * c.n_embd;
   const double prefill_flops = 2.0 * (matrix_elems - head_elems) + 4.0 * o.prefill * c.n_embd * c.n_layer;
-  const double floor = bw * 1e9 / weight_bytes;
+  const double floor = bw * 1e9 / step_bytes;
   const std::string label = o.dir_given ? fs::path(o.dir).filename().string() + " (" + c.model_type + ")" : o.preset;
 
   std::printf("model            %s shape, %.1fM parameters, %s weight matrices, %d threads\n", label.c_str(),
@@ -586,7 +592,8 @@ int run_one(Options o, const std::string& dtype_name) {
   std::printf("machine          load average %s (start) / %s (end); other processes used %.0f%% of the CPUs\n",
               load_before.c_str(), bench::load_average().c_str(), 100 * other.fraction());
   std::printf("bandwidth        %.1f GB/s (read, 512 MiB, all threads, best of %d)\n", bw, o.reps);
-  std::printf("decode floor     %.1f tok/s (%.0f MB of weights per token)\n", floor, weight_bytes / 1e6);
+  std::printf("decode floor     %.1f tok/s (%.1f MB per token: %.1f MB of weights, %.1f MB of KV cache on average)\n",
+              floor, step_bytes / 1e6, weight_bytes / 1e6, kv_bytes / 1e6);
   std::printf("gemv pass        %.1f GB/s (all weights once at M=1, %.1f ms = %.0f%% of bandwidth)\n", gemv_bw,
               1e3 * weight_bytes / gemv_bw / 1e9, 100 * gemv_bw / bw);
   if (o.prefill > 0)
@@ -594,7 +601,8 @@ int run_one(Options o, const std::string& dtype_name) {
                 prefill_flops * pf / 1e9, 100 * prefill_flops * pf / 1e9 / peak, peak_name);
   std::printf("decode batch 1   %.2f tok/s (%.0f%% of floor; %d steps after a %d-token prompt)\n", d1, 100 * d1 / floor,
               o.decode, o.prompt);
-  std::printf("  paired floor   median %.0f%% (each run ÷ a plain read of the weights just before it: %s)\n",
+  std::printf("  paired floor   median %.0f%% (each run ÷ a plain read of the weights just before it, at that rate for "
+              "weights and KV cache: %s)\n",
               100 * median(paired_floor), percents(paired_floor).c_str());
   // The micro-batch is compute-bound (2 flops per weight per row), batch 1 memory-bound: their
   // ratio moves with the machine's bandwidth at the moment, so both the ratio and the GFLOP/s are
@@ -610,7 +618,7 @@ int run_one(Options o, const std::string& dtype_name) {
               rss, rss_load, st["VmHWM"], rss_now, peak_anon, peak_file);
   std::fflush(stdout);
 
-  result.insert({{"status", "ok"}, {"bytes", num(weight_bytes)}, {"bw", num(bw)}, {"floor", num(floor)},
+  result.insert({{"status", "ok"}, {"bytes", num(step_bytes)}, {"bw", num(bw)}, {"floor", num(floor)},
                  {"paired_floor", num(median(paired_floor))},
                  {"d1", num(d1)}, {"dn", num(dn)}, {"pf", num(pf)}, {"load_s", num(load_s)}, {"maxrss", num(rss)},
                  {"hwm", num(st["VmHWM"])}, {"anon", num(peak_anon)}, {"file", num(peak_file)},
