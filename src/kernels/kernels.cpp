@@ -6,6 +6,7 @@
 #include <cpuid.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -367,10 +368,21 @@ void set_isa(Isa level) {
 namespace {
 
 // GFLOP/s of `probe` (12 chains x `iters` rounds of `flop_per_op` FLOP) on every thread, best of 5.
+// The pool's tasks go to whichever thread claims them first, so a worker that has not run yet (in
+// a process just started, the scheduler may keep it waiting on its parent's core) leaves both
+// probes to the caller: a reading of half the peak (seen in 2 of 10 bench_train rows). So every
+// thread first checks in and waits (up to 0.2 s) until all of them run at once.
 template <class Probe>
 double probe_gflops(long iters, double flop_per_op, const Probe& probe) {
   const int threads = num_threads();
   std::vector<float> sink(threads);
+  std::atomic<int> arrived{0};
+  parallel_for(threads, [&](int) {
+    arrived.fetch_add(1);
+    const auto t0 = std::chrono::steady_clock::now();
+    while (arrived.load() < threads && std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(200)) {
+    }
+  });
   double best = 0.0;
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = std::chrono::steady_clock::now();
