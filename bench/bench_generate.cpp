@@ -15,11 +15,12 @@
 // micro-batch --batch (12, seed 002's; 16 is the GEMV kernel's widest), one GEMV pass over all the
 // weights (how close the decode kernel gets to the memory), the read bandwidth of a STREAM-like sum
 // over a 512 MiB array with all threads, and the bandwidth floor of batch-1 decode (bytes read per
-// token: the weights in their type and the run's average KV-cache reads, / that bandwidth). Every figure is the best of --reps runs; the
-// load average of the machine is printed so noisy runs can be told apart. As the host's bandwidth
-// drifts, every batch-1 run is also paired with a plain read of the weights taken just before it
-// ("paired floor": the median of the runs' ratios; the KV-cache bytes counted at that read's rate), and every micro-batch run with the batch-1 run
-// just before it ("paired ratio").
+// token: the weights in their type and the run's average KV-cache reads, / that bandwidth). Every
+// figure is the best of --reps runs; the load average of the machine is printed so noisy runs can
+// be told apart. As the host's bandwidth drifts, every batch-1 run is also paired with a plain read
+// of the weights taken just before it ("paired floor": the median of the runs' ratios; the KV-cache
+// bytes counted at that read's rate), and every micro-batch run with the batch-1 run just before
+// it ("paired ratio").
 //
 // --dtype takes a comma-separated list (or "all" = float32,bfloat16,int8,int8_dynamic,
 // bfloat16_compute): each type then runs in its own process (/proc/self/exe again), so each gets
@@ -537,7 +538,8 @@ int run_one(Options o, const std::string& dtype_name) {
   // Each step also reads every earlier key and value of its row from the fp32 KV cache (all
   // layers): the token at position p attends to p + 1 of them, so a run of --decode steps after a
   // --prompt-token prompt reads prompt + (decode + 1) / 2 positions per step on average. Part of
-  // the floor: ~5 % of int8's weight bytes at the defaults (16 + 64.5 positions of 124M), 1 % of fp32's.
+  // the floor: at the defaults (16 + 64.5 positions of 124M) ~5 % of int8's weight bytes, 1 % of
+  // fp32's.
   const double kv_bytes = 2.0 * c.n_layer * c.n_embd * sizeof(float) * (o.prompt + (o.decode + 1) / 2.0);
   const double step_bytes = weight_bytes + kv_bytes;
 
